@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the tests need from scratch (Python deps with a pinned CPU torch, the npm peer decoder,
+# the linters), then lint and run the test suite. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+# torch is pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel the test machines carry.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -r requirements-dev.txt
+
+# The conformance oracle: PlayCanvas splat-transform's own SOG decoder.
+if [ ! -x .peer/node_modules/.bin/splat-transform ]; then
+    npm install --silent --no-audit --no-fund --prefix .peer @playcanvas/splat-transform@3.7.0
+fi
+export SOGS_REQUIRE_PEER=1
+
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,3 @@
+"""sogs-compressor: 3D Gaussian Splatting scenes -> PlayCanvas SOG, fast, verified."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from sogs_compressor.cli import main
+
+raise SystemExit(main())

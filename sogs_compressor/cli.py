@@ -1,0 +1,175 @@
+"""Command-line interface: ``sogs-compressor compress|decompress|info|...``.
+
+Every failure a user can act on is one line on stderr and a documented exit code (see ``errors.EXIT_CODES``);
+only a bug prints a traceback, and only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from sogs_compressor import __version__
+from sogs_compressor.errors import SogsError, exit_code_table
+from sogs_compressor.options import INVALID_POLICIES, LAYOUTS, ORDERS, PRESETS, CompressOptions
+
+# Feature modules that add their own subcommands: each has ``register(subparsers)``.
+PLUGIN_COMMANDS = (
+    "sogs_compressor.job.cli",
+    "sogs_compressor.render.cli",
+    "sogs_compressor.launch",
+)
+
+
+def add_codec_options(parser: argparse.ArgumentParser) -> None:
+    """Codec flags shared by ``compress`` and ``job``."""
+    parser.add_argument("--layout", choices=LAYOUTS, default=None, help="output layout (default: both)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: $SOGS_DEVICE or auto)")
+    parser.add_argument("--sh-bands", type=int, default=None, metavar="N", help="cap the SH degree written (0-3)")
+    parser.add_argument("--iterations", type=int, default=None, metavar="N", help="k-means iterations for the SH palette")
+    parser.add_argument("--palette-size", type=int, default=None, metavar="K", help="SH palette entries (1-65536)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output bytes)")
+    parser.add_argument("--invalid", choices=INVALID_POLICIES, default=None,
+                        help="splats with NaN/Inf values: drop and count them (default) or fail")
+    parser.add_argument("--order", choices=ORDERS, default=None, help="splat order (default: by preset)")
+    parser.add_argument("--preset", choices=PRESETS, default=None, help="speed/size trade-off (default: balanced)")
+    parser.add_argument("--webp-method", type=int, default=None, metavar="M", help="lossless WebP method 0-6")
+    parser.add_argument("--no-verify", action="store_true", help="skip decoding our output to measure errors")
+
+
+def options_from_args(args: argparse.Namespace, base: CompressOptions | None = None) -> CompressOptions:
+    """Overlay the flags that were given on ``base`` (flags left out keep base's value)."""
+    opts = base or CompressOptions()
+    mapping = {
+        "layout": "layout", "device": "device", "sh_bands": "sh_bands", "iterations": "iterations",
+        "palette_size": "palette_size", "seed": "seed", "invalid": "invalid", "order": "order",
+        "preset": "preset", "webp_method": "webp_method",
+    }
+    for arg_name, field_name in mapping.items():
+        value = getattr(args, arg_name, None)
+        if value is not None:
+            setattr(opts, field_name, value)
+    if getattr(args, "no_verify", False):
+        opts.verify = False
+    return opts.validate()
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from sogs_compressor.pipeline import compress_file
+    from sogs_compressor.progress import ConsoleProgress
+    from sogs_compressor.summary import human_summary
+
+    options = options_from_args(args)
+    progress = ConsoleProgress(enabled=not args.quiet and not args.json)
+    results, failures = [], []
+    for path in args.inputs:
+        try:
+            results.append(compress_file(path, args.output, options, progress=progress))
+        except SogsError as error:
+            if len(args.inputs) == 1:
+                raise
+            failures.append((path, error))
+            print(f"error: {path}: {error}", file=sys.stderr)
+    if args.json:
+        payload = [r.to_dict() for r in results]
+        print(json.dumps(payload[0] if len(args.inputs) == 1 else payload, indent=2, allow_nan=False))
+    elif not args.quiet:
+        for result in results:
+            print(human_summary(result))
+    if failures:
+        return max(error.exit_code for _, error in failures)
+    return 0
+
+
+def _cmd_decompress(args: argparse.Namespace) -> int:
+    from sogs_compressor.read import read_scene
+    from sogs_compressor.write.ply import write_ply
+
+    scene = read_scene(args.input)
+    write_ply(scene.splats, args.output)
+    if not args.quiet:
+        print(f"wrote {args.output}: {scene.splats.count} splats, SH degree {scene.splats.sh_degree}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from sogs_compressor.read import describe_scene
+
+    info = describe_scene(args.input)
+    if args.json:
+        print(json.dumps(info, indent=2, allow_nan=False))
+    else:
+        for key, value in info.items():
+            print(f"{key:>14}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sogs-compressor",
+        description="Compress 3D Gaussian Splatting scenes into PlayCanvas SOG (and back).",
+        epilog="exit codes:\n" + exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sogs-compressor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    common.add_argument("-v", "--verbose", action="store_true", help="show details (and tracebacks of bugs)")
+
+    p = sub.add_parser("compress", parents=[common], help="PLY / compressed PLY / SOG -> SOG v2",
+                       epilog="exit codes:\n" + exit_code_table(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="IN", help="scene files (.ply, .compressed.ply, .sog, meta.json)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    add_codec_options(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=_cmd_compress)
+
+    p = sub.add_parser("decompress", parents=[common], help="SOG (or any supported scene) -> standard 3DGS PLY")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.ply")
+    p.set_defaults(handler=_cmd_decompress)
+
+    p = sub.add_parser("info", parents=[common], help="counts, SH degree, bounding box and format of a scene")
+    p.add_argument("input", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_info)
+
+    for module_name in PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except SogsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of host memory", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: one line unless -v
+        if getattr(args, "verbose", False):
+            raise
+        print(f"error: internal error: {type(error).__name__}: {error} (rerun with -v for details)", file=sys.stderr)
+        return 1

@@ -1,0 +1,58 @@
+"""The one place that decides where tensors live (cpu or cuda[:N]).
+
+``auto`` takes the first CUDA device when one is usable and the CPU otherwise. An explicit ``cuda`` never falls
+back to the CPU: it fails at once with a ``DeviceError`` that says why.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from sogs_compressor.errors import DeviceError
+
+
+def resolve_device(requested: str | None = None) -> torch.device:
+    """Turn ``auto``/``cpu``/``cuda``/``cuda:N`` (default: ``$SOGS_DEVICE`` or ``auto``) into a device."""
+    name = (requested or os.environ.get("SOGS_DEVICE") or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            built = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise DeviceError(
+                f"--device {name} was requested but no usable CUDA GPU was found "
+                f"(torch {torch.__version__}, {built}); use --device cpu or auto, or run on a GPU instance"
+            )
+        index = 0
+        if ":" in name:
+            try:
+                index = int(name.split(":", 1)[1])
+            except ValueError:
+                raise DeviceError(f"bad device {name!r}: expected cuda:N") from None
+        count = torch.cuda.device_count()
+        if not 0 <= index < count:
+            raise DeviceError(f"--device {name} was requested but only {count} CUDA device(s) exist")
+        return torch.device("cuda", index)
+    raise DeviceError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def device_name(device: torch.device) -> str:
+    """A human name for reports: ``cpu`` or the GPU's product name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+def out_of_memory_error(device: torch.device, stage: str, needed_bytes: int | None = None) -> DeviceError:
+    """A DeviceError for a CUDA out-of-memory in ``stage`` that says how much was needed and available."""
+    parts = [f"out of GPU memory on {device} during {stage}"]
+    if needed_bytes:
+        parts.append(f"needed about {needed_bytes / 2**30:.2f} GiB more")
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        parts.append(f"{free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB")
+    return DeviceError("; ".join(parts) + " (try a smaller --chunk-size or --device cpu)")

@@ -1,0 +1,120 @@
+"""The in-memory splat set every stage passes along.
+
+All arrays are float32 numpy arrays on the host, one row per splat. GPU stages move what they need to the
+device themselves (see ``sogs_compressor.device``) and hand numpy arrays back, so every stage can be tested
+on its own without a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+SH_C0 = 0.28209479177387814
+"""Degree-0 spherical-harmonics constant: colour = 0.5 + SH_C0 * f_dc."""
+
+COEFFS_PER_DEGREE = (0, 3, 8, 15)
+"""Spherical-harmonics AC coefficients per colour channel for degree 0..3."""
+
+MODELS = ("default", "antialiased", "2dgs")
+"""Rendering models a scene can be tagged with (carried to the SOG ``model`` field)."""
+
+
+def sh_degree_for_rest_count(rest_count: int) -> int:
+    """SH degree for a number of ``f_rest`` values (0/9/24/45); ValueError otherwise."""
+    for degree, coeffs in enumerate(COEFFS_PER_DEGREE):
+        if 3 * coeffs == rest_count:
+            return degree
+    raise ValueError(f"f_rest count {rest_count} is not one of 0, 9, 24, 45")
+
+
+@dataclass
+class SplatSet:
+    """A set of 3D Gaussians.
+
+    positions: (N, 3) world position, the PLY's own frame.
+    log_scales: (N, 3) natural log of the per-axis standard deviation (may hold -inf for flat 2DGS splats).
+    rotations: (N, 4) quaternion (w, x, y, z), not necessarily normalized.
+    opacity_logits: (N,) opacity before the sigmoid.
+    f_dc: (N, 3) SH DC coefficient per colour channel.
+    f_rest: (N, 3*K) SH AC coefficients, channel-major (all R, then all G, then all B), K in {0, 3, 8, 15}.
+    model: "default", "antialiased" or "2dgs".
+    """
+
+    positions: np.ndarray
+    log_scales: np.ndarray
+    rotations: np.ndarray
+    opacity_logits: np.ndarray
+    f_dc: np.ndarray
+    f_rest: np.ndarray
+    model: str = "default"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.positions.shape[0]
+        expected = {
+            "positions": (n, 3),
+            "log_scales": (n, 3),
+            "rotations": (n, 4),
+            "opacity_logits": (n,),
+            "f_dc": (n, 3),
+        }
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
+        if self.f_rest.ndim != 2 or self.f_rest.shape[0] != n:
+            raise ValueError(f"f_rest has shape {self.f_rest.shape}, expected ({n}, 0|9|24|45)")
+        sh_degree_for_rest_count(self.f_rest.shape[1])
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {MODELS}")
+
+    @property
+    def count(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        return sh_degree_for_rest_count(self.f_rest.shape[1])
+
+    @property
+    def coeffs_per_channel(self) -> int:
+        return COEFFS_PER_DEGREE[self.sh_degree]
+
+    def take(self, index: np.ndarray) -> SplatSet:
+        """Rows selected by an integer index or boolean mask, in that order."""
+        return replace(
+            self,
+            positions=self.positions[index],
+            log_scales=self.log_scales[index],
+            rotations=self.rotations[index],
+            opacity_logits=self.opacity_logits[index],
+            f_dc=self.f_dc[index],
+            f_rest=self.f_rest[index],
+            extra=dict(self.extra),
+        )
+
+    def with_sh_degree(self, degree: int) -> SplatSet:
+        """The same splats with SH truncated to ``degree`` (never raised)."""
+        degree = min(degree, self.sh_degree)
+        k_old, k_new = self.coeffs_per_channel, COEFFS_PER_DEGREE[degree]
+        if k_new == k_old:
+            return self
+        rest = self.f_rest.reshape(self.count, 3, k_old)[:, :, :k_new].reshape(self.count, 3 * k_new)
+        return replace(self, f_rest=np.ascontiguousarray(rest))
+
+    @staticmethod
+    def empty_like_columns(n: int, sh_degree: int = 0, model: str = "default") -> SplatSet:
+        """A zero-initialized set with identity rotations (for readers and tests)."""
+        rotations = np.zeros((n, 4), np.float32)
+        rotations[:, 0] = 1.0
+        return SplatSet(
+            positions=np.zeros((n, 3), np.float32),
+            log_scales=np.zeros((n, 3), np.float32),
+            rotations=rotations,
+            opacity_logits=np.zeros((n,), np.float32),
+            f_dc=np.zeros((n, 3), np.float32),
+            f_rest=np.zeros((n, 3 * COEFFS_PER_DEGREE[sh_degree]), np.float32),
+            model=model,
+        )
