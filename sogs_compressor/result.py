@@ -31,6 +31,7 @@ class CompressionResult:
     palette_size: int = 0
     model: str = "default"
     errors: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     device: str = "cpu"
     device_name: str = "cpu"

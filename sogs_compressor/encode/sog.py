@@ -1,0 +1,124 @@
+"""Splat set (already in its final order) -> SOG v2 textures + meta.json (formats.md section 2).
+
+Textures are handed to ``on_image(name, image)`` as soon as each one is ready, so the caller can start its lossless
+WebP encoding while the SH palette is still being clustered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sogs_compressor import __version__
+from sogs_compressor.encode import attributes as attr
+from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
+from sogs_compressor.progress import ProgressCallback, no_progress
+from sogs_compressor.quantize.codebook import quantize_1d
+from sogs_compressor.quantize.kmeans import kmeans
+from sogs_compressor.splats import SplatSet
+
+GENERATOR = f"sogs-compressor v{__version__}"
+
+ImageSink = Callable[[str, np.ndarray], None]
+
+
+@dataclass
+class EncodedSog:
+    meta: dict
+    images: dict[str, np.ndarray]
+    palette_size: int = 0
+    kmeans_method: str = ""
+    timings: dict = field(default_factory=dict)
+
+
+def encode_sog(
+    splats: SplatSet,
+    *,
+    palette_size: int,
+    iterations: int,
+    seed: int,
+    device: torch.device,
+    kmeans_method: str = "auto",
+    on_image: ImageSink | None = None,
+    progress: ProgressCallback = no_progress,
+) -> EncodedSog:
+    """Encode every attribute; ``palette_size`` 0 or SH degree 0 writes no shN."""
+    width, height = texture_size(splats.count)
+    images: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+
+    def emit(name: str, rows: np.ndarray | None = None, image: np.ndarray | None = None) -> None:
+        images[name] = rows_to_image(rows, width, height) if image is None else image
+        if on_image is not None:
+            on_image(name, images[name])
+
+    t0 = time.perf_counter()
+    progress("quantize", 0.0)
+    low, high, mins, maxs = attr.encode_means(splats.positions)
+    emit("means_l.webp", with_alpha(low))
+    emit("means_u.webp", with_alpha(high))
+    emit("quats.webp", attr.encode_quats(splats.rotations))
+
+    scale_codebook, scale_labels = quantize_1d(splats.log_scales)
+    emit("scales.webp", with_alpha(scale_labels))
+
+    color_codebook, color_labels = quantize_1d(splats.f_dc)
+    emit("sh0.webp", with_alpha(color_labels, attr.encode_opacity(splats.opacity_logits)))
+    timings["quantize"] = time.perf_counter() - t0
+    progress("quantize", 1.0)
+
+    meta: dict = {"version": 2, "asset": {"generator": GENERATOR}, "count": splats.count}
+    if splats.model != "default":
+        meta["model"] = splats.model
+    meta["means"] = {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]}
+    meta["scales"] = {"codebook": _floats(scale_codebook), "files": ["scales.webp"]}
+    meta["quats"] = {"files": ["quats.webp"]}
+    meta["sh0"] = {"codebook": _floats(color_codebook), "files": ["sh0.webp"]}
+
+    encoded = EncodedSog(meta=meta, images=images, timings=timings)
+    if splats.sh_degree > 0 and palette_size > 0:
+        t1 = time.perf_counter()
+        progress("kmeans", 0.0)
+        result = kmeans(splats.f_rest, min(palette_size, splats.count), iterations=iterations, seed=seed,
+                        device=device, method=kmeans_method)
+        centroids, labels = _order_palette(result.centroids, result.labels)
+        timings["kmeans"] = time.perf_counter() - t1
+        progress("kmeans", 1.0)
+        sh_codebook, centroid_labels = quantize_1d(centroids)
+        coeffs = splats.coeffs_per_channel
+        emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, coeffs))
+        emit("shN_labels.webp", attr.encode_labels(labels))
+        meta["shN"] = {
+            "count": int(centroids.shape[0]),
+            "bands": splats.sh_degree,
+            "codebook": _floats(sh_codebook),
+            "files": ["shN_centroids.webp", "shN_labels.webp"],
+        }
+        encoded.palette_size = int(centroids.shape[0])
+        encoded.kmeans_method = result.method
+    return encoded
+
+
+def _order_palette(centroids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order palette entries by how often they are used (most first) and drop unused ones.
+
+    Frequent entries get small label values, which makes the labels' high byte mostly constant and so cheaper for
+    WebP, and an unused centroid is bytes for nothing.
+    """
+    counts = np.bincount(labels, minlength=centroids.shape[0])
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] > 0]
+    remap = np.empty(centroids.shape[0], np.int64)
+    remap[order] = np.arange(order.shape[0])
+    return np.ascontiguousarray(centroids[order]), remap[labels]
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    values = np.asarray(values, np.float32)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("codebook holds non-finite values")
+    return [float(v) for v in values]

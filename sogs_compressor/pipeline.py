@@ -1,0 +1,185 @@
+"""One scene, end to end: read -> sanitize -> order -> quantize/cluster -> WebP + write -> verify.
+
+``compress_file`` is the API the CLI, the SageMaker job and the benchmarks call. Each stage lives in its own
+module; this file only sequences them, times them and collects what they report.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sogs_compressor import __version__, presets
+from sogs_compressor.device import device_name, out_of_memory_error, resolve_device
+from sogs_compressor.encode.sog import encode_sog
+from sogs_compressor.errors import Interrupted, OutputError
+from sogs_compressor.options import CompressOptions
+from sogs_compressor.progress import ProgressCallback, no_progress
+from sogs_compressor.quantize.kmeans import palette_size_rule
+from sogs_compressor.read import read_scene
+from sogs_compressor.read.sanitize import sanitize
+from sogs_compressor.result import CompressionResult
+from sogs_compressor.splats import SplatSet
+from sogs_compressor.verify.metrics import attribute_errors
+from sogs_compressor.write.sog import write_sog
+from sogs_compressor.write.webp import WebpEncoder
+
+SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
+
+
+def output_name(input_path: str | Path) -> str:
+    """Base name of a scene's outputs: the file name without .ply/.compressed.ply/.sog (a SOG folder: its name)."""
+    path = Path(input_path)
+    if path.name == "meta.json":
+        return path.parent.resolve().name or "scene"
+    name = path.name
+    for suffix in SCENE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or "scene"
+    return path.stem or "scene"
+
+
+def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int) -> np.ndarray:
+    """The permutation that puts splats in texture order."""
+    if order == "plas":
+        from sogs_compressor.encode.layout import texture_size
+        from sogs_compressor.order.plas import plas_features, plas_order
+
+        width, _ = texture_size(splats.count)
+        return plas_order(plas_features(splats), seed=seed, device=device, width=width)
+    from sogs_compressor.order.morton import morton_order
+
+    return morton_order(splats.positions, device=device)
+
+
+def compress_splats(
+    splats: SplatSet,
+    output_dir: str | Path,
+    name: str,
+    options: CompressOptions,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    result: CompressionResult | None = None,
+) -> CompressionResult:
+    """Encode an in-memory (already sanitized) splat set and write it; fills and returns ``result``."""
+    options = presets.resolve(options.validate())
+    progress = progress or no_progress
+    result = result or CompressionResult(input_path="<memory>", input_format="memory", input_bytes=0)
+    timings = result.timings
+
+    def checkpoint() -> None:
+        if should_stop is not None and should_stop():
+            raise Interrupted("stopped by a signal before the scene was complete; nothing was written for it")
+
+    device = resolve_device(options.device)
+    result.device, result.device_name = str(device), device_name(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if options.sh_bands is not None:
+        splats = splats.with_sh_degree(options.sh_bands)
+    result.sh_degree_out = splats.sh_degree
+    result.model = splats.model
+
+    checkpoint()
+    t = time.perf_counter()
+    progress("order", 0.0)
+    try:
+        permutation = order_splats(splats, options.order, device, options.seed)
+        ordered = splats.take(permutation)
+        timings["order"] = time.perf_counter() - t
+        progress("order", 1.0)
+
+        checkpoint()
+        palette = options.palette_size or palette_size_rule(ordered.count)
+        encoder = WebpEncoder(options.webp_method, options.webp_quality)
+        try:
+            encoded = encode_sog(ordered, palette_size=palette, iterations=options.iterations, seed=options.seed,
+                                 device=device, on_image=encoder.submit, progress=progress)
+            checkpoint()
+            t = time.perf_counter()
+            progress("webp", 0.0)
+            webps = encoder.results()
+        except BaseException:
+            encoder.cancel()
+            raise
+    except torch.cuda.OutOfMemoryError:
+        raise out_of_memory_error(device, "encoding") from None
+    timings.update(encoded.timings)
+    timings["webp_wait"] = time.perf_counter() - t
+    progress("webp", 1.0)
+    result.palette_size = encoded.palette_size
+
+    checkpoint()
+    t = time.perf_counter()
+    progress("write", 0.0)
+    result.output_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps)
+    timings["write"] = time.perf_counter() - t
+    progress("write", 1.0)
+
+    if options.verify:
+        t = time.perf_counter()
+        progress("verify", 0.0)
+        result.errors = verify_output(result, ordered)
+        timings["verify"] = time.perf_counter() - t
+        progress("verify", 1.0)
+
+    result.counts["output"] = ordered.count
+    result.settings = options.to_dict()
+    result.tool_version = __version__
+    result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if device.type == "cuda":
+        result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
+    return result
+
+
+def verify_output(result: CompressionResult, ordered: SplatSet) -> dict:
+    """Decode what we wrote (the bundle if there is one) and measure each attribute's error."""
+    from sogs_compressor.read.sog import read_sog
+
+    roles = {f.role: f.path for f in result.output_files}
+    target = roles.get("bundle") or roles.get("meta")
+    if target is None:
+        raise OutputError("nothing was written to verify")
+    decoded = read_sog(target).splats
+    return attribute_errors(ordered, decoded)
+
+
+def compress_file(
+    input_path: str | Path,
+    output_dir: str | Path,
+    options: CompressOptions | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CompressionResult:
+    """Read one scene file (PLY, compressed PLY or SOG) and write its SOG v2 into ``output_dir``."""
+    options = (options or CompressOptions()).validate()
+    progress = progress or no_progress
+    started = time.perf_counter()
+
+    progress("read", 0.0)
+    t = time.perf_counter()
+    scene = read_scene(input_path)
+    read_seconds = time.perf_counter() - t
+    progress("read", 1.0)
+
+    t = time.perf_counter()
+    splats, report = sanitize(scene.splats, options.invalid)
+    result = CompressionResult(input_path=str(input_path), input_format=scene.format, input_bytes=scene.bytes)
+    result.timings["read"] = read_seconds
+    result.timings["sanitize"] = time.perf_counter() - t
+    result.sh_degree_in = scene.splats.sh_degree
+    result.counts = {
+        "input": scene.splats.count,
+        "dropped": dict(report.dropped),
+        "quaternions_replaced": report.quaternions_replaced,
+    }
+    del scene
+    name = options.name or output_name(input_path)
+    compress_splats(splats, output_dir, name, options, progress, should_stop, result)
+    result.timings["total"] = time.perf_counter() - started
+    return result

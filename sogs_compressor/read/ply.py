@@ -1,0 +1,264 @@
+"""Standard 3DGS PLY reader (binary little/big-endian and ascii) -> SplatSet.
+
+Everything the header promises is checked against the file before the data is read, and binary data is read with
+one structured ``np.fromfile`` whose size is bounded by the file itself; columns are then gathered by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from sogs_compressor.errors import (
+    EmptySceneError,
+    InputNotFoundError,
+    MissingPropertiesError,
+    NotAPlyError,
+    ShCountError,
+    SizeMismatchError,
+    UnsupportedFormatError,
+)
+from sogs_compressor.read import Scene, input_path
+from sogs_compressor.read.ply_header import PlyElement, PlyHeader, parse_ply_header
+from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
+
+REQUIRED = (
+    "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "rot_0", "rot_1", "rot_2", "rot_3",
+)
+"""Properties a 3DGS vertex element must have (``scale_2`` is optional: without it the file is 2DGS)."""
+
+KNOWN = frozenset((*REQUIRED, "scale_2", "nx", "ny", "nz"))
+_F_REST = re.compile(r"^f_rest_([0-9]+)$")
+_REST_COUNTS = tuple(3 * k for k in COEFFS_PER_DEGREE)
+_NATIVE = "<" if sys.byteorder == "little" else ">"
+_MODE_TO_MODEL = {"default": "default", "mip": "antialiased", "2dgs": "2dgs"}
+
+
+def open_input(path: str | os.PathLike) -> tuple[Path, BinaryIO, int]:
+    """Open a file for binary reading: (path, file, size); InputNotFoundError when missing or unreadable."""
+    p = input_path(path)
+    if p.is_dir():
+        raise NotAPlyError(f"{p} is a folder, not a PLY file")
+    try:
+        f = open(p, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as error:
+        raise InputNotFoundError(f"cannot read {p}: {error.strerror or error}") from None
+    return p, f, os.fstat(f.fileno()).st_size
+
+
+def model_from_comments(comments: list[str]) -> str:
+    """Brush ``SplatRenderMode: default|mip|2dgs`` and Postshot ``antialiased 0|1`` (last match wins, like ST)."""
+    model = "default"
+    for comment in comments:
+        lower = comment.strip().lower()
+        if lower.startswith("splatrendermode:"):
+            model = _MODE_TO_MODEL.get(lower[len("splatrendermode:"):].strip(), model)
+        elif lower.startswith("antialiased "):
+            value = lower[len("antialiased "):].strip()
+            model = {"1": "antialiased", "0": "default"}.get(value, model)
+    return model
+
+
+def rest_names(element: PlyElement) -> list[str]:
+    """``f_rest_0..f_rest_{3K-1}`` in index order; ShCountError unless 0/9/24/45 contiguous indices."""
+    indices = sorted(int(m.group(1)) for name in element.names if (m := _F_REST.match(name)))
+    if len(indices) not in _REST_COUNTS:
+        raise ShCountError(f"PLY has {len(indices)} f_rest_* properties; expected 0, 9, 24 or 45 (SH degree 0-3)")
+    if indices != list(range(len(indices))):
+        raise ShCountError(
+            f"PLY f_rest_* indices are not contiguous from 0 (found {len(indices)}, highest f_rest_{indices[-1]})"
+        )
+    return [f"f_rest_{i}" for i in indices]
+
+
+def vertex_element(header: PlyHeader) -> PlyElement:
+    """The vertex element, checked for lists and required properties (every missing one is named)."""
+    vertex = header.element("vertex")
+    if vertex is None:
+        names = ", ".join(e.name for e in header.elements) or "none"
+        raise MissingPropertiesError(f"PLY has no 'vertex' element (elements: {names})")
+    lists = [p.name for p in vertex.properties if p.is_list]
+    if lists:
+        raise UnsupportedFormatError(f"PLY vertex element has list properties, which 3DGS files never use: {', '.join(lists)}")
+    missing = [name for name in REQUIRED if name not in vertex.names]
+    if missing:
+        raise MissingPropertiesError(f"PLY vertex element is missing required properties: {', '.join(missing)}")
+    return vertex
+
+
+def binary_offsets(header: PlyHeader, file_size: int) -> dict[str, int]:
+    """Byte offset of every element's data; SizeMismatchError unless the elements fill the file exactly."""
+    offsets, offset = {}, header.data_offset
+    for element in header.elements:
+        if element.has_lists and element.count:
+            lists = ", ".join(p.name for p in element.properties if p.is_list)
+            raise UnsupportedFormatError(
+                f"PLY element '{element.name}' has list properties ({lists}) whose size cannot be known "
+                "without parsing them; binary files with such elements are not supported"
+            )
+        offsets[element.name] = offset
+        offset += element.count * element.stride
+    if offset != file_size:
+        detail = ", ".join(f"{e.count} {e.name} x {e.stride} B" for e in header.elements)
+        what = "truncated" if offset > file_size else "has trailing bytes"
+        raise SizeMismatchError(
+            f"PLY file {what}: header ({header.data_offset} B) + {detail} = {offset} bytes expected, "
+            f"file has {file_size} bytes"
+        )
+    return offsets
+
+
+def _ascii_rows(f: BinaryIO, header: PlyHeader, vertex: PlyElement) -> np.ndarray:
+    """The vertex rows of an ascii PLY as an (N, P) float64 array (one row per line, checked line counts)."""
+    lines = [line for line in f.read().splitlines() if line.strip()]
+    expected = sum(e.count for e in header.elements)
+    if len(lines) != expected:
+        raise SizeMismatchError(
+            f"ascii PLY has {len(lines)} data lines, header expects {expected} "
+            f"({', '.join(f'{e.count} {e.name}' for e in header.elements)})"
+        )
+    start = 0
+    for element in header.elements:
+        if element is vertex:
+            break
+        start += element.count
+    tokens = b" ".join(lines[start:start + vertex.count]).split()
+    width = len(vertex.properties)
+    if len(tokens) != vertex.count * width:
+        raise SizeMismatchError(
+            f"ascii PLY vertex rows hold {len(tokens)} values, expected {vertex.count} rows x {width} properties"
+        )
+    try:
+        values = np.array(tokens).astype(np.float64)
+    except ValueError:
+        raise NotAPlyError("ascii PLY vertex data holds a value that is not a number") from None
+    return values.reshape(vertex.count, width)
+
+
+def _binary_records(f: BinaryIO, header: PlyHeader, vertex: PlyElement, offset: int) -> np.ndarray:
+    """The vertex records as one structured array, read in a single call (sizes already checked)."""
+    f.seek(offset)
+    records = np.fromfile(f, dtype=vertex.dtype(header.byte_order), count=vertex.count)
+    if records.shape[0] != vertex.count:
+        raise SizeMismatchError(f"PLY file ended early: read {records.shape[0]} of {vertex.count} vertices")
+    return _to_native(records) if header.byte_order != _NATIVE else records
+
+
+def _to_native(records: np.ndarray) -> np.ndarray:
+    """Byte-swap records in place (no second copy of the data) and view them with native field types."""
+    types = {records.dtype.fields[name][0] for name in records.dtype.names}
+    if len(types) == 1:
+        records.view(types.pop()).byteswap(inplace=True)  # one flat swap: far faster than field by field
+    else:
+        records.byteswap(inplace=True)
+    return records.view(records.dtype.newbyteorder())
+
+
+class _Columns:
+    """Gathers named columns into float32 arrays, whatever the record layout (structured or 2-D)."""
+
+    def __init__(self, data: np.ndarray, names: list[str]):
+        self.index = {name: i for i, name in enumerate(names)}
+        self.data = data
+        self.matrix = self._uniform_matrix(data)
+
+    @staticmethod
+    def _uniform_matrix(data: np.ndarray) -> np.ndarray | None:
+        """A 2-D (N, P) view when every field has one dtype (the usual all-float file): gathers become block copies."""
+        if data.dtype.names is None:
+            return data
+        types = {data.dtype.fields[name][0] for name in data.dtype.names}
+        if len(types) != 1:
+            return None
+        (base,) = types
+        if base.isnative:
+            base = np.dtype(base.char)  # canonical native type: numpy's fast copy loops skip explicit '<f4'
+        return data.view(base).reshape(data.shape[0], len(data.dtype.names))
+
+    def take(self, names: list[str]) -> np.ndarray:
+        """An (N, len(names)) float32 array; runs of adjacent source columns are copied as one block."""
+        out = np.empty((self.data.shape[0], len(names)), np.float32)
+        if self.matrix is None:
+            for j, name in enumerate(names):
+                out[:, j] = self.data[name]
+            return out
+        for start, source, length in _runs([self.index[n] for n in names]):
+            out[:, start:start + length] = self.matrix[:, source:source + length]
+        return out
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int, int]]:
+    """(output start, source start, length) of maximal runs where consecutive outputs read consecutive sources."""
+    runs: list[tuple[int, int, int]] = []
+    for j, i in enumerate(indices):
+        if runs and runs[-1][1] + runs[-1][2] == i:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((j, i, 1))
+    return runs
+
+
+def splats_from_columns(columns: _Columns, names: list[str], rest: list[str], model: str) -> SplatSet:
+    """Assemble a SplatSet from gathered columns; a missing ``scale_2`` gives flat (-inf) 2DGS splats."""
+    has_scale_2 = "scale_2" in names
+    scales = columns.take(["scale_0", "scale_1", "scale_2"] if has_scale_2 else ["scale_0", "scale_1"])
+    if not has_scale_2:
+        flat = np.full((scales.shape[0], 1), -np.inf, np.float32)
+        scales = np.concatenate([scales, flat], axis=1)
+        model = "2dgs"
+    return SplatSet(
+        positions=columns.take(["x", "y", "z"]),
+        log_scales=scales,
+        rotations=columns.take(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        opacity_logits=columns.take(["opacity"])[:, 0].copy(),
+        f_dc=columns.take(["f_dc_0", "f_dc_1", "f_dc_2"]),
+        f_rest=columns.take(rest),
+        model=model,
+    )
+
+
+def header_facts(header: PlyHeader, vertex: PlyElement) -> dict:
+    """Format-specific facts for reports: encoding, comments, extra properties, other elements."""
+    known = KNOWN.union(f"f_rest_{i}" for i in range(45))
+    return {
+        "encoding": header.format,
+        "comments": list(header.comments),
+        "extra_properties": [name for name in vertex.names if name not in known],
+        "property_types": sorted({p.type for p in vertex.properties}),
+        "other_elements": [{"name": e.name, "count": e.count} for e in header.elements if e is not vertex],
+        "has_normals": all(n in vertex.names for n in ("nx", "ny", "nz")),
+    }
+
+
+def _refuse_empty(vertex: PlyElement, path: Path) -> None:
+    if vertex.count == 0:
+        raise EmptySceneError(f"{path} holds zero splats")
+
+
+def read_ply(path: str | os.PathLike) -> Scene:
+    """Read a standard 3DGS PLY into a Scene (format ``ply``); compressed PLYs are handed to their reader."""
+    p, f, size = open_input(path)
+    with f:
+        header = parse_ply_header(f)
+        from sogs_compressor.read.compressed_ply import is_compressed_header, read_compressed_ply
+
+        if is_compressed_header(header):
+            f.close()
+            return read_compressed_ply(p)
+        vertex = vertex_element(header)
+        rest = rest_names(vertex)
+        if header.byte_order is None:
+            data = _ascii_rows(f, header, vertex)
+            _refuse_empty(vertex, p)
+        else:
+            offsets = binary_offsets(header, size)
+            _refuse_empty(vertex, p)
+            data = _binary_records(f, header, vertex, offsets["vertex"])
+    columns = _Columns(data, vertex.names)
+    splats = splats_from_columns(columns, vertex.names, rest, model_from_comments(header.comments))
+    return Scene(splats=splats, format="ply", path=str(p), bytes=size, header=header_facts(header, vertex))

@@ -1,0 +1,45 @@
+"""The short human summary ``sogs-compressor compress`` prints."""
+
+from __future__ import annotations
+
+from sogs_compressor.result import CompressionResult
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def human_summary(result: CompressionResult) -> str:
+    counts = result.counts
+    dropped = counts.get("dropped", {})
+    dropped_total = sum(dropped.values())
+    lines = [
+        f"{result.input_path} ({result.input_format}, {_mb(result.input_bytes)}) -> {_mb(result.output_bytes)}"
+        f"  ratio {result.ratio:.1f}x",
+        f"  splats: {counts.get('input', 0)} in, {dropped_total} dropped"
+        + (f" ({', '.join(f'{k} {v}' for k, v in dropped.items() if v)})" if dropped_total else "")
+        + f", {counts.get('output', 0)} out; SH degree {result.sh_degree_in} -> {result.sh_degree_out}"
+        + (f", palette {result.palette_size}" if result.palette_size else ""),
+    ]
+    if counts.get("quaternions_replaced"):
+        lines.append(f"  {counts['quaternions_replaced']} all-zero rotations replaced by identity")
+    if result.errors:
+        e = result.errors
+        lines.append(
+            f"  errors: position {e['position_rel_median']:.2e}/{e['position_rel_max']:.2e} (median/max of bbox),"
+            f" rotation {e['rotation_deg_median']:.2f} deg median, f_dc rmse {e['f_dc_rmse']:.4f},"
+            f" opacity mae {e['opacity_mae']:.4f}, log-scale rmse {e['log_scale_rmse']:.4f},"
+            f" f_rest rmse {e['f_rest_rmse']:.4f}"
+        )
+    summary = result.quality.get("summary") if result.quality else None
+    if summary:
+        lines.append(
+            f"  rendered quality: PSNR {summary.get('psnr_mean', float('nan')):.2f} dB mean,"
+            f" {summary.get('psnr_min', float('nan')):.2f} dB worst view; SSIM {summary.get('ssim_mean', float('nan')):.4f}"
+        )
+    timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "total")
+    lines.append(f"  time {result.timings.get('total', 0):.2f}s on {result.device_name} ({timing})")
+    for f in result.output_files:
+        if f.role in ("bundle", "meta"):
+            lines.append(f"  wrote {f.path}")
+    return "\n".join(lines)

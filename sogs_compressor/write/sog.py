@@ -1,0 +1,103 @@
+"""Write a SOG to disk as a ``.sog`` bundle, a folder (meta.json + WebP files), or both — atomically.
+
+Every file is written under a temporary name in its final folder and renamed into place, and ``meta.json`` is
+renamed last: an interrupted run never leaves a file (or folder) that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from sogs_compressor.errors import OutputError
+from sogs_compressor.result import OutputFile
+
+ZIP_LIMIT = 2**32 - 1
+
+
+def meta_bytes(meta: dict) -> bytes:
+    """Compact JSON like splat-transform's; NaN/Infinity are refused (browsers cannot parse them)."""
+    return json.dumps(meta, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def bundle_bytes_layout(meta: dict, webps: dict[str, bytes]) -> list[tuple[str, bytes]]:
+    """Entries of the bundle in splat-transform's order: textures as listed in meta, meta.json last."""
+    entries = [(name, webps[name]) for name in _texture_names(meta)]
+    entries.append(("meta.json", meta_bytes(meta)))
+    return entries
+
+
+def write_bundle(path: Path, meta: dict, webps: dict[str, bytes]) -> OutputFile:
+    """One ``.sog`` zip: stored (not deflated) entries at the root, no comment, no zip64."""
+    entries = bundle_bytes_layout(meta, webps)
+    total = sum(len(data) + 200 for _, data in entries)
+    if total >= ZIP_LIMIT:
+        raise OutputError(f"{path.name}: {total} bytes is over the 4 GiB a .sog bundle may hold (use --layout dir)")
+
+    def fill(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=False) as archive:
+            for name, data in entries:
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_STORED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, data)
+
+    _atomic_write(path, fill)
+    return OutputFile(path=str(path), bytes=path.stat().st_size, role="bundle")
+
+
+def write_directory(folder: Path, meta: dict, webps: dict[str, bytes]) -> list[OutputFile]:
+    """``meta.json`` + WebP files in ``folder``; an old meta.json is removed first, the new one renamed in last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_path = folder / "meta.json"
+    meta_path.unlink(missing_ok=True)
+    written = []
+    for name in _texture_names(meta):
+        target = folder / name
+        _atomic_write(target, lambda tmp, data=webps[name]: tmp.write_bytes(data))
+        written.append(OutputFile(path=str(target), bytes=target.stat().st_size, role="texture"))
+    _atomic_write(meta_path, lambda tmp: tmp.write_bytes(meta_bytes(meta)))
+    written.append(OutputFile(path=str(meta_path), bytes=meta_path.stat().st_size, role="meta"))
+    return written
+
+
+def write_sog(output_dir: Path, name: str, layout: str, meta: dict, webps: dict[str, bytes]) -> list[OutputFile]:
+    """Write ``name.sog`` and/or ``meta.json`` + textures into ``output_dir`` according to ``layout``."""
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        files: list[OutputFile] = []
+        if layout in ("dir", "both"):
+            files.extend(write_directory(output_dir, meta, webps))
+        if layout in ("bundle", "both"):
+            files.append(write_bundle(output_dir / f"{name}.sog", meta, webps))
+        return files
+    except OSError as error:
+        raise OutputError(f"cannot write to {output_dir}: {error.strerror or error}") from None
+
+
+def _texture_names(meta: dict) -> list[str]:
+    names: list[str] = []
+    for key in ("means", "quats", "scales", "sh0", "shN"):
+        if key in meta:
+            names.extend(meta[key]["files"])
+    return names
+
+
+def _atomic_write(path: Path, fill) -> None:
+    """Let ``fill(tmp_path)`` write a temp file beside ``path``, fsync it, then rename it over ``path``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        fill(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
