@@ -21,6 +21,7 @@ PLUGIN_COMMANDS = (
     "sogs_compressor.job.cli",
     "sogs_compressor.render.cli",
     "sogs_compressor.launch",
+    "sogs_compressor.demo",
 )
 
 

@@ -1,0 +1,1 @@
+"""Per-scene and per-job reports (JSON for machines, text for people)."""

@@ -1,0 +1,306 @@
+"""Find the scenes under the inputs and compress each into its own output folder, one failure at a time.
+
+Every scene ``INPUT/<rel>.<ext>`` becomes ``OUTPUT/<rel>/`` holding the SOG and its two reports. A scene is
+built in ``OUTPUT/.sogs-staging/<rel>/`` and only moved (local output) or uploaded (S3 output) once all its
+files, reports last, exist: an output folder that exists is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sogs_compressor.errors import InputError, Interrupted, OutputError, SogsError
+from sogs_compressor.fetch.uri import S3Uri
+from sogs_compressor.job import cache
+from sogs_compressor.job.failure import error_record
+from sogs_compressor.job.log import ThrottledProgress, get_logger
+from sogs_compressor.options import CompressOptions
+from sogs_compressor.report.hashing import sha256_file
+from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
+
+SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
+STAGING = ".sogs-staging"
+METADATA_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One input file: where it is, where it came from, and its output folder relative to the output root."""
+
+    path: Path
+    rel: str  # posix path of the input relative to its input root (with the root's label when several)
+    out_rel: str  # rel without the scene extension: the output folder
+    source: str  # the path or s3:// URI a user would recognise
+
+
+def scene_stem(name: str) -> str | None:
+    """The name without its scene extension (case-insensitive), or None for files that are not scenes."""
+    lower = name.lower()
+    for suffix in SCENE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _walk_files(root: Path):
+    """Regular files below ``root`` in sorted order; hidden entries and links leaving ``root`` are skipped."""
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                continue
+            yield path
+
+
+def discover_scenes(roots: list[tuple[str, Path, str]]) -> list[Scene]:
+    """Scenes under each (label, local root, source) input, in sorted order; ``label`` prefixes ``rel``."""
+    scenes = []
+    for label, root, source in roots:
+        if root.is_file():
+            stem = scene_stem(root.name)
+            if stem is not None:
+                scenes.append(Scene(root, _join(label, root.name), _join(label, stem), source))
+            continue
+        for path in _walk_files(root):
+            rel_path = path.relative_to(root)
+            stem = scene_stem(path.name)
+            if stem is None:
+                continue
+            rel = rel_path.as_posix()
+            out_rel = (rel_path.parent / stem).as_posix()
+            src = source.rstrip("/") + "/" + rel if source else str(path)
+            scenes.append(Scene(path, _join(label, rel), _join(label, out_rel), src))
+    return scenes
+
+
+def _join(label: str, rel: str) -> str:
+    return f"{label}/{rel}" if label else rel
+
+
+def duplicates(scenes: list[Scene]) -> dict[str, str]:
+    """Scenes whose output folder is already taken by an earlier scene: {rel: message}."""
+    owners: dict[str, str] = {}
+    clashes = {}
+    for scene in scenes:
+        key = scene.out_rel.lower()
+        if key in owners:
+            clashes[scene.rel] = f"output folder {scene.out_rel}/ is already used by {owners[key]}; rename one"
+        else:
+            owners[key] = scene.rel
+    return clashes
+
+
+def read_metadata(scene_path: Path) -> tuple[dict | None, str | None]:
+    """The optional sidecar ``<stem>.metadata.json`` or ``metadata.json`` beside a scene: (data, warning)."""
+    stem = scene_stem(scene_path.name) or scene_path.stem
+    for candidate in (scene_path.with_name(f"{stem}.metadata.json"), scene_path.with_name("metadata.json")):
+        if not candidate.is_file():
+            continue
+        if candidate.stat().st_size > METADATA_LIMIT:
+            return None, f"{candidate.name} ignored: larger than {METADATA_LIMIT} bytes"
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8")), None
+        except (UnicodeDecodeError, ValueError) as error:
+            return None, f"{candidate.name} ignored: not valid JSON ({error})"
+    return None, None
+
+
+@dataclass
+class SceneContext:
+    """What every scene needs; picklable, so worker processes get a copy."""
+
+    output_root: Path  # local root: the final output, or the staging area of an S3 output
+    options: CompressOptions
+    cache_key: str
+    tool_version: str
+    job: dict
+    s3_output: S3Uri | None = None
+    force: bool = False
+    progress_interval: float = 5.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def staging_root(self) -> Path:
+        return self.output_root / STAGING
+
+
+def outcome(scene: Scene, status: str, **fields) -> dict:
+    """A scene's line in the job report (JSON-safe)."""
+    base = {"scene": scene.rel, "source": scene.source, "output": scene.out_rel, "status": status, "error": None}
+    base.update(fields)
+    return base
+
+
+def _outcome_from_report(scene: Scene, status: str, report: dict, seconds: float, location: str) -> dict:
+    splats = report.get("splats") or {}
+    return outcome(scene, status, input_bytes=report["input"]["bytes"], output_bytes=report.get("output_bytes"),
+                   ratio=report.get("ratio"), splats_in=splats.get("input"), splats_out=splats.get("output"),
+                   dropped=splats.get("dropped") or {}, seconds=round(seconds, 3), location=location,
+                   input_sha256=report["input"]["sha256"])
+
+
+def _output_files(folder: Path, result: dict) -> list[dict]:
+    roles = {Path(f["path"]).name: f.get("role", "") for f in result.get("output_files", [])}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in REPORT_NAMES)
+    return [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
+             "role": roles.get(p.name) or ("bundle" if p.suffix == ".sog" else "meta" if p.suffix == ".json" else "texture")}
+            for p in files]
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _promote(staging: Path, final: Path, root: Path) -> None:
+    """Replace ``final`` by the complete ``staging`` folder (the old one is removed only after the swap)."""
+    if not final.resolve().is_relative_to(root.resolve()):
+        raise OutputError(f"refusing to write outside the output folder: {final}")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        _remove(old)
+
+
+class SceneRunner:
+    """Compress one scene at a time with a given compress function (the codec's ``compress_file``)."""
+
+    def __init__(self, ctx: SceneContext, compress: Callable, should_stop: Callable[[], bool],
+                 s3_factory: Callable | None = None) -> None:
+        self.ctx = ctx
+        self.compress = compress
+        self.should_stop = should_stop
+        self.s3_factory = s3_factory
+        self._s3 = None
+        self.current_staging: Path | None = None
+        self.log = get_logger()
+
+    @property
+    def s3(self):
+        if self._s3 is None and self.s3_factory is not None:
+            self._s3 = self.s3_factory()
+        return self._s3
+
+    def run(self, scene: Scene, clash: str | None = None) -> dict:
+        """Compress ``scene``; failures become a ``failed`` outcome; ``Interrupted`` propagates after clean-up."""
+        start = time.monotonic()
+        self.log.info("scene_start", scene=scene.rel)
+        try:
+            if clash:
+                raise InputError(clash)
+            result = self._run(scene, start)
+        except Interrupted:
+            raise
+        except Exception as error:  # one scene's failure never stops the batch
+            record = error_record(error if not isinstance(error, OSError) else OutputError(f"{scene.rel}: {error}"))
+            if record["kind"] == "internal":
+                self.log.exception("scene_failed", scene=scene.rel, **record)
+            else:
+                self.log.error("scene_failed", scene=scene.rel, **record)
+            return outcome(scene, "failed", error=record, seconds=round(time.monotonic() - start, 3))
+        self.log.info("scene_done", **{k: v for k, v in result.items() if k in (
+            "scene", "status", "input_bytes", "output_bytes", "ratio", "splats_in", "splats_out", "seconds")})
+        return result
+
+    def _run(self, scene: Scene, start: float) -> dict:
+        ctx = self.ctx
+        if not scene.path.is_file():
+            raise InputError(f"{scene.rel}: input file vanished before it could be read")
+        input_bytes = scene.path.stat().st_size
+        input_sha = sha256_file(scene.path)
+        final = ctx.output_root / scene.out_rel
+        target = ctx.s3_output.join(scene.out_rel) if ctx.s3_output else None
+
+        if not ctx.force:
+            hit = self._cached(final, target, input_sha)
+            if hit is not None:
+                location = str(target) if target else str(final)
+                self.log.info("cache_hit", scene=scene.rel, location=location)
+                return _outcome_from_report(scene, "reused", hit, time.monotonic() - start, location)
+
+        metadata, warning = read_metadata(scene.path)
+        if warning:
+            self.log.warning("metadata_ignored", scene=scene.rel, reason=warning)
+        staging = ctx.staging_root / scene.out_rel
+        _remove(staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        self.current_staging = staging
+        try:
+            options = dataclasses.replace(ctx.options, name=Path(scene.out_rel).name)
+            progress = ThrottledProgress(scene.rel, interval=ctx.progress_interval, logger=self.log)
+            result = self.compress(scene.path, staging, options, progress=progress,
+                                   should_stop=self.should_stop).to_dict()
+            if self.should_stop():
+                raise Interrupted(f"stopped while compressing {scene.rel}")
+            report = build_scene_report(
+                scene=scene.rel,
+                input_info={"name": scene.path.name, "source": scene.source, "bytes": input_bytes, "sha256": input_sha},
+                result=result, outputs=_output_files(staging, result), cache_key=ctx.cache_key,
+                job=ctx.job, metadata=metadata)
+            if warning:
+                report["metadata_warning"] = warning
+            write_scene_reports(staging, report)
+            if target is not None:
+                self.s3.upload_dir(staging, target, last=REPORT_NAMES)
+                _remove(staging)
+                location = str(target)
+            else:
+                _promote(staging, final, ctx.output_root)
+                location = str(final)
+        except BaseException:
+            _remove(staging)
+            raise
+        finally:
+            self.current_staging = None
+        return _outcome_from_report(scene, "ok", report, time.monotonic() - start, location)
+
+    def _cached(self, final: Path, target: S3Uri | None, input_sha: str) -> dict | None:
+        try:
+            if target is not None:
+                return cache.find_s3(self.s3, target, input_sha, self.ctx.cache_key)
+            if (final / JSON_NAME).is_file():
+                return cache.find_local(final, input_sha, self.ctx.cache_key)
+        except SogsError as error:  # a cache look-up failure is a miss, not a scene failure
+            self.log.warning("cache_lookup_failed", error=str(error))
+        return None
+
+    def abandon(self) -> None:
+        """Delete the partial output of the scene in progress (called on interrupt)."""
+        if self.current_staging is not None:
+            _remove(self.current_staging)
+
+
+def run_in_process(scenes: list[Scene], runner: SceneRunner, clashes: dict[str, str], fail_fast: bool,
+                   results: list[dict]) -> None:
+    """Run scenes one after another, appending outcomes to ``results`` as they finish.
+
+    ``results`` is filled in place so an interrupt handler sees every finished scene.
+    """
+    for index, scene in enumerate(scenes):
+        if runner.should_stop():
+            results.extend(outcome(s, "not_started") for s in scenes[index:])
+            return
+        try:
+            item = runner.run(scene, clashes.get(scene.rel))
+        except Interrupted:
+            results.append(outcome(scene, "interrupted"))
+            results.extend(outcome(s, "not_started") for s in scenes[index + 1:])
+            return
+        results.append(item)
+        if fail_fast and item["status"] == "failed":
+            results.extend(outcome(s, "not_started") for s in scenes[index + 1:])
+            return

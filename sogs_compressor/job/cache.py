@@ -1,0 +1,80 @@
+"""Reuse an earlier output of the same input bytes and settings instead of compressing again.
+
+A scene folder is complete when its ``compression_report.json`` exists (it is written, and uploaded, last).
+It is a cache hit when that report names the same input sha256 and the same cache key (the codec settings
+that change the output bytes, plus the tool version) and every output file it lists is still there with the
+recorded size (and, on local disk, the recorded sha256).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sogs_compressor.errors import StorageError
+from sogs_compressor.fetch.uri import S3Uri
+from sogs_compressor.options import CompressOptions
+from sogs_compressor.report.hashing import sha256_file, sha256_text
+from sogs_compressor.report.scene import JSON_NAME
+
+# Settings that never change the output bytes.
+NOT_IN_KEY = ("device", "name")
+
+
+def cache_key(options: CompressOptions, tool_version: str) -> str:
+    """A digest of the output-relevant settings and the tool version."""
+    settings = {k: v for k, v in options.to_dict().items() if k not in NOT_IN_KEY}
+    return sha256_text(json.dumps({"settings": settings, "tool_version": tool_version}, sort_keys=True, default=str))
+
+
+def parse_report(raw: bytes | str | None) -> dict | None:
+    if raw is None:
+        return None
+    try:
+        report = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def report_matches(report: dict | None, input_sha256: str, key: str) -> bool:
+    return (
+        report is not None
+        and report.get("status") in ("ok", "reused")
+        and (report.get("input") or {}).get("sha256") == input_sha256
+        and report.get("cache_key") == key
+        and isinstance(report.get("outputs"), list)
+        and bool(report["outputs"])
+    )
+
+
+def find_local(folder: Path, input_sha256: str, key: str) -> dict | None:
+    """The earlier report in ``folder`` when it is a complete, intact output of this input and key."""
+    report = parse_report((folder / JSON_NAME).read_bytes()) if (folder / JSON_NAME).is_file() else None
+    if not report_matches(report, input_sha256, key):
+        return None
+    for item in report["outputs"]:
+        path = folder / str(item.get("name", ""))
+        if path.parent != folder or not path.is_file() or path.stat().st_size != item.get("bytes"):
+            return None
+        if sha256_file(path) != item.get("sha256"):
+            return None
+    return report
+
+
+def find_s3(s3, prefix: S3Uri, input_sha256: str, key: str) -> dict | None:
+    """The same check against an S3 prefix (sizes only: S3 ETags are not sha256)."""
+    report = parse_report(s3.read_small(prefix.join(JSON_NAME)))
+    if not report_matches(report, input_sha256, key):
+        return None
+    for item in report["outputs"]:
+        name = str(item.get("name", ""))
+        if "/" in name or name in ("", ".", ".."):
+            return None
+        try:
+            size = s3.head(prefix.join(name))
+        except StorageError:
+            return None
+        if size != item.get("bytes"):
+            return None
+    return report

@@ -1,0 +1,151 @@
+"""Several scenes at once: one worker process per GPU (``spawn`` context), each pinned to its ``cuda:i``.
+
+With one device the batch runs in the job's own process instead (see ``batch.run_in_process``). The parent
+hands out scenes through a queue, collects outcomes as they finish, notices a worker that died mid-scene, and on
+SIGTERM/SIGINT sets an event the workers' ``should_stop`` reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+
+from sogs_compressor.errors import Interrupted
+from sogs_compressor.job.batch import Scene, SceneContext, SceneRunner, outcome
+
+POLL_S = 0.2
+
+
+def plan_devices(requested_workers: int | None, device_type: str, device_index: int | None,
+                 gpu_count: int, explicit_index: bool) -> list[str]:
+    """One device name per worker.
+
+    CUDA: by default one worker per visible GPU (one on the GPU named by ``cuda:N``); ``--workers N`` spreads
+    N workers round-robin over the GPUs. CPU: ``--workers`` processes (default 1).
+    """
+    if device_type != "cuda":
+        return ["cpu"] * (requested_workers or 1)
+    if explicit_index and requested_workers is None:
+        return [f"cuda:{device_index or 0}"]
+    count = requested_workers or max(1, gpu_count)
+    return [f"cuda:{i % max(1, gpu_count)}" for i in range(count)]
+
+
+def load_callable(ref: str) -> Callable:
+    """``module:function`` to the function (workers import the codec by name, not by pickle)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: str, tasks, results,
+                 stop_event, cancel_event, log_settings: dict, threads: int) -> None:
+    """A worker: compress scenes from ``tasks`` on ``device`` until it reads ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+    from sogs_compressor.job.log import bind_job, configure_logging
+    from sogs_compressor.job.main import make_s3
+
+    configure_logging(log_settings["level"], log_settings["format"])
+    bind_job(**log_settings["bind"], worker=worker_id, device=device)
+    if device == "cpu":
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    runner = SceneRunner(replace(ctx, options=replace(ctx.options, device=device)), load_callable(compress_ref),
+                         stop_event.is_set, make_s3 if ctx.s3_output else None)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        index, scene, clash = task
+        if stop_event.is_set() or cancel_event.is_set():
+            results.put(("done", index, outcome(scene, "not_started")))
+            continue
+        results.put(("start", index, worker_id))
+        try:
+            item = runner.run(scene, clash)
+        except Interrupted:
+            item = outcome(scene, "interrupted")
+        results.put(("done", index, item))
+
+
+class ParallelRun:
+    """The worker processes of one batch; ``kill()`` is safe to call from the interrupt watchdog."""
+
+    def __init__(self, devices: list[str], ctx: SceneContext, compress_ref: str, log_settings: dict) -> None:
+        self.mp = multiprocessing.get_context("spawn")
+        self.devices = devices
+        self.ctx = ctx
+        self.compress_ref = compress_ref
+        self.log_settings = log_settings
+        self.tasks = self.mp.Queue()
+        self.results = self.mp.Queue()
+        self.stop_event = self.mp.Event()
+        self.cancel_event = self.mp.Event()
+        self.processes: list = []
+
+    def run(self, scenes: list[Scene], clashes: dict[str, str], fail_fast: bool, should_stop: Callable[[], bool],
+            results: list[dict]) -> None:
+        """Compress ``scenes`` on the workers, appending each outcome to ``results`` as it arrives."""
+        for index, scene in enumerate(scenes):
+            self.tasks.put((index, scene, clashes.get(scene.rel)))
+        for _ in self.devices:
+            self.tasks.put(None)
+        threads = max(1, (os.cpu_count() or 1) // len(self.devices))
+        for worker_id, device in enumerate(self.devices):
+            process = self.mp.Process(
+                target=_worker_main, name=f"sogs-worker-{worker_id}", daemon=True,
+                args=(worker_id, device, self.ctx, self.compress_ref, self.tasks, self.results, self.stop_event,
+                      self.cancel_event, self.log_settings, threads))
+            process.start()
+            self.processes.append(process)
+        pending = set(range(len(scenes)))
+        running: dict[int, int] = {}
+        while pending:
+            if should_stop():
+                self.stop_event.set()
+            try:
+                kind, index, payload = self.results.get(timeout=POLL_S)
+            except queue.Empty:
+                self._reap(scenes, pending, running, results)
+                continue
+            if kind == "start":
+                running[index] = payload
+                continue
+            running.pop(index, None)
+            pending.discard(index)
+            results.append(payload)
+            if fail_fast and payload["status"] == "failed":
+                self.cancel_event.set()
+        self.join()
+
+    def _reap(self, scenes: list[Scene], pending: set[int], running: dict[int, int], results: list[dict]) -> None:
+        """Fail the scene of a worker that died; give up on the rest when no worker is left."""
+        for index, worker_id in list(running.items()):
+            process = self.processes[worker_id]
+            if not process.is_alive():
+                error = {"kind": "internal", "exit_code": 1,
+                         "message": f"worker {worker_id} ({self.devices[worker_id]}) died with exit code "
+                                    f"{process.exitcode} while compressing this scene"}
+                results.append(outcome(scenes[index], "failed", error=error))
+                running.pop(index)
+                pending.discard(index)
+        if not any(p.is_alive() for p in self.processes):
+            for index in sorted(pending):
+                results.append(outcome(scenes[index], "not_started"))
+            pending.clear()
+
+    def join(self, timeout: float = 5.0) -> None:
+        for process in self.processes:
+            process.join(timeout)
+        self.kill()
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.kill()

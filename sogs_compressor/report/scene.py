@@ -1,0 +1,166 @@
+"""The per-scene report: ``compression_report.json`` and ``compression_report.txt`` beside the SOG.
+
+The JSON report is written last of all the scene's files: its presence means the scene is complete (the cache
+relies on this too).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA = "sogs-compressor/scene-report/1"
+JSON_NAME = "compression_report.json"
+TEXT_NAME = "compression_report.txt"
+REPORT_NAMES = (TEXT_NAME, JSON_NAME)  # in writing / upload order
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: list[dict], cache_key: str,
+                       job: dict, metadata: dict | None = None, status: str = "ok",
+                       reused_from: str | None = None) -> dict:
+    """Assemble the report from the codec's ``CompressionResult.to_dict()`` and the job's own measurements.
+
+    input_info: {"name", "path", "bytes", "sha256"}; outputs: [{"name", "bytes", "sha256", "role"}] relative to
+    the scene folder.
+    """
+    counts = result.get("counts", {})
+    output_bytes = result.get("output_bytes") or _complete_copy_bytes(outputs)
+    input_bytes = int(input_info["bytes"])
+    return {
+        "schema": SCHEMA,
+        "status": status,
+        "scene": scene,
+        "created_at": utc_now(),
+        "tool_version": result.get("tool_version", ""),
+        "job": job,
+        "input": {**input_info, "format": result.get("input_format", "")},
+        "outputs": outputs,
+        "output_bytes": int(output_bytes),
+        "ratio": round(input_bytes / output_bytes, 3) if output_bytes else 0.0,
+        "splats": {
+            "input": counts.get("input"),
+            "dropped": counts.get("dropped", {}),
+            "output": counts.get("output"),
+            "quaternions_replaced": counts.get("quaternions_replaced", 0),
+        },
+        "sh_degree": {"input": result.get("sh_degree_in"), "output": result.get("sh_degree_out")},
+        "palette_size": result.get("palette_size"),
+        "settings": result.get("settings", {}),
+        "cache_key": cache_key,
+        "reused_from": reused_from,
+        "device": result.get("device"),
+        "device_name": result.get("device_name"),
+        "timings_s": result.get("timings", {}),
+        "peak_memory": {"rss_bytes": result.get("peak_rss_bytes", 0), "gpu_bytes": result.get("peak_gpu_bytes", 0)},
+        "errors": result.get("errors", {}),
+        "quality": result.get("quality", {}),
+        "metadata": metadata,
+    }
+
+
+def _complete_copy_bytes(outputs: list[dict]) -> int:
+    bundles = [o["bytes"] for o in outputs if o.get("role") == "bundle"]
+    return sum(bundles) if bundles else sum(o["bytes"] for o in outputs)
+
+
+def human_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{value:.2f} TiB"
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _flatten(prefix: str, value, lines: list[str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, lines)
+    elif isinstance(value, list | tuple) and len(value) <= 8:
+        lines.append(f"{prefix}: {', '.join(_number(v) for v in value)}")
+    else:
+        lines.append(f"{prefix}: {_number(value)}")
+
+
+def scene_report_text(report: dict) -> str:
+    """The same facts as the JSON, most important first, for a person to read in 20 seconds."""
+    splats = report["splats"]
+    dropped = splats.get("dropped") or {}
+    dropped_text = ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
+    inp = report["input"]
+    lines = [
+        f"scene        {report['scene']}   [{report['status']}]",
+        f"input        {inp['name']}  {human_bytes(inp['bytes'])}  ({inp.get('format') or '?'})",
+        f"output       {human_bytes(report['output_bytes'])}  ratio {report['ratio']:.2f}x",
+        f"splats       {splats.get('input')} in, {splats.get('output')} out, dropped: {dropped_text}",
+        f"SH degree    {report['sh_degree']['input']} -> {report['sh_degree']['output']}"
+        f"   palette {report.get('palette_size')}",
+        f"device       {report.get('device')} ({report.get('device_name')})",
+        f"peak memory  host {human_bytes(report['peak_memory']['rss_bytes'])}, "
+        f"GPU {human_bytes(report['peak_memory']['gpu_bytes'])}",
+    ]
+    if report.get("reused_from"):
+        lines.append(f"reused       {report['reused_from']} (same input sha256 and settings)")
+    timings = report.get("timings_s") or {}
+    if timings:
+        lines.append("timings (s)  " + ", ".join(f"{k} {_number(float(v))}" for k, v in timings.items()))
+    errors: list[str] = []
+    _flatten("", report.get("errors") or {}, errors)
+    if errors:
+        lines.append("errors (decoded output vs input):")
+        lines += [f"  {line}" for line in errors]
+    lines.append("files:")
+    lines += [f"  {o['name']:<28} {human_bytes(o['bytes']):>12}  sha256 {o['sha256']}" for o in report["outputs"]]
+    lines.append(f"input sha256 {inp['sha256']}")
+    settings = report.get("settings") or {}
+    if settings:
+        lines.append("settings     " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None))
+    if report.get("metadata") is not None:
+        lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
+    lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
+    return "\n".join(lines) + "\n"
+
+
+def json_safe(value):
+    """Replace NaN/Inf (not valid JSON) by strings, recursively, so reports always serialise."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def to_json(report: dict) -> str:
+    return json.dumps(json_safe(report), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp name and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_scene_reports(folder: Path, report: dict) -> list[Path]:
+    """Write the text report, then the JSON report (the completion marker)."""
+    text_path, json_path = folder / TEXT_NAME, folder / JSON_NAME
+    write_atomic(text_path, scene_report_text(report))
+    write_atomic(json_path, to_json(report))
+    return [text_path, json_path]
