@@ -19,4 +19,5 @@ fi
 export SOGS_REQUIRE_PEER=1
 
 .venv/bin/ruff check .
+bash scripts/lint.sh
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 from sogs_compressor import __version__
 from sogs_compressor.errors import SogsError, exit_code_table
-from sogs_compressor.options import INVALID_POLICIES, LAYOUTS, ORDERS, PRESETS, CompressOptions
+from sogs_compressor.options import (
+    INVALID_POLICIES,
+    LAYOUTS,
+    ORDERS,
+    PRESETS,
+    QUALITY_CHECKS,
+    CompressOptions,
+)
 
 # Feature modules that add their own subcommands: each has ``register(subparsers)``.
 PLUGIN_COMMANDS = (
@@ -38,7 +45,10 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order", choices=ORDERS, default=None, help="splat order (default: by preset)")
     parser.add_argument("--preset", choices=PRESETS, default=None, help="speed/size trade-off (default: balanced)")
     parser.add_argument("--webp-method", type=int, default=None, metavar="M", help="lossless WebP method 0-6")
-    parser.add_argument("--no-verify", action="store_true", help="skip decoding our output to measure errors")
+    parser.add_argument("--quality-check", choices=QUALITY_CHECKS, default=None,
+                        help="render original and output and compare them (PSNR/SSIM + preview); default fast")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip decoding our output (no attribute errors, no quality check)")
 
 
 def options_from_args(args: argparse.Namespace, base: CompressOptions | None = None) -> CompressOptions:
@@ -47,7 +57,7 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
     mapping = {
         "layout": "layout", "device": "device", "sh_bands": "sh_bands", "iterations": "iterations",
         "palette_size": "palette_size", "seed": "seed", "invalid": "invalid", "order": "order",
-        "preset": "preset", "webp_method": "webp_method",
+        "preset": "preset", "webp_method": "webp_method", "quality_check": "quality_check",
     }
     for arg_name, field_name in mapping.items():
         value = getattr(args, arg_name, None)
@@ -55,6 +65,7 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
             setattr(opts, field_name, value)
     if getattr(args, "no_verify", False):
         opts.verify = False
+        opts.quality_check = "off"
     return opts.validate()
 
 

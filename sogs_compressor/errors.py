@@ -109,7 +109,7 @@ EXIT_CODES = {
     16: "non-finite values with --invalid error",
     17: "corrupt SOG input",
     20: "GPU requested but unavailable, or out of GPU memory",
-    30: "S3 / storage error",
+    30: "S3 / AWS service error",
     40: "output could not be written",
     130: "interrupted (SIGINT/SIGTERM)",
 }

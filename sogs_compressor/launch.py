@@ -308,7 +308,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add ``sogs-compressor launch`` to the CLI."""
     parser = subparsers.add_parser(
         "launch", parents=[common], help="run the compression image as a SageMaker Processing job",
-        description=__doc__.split("\n\n")[0],
+        description="Start the compression image as a SageMaker Processing job (boto3 CreateProcessingJob): "
+                    "inputs sharded by S3 key across instances, outputs uploaded to one S3 prefix.",
         epilog="exit codes: 0 started (with --wait: Completed), 1 job Failed/Stopped, 2 usage error, "
                "30 AWS API error",
     )

@@ -8,6 +8,7 @@ LAYOUTS = ("bundle", "dir", "both")
 INVALID_POLICIES = ("drop", "error")
 ORDERS = ("morton", "plas")
 PRESETS = ("fast", "balanced", "max")
+QUALITY_CHECKS = ("off", "fast", "full")
 
 
 @dataclass
@@ -25,6 +26,7 @@ class CompressOptions:
     webp_method / webp_quality: libwebp lossless effort (method 0-6, quality 0-100 = compression effort).
     palette_size: SH palette entries (None = splat-transform's rule).
     verify: decode our own output and measure the per-attribute errors.
+    quality_check: render original and decoded output and compare (PSNR/SSIM + preview image): off|fast|full.
     name: base name of the outputs (default: the input's name without extensions).
     """
 
@@ -40,6 +42,7 @@ class CompressOptions:
     webp_quality: int | None = None
     palette_size: int | None = None
     verify: bool = True
+    quality_check: str = "fast"
     name: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -60,6 +63,8 @@ class CompressOptions:
             raise bad(f"--order must be one of {', '.join(ORDERS)}, not {self.order!r}")
         if self.preset not in PRESETS:
             raise bad(f"--preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        if self.quality_check not in QUALITY_CHECKS:
+            raise bad(f"--quality-check must be one of {', '.join(QUALITY_CHECKS)}, not {self.quality_check!r}")
         if self.sh_bands is not None and not 0 <= self.sh_bands <= 3:
             raise bad(f"--sh-bands must be 0..3, not {self.sh_bands}")
         if self.iterations is not None and self.iterations < 0:

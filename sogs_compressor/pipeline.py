@@ -23,7 +23,7 @@ from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize.kmeans import palette_size_rule
 from sogs_compressor.read import read_scene
 from sogs_compressor.read.sanitize import sanitize
-from sogs_compressor.result import CompressionResult
+from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import write_sog
@@ -65,8 +65,12 @@ def compress_splats(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     result: CompressionResult | None = None,
+    cameras_near: Path | None = None,
 ) -> CompressionResult:
-    """Encode an in-memory (already sanitized) splat set and write it; fills and returns ``result``."""
+    """Encode an in-memory (already sanitized) splat set and write it; fills and returns ``result``.
+
+    ``cameras_near``: the input file, next to which a 3DGS ``cameras.json`` is looked for (quality check).
+    """
     options = presets.resolve(options.validate())
     progress = progress or no_progress
     result = result or CompressionResult(input_path="<memory>", input_format="memory", input_bytes=0)
@@ -124,9 +128,22 @@ def compress_splats(
     if options.verify:
         t = time.perf_counter()
         progress("verify", 0.0)
-        result.errors = verify_output(result, ordered)
+        decoded = decode_output(result)
+        result.errors = attribute_errors(ordered, decoded)
         timings["verify"] = time.perf_counter() - t
         progress("verify", 1.0)
+        if options.quality_check != "off":
+            checkpoint()
+            t = time.perf_counter()
+            progress("quality", 0.0)
+            result.quality = measure_quality(ordered, decoded, options.quality_check, device,
+                                             Path(output_dir), name, cameras_near)
+            preview = result.quality.get("preview")
+            if preview:
+                path = Path(output_dir) / preview
+                result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
+            timings["quality"] = time.perf_counter() - t
+            progress("quality", 1.0)
 
     result.counts["output"] = ordered.count
     result.settings = options.to_dict()
@@ -137,16 +154,40 @@ def compress_splats(
     return result
 
 
-def verify_output(result: CompressionResult, ordered: SplatSet) -> dict:
-    """Decode what we wrote (the bundle if there is one) and measure each attribute's error."""
+def decode_output(result: CompressionResult) -> SplatSet:
+    """Decode what we wrote (the bundle if there is one), exactly as a reader of the file would."""
     from sogs_compressor.read.sog import read_sog
 
     roles = {f.role: f.path for f in result.output_files}
     target = roles.get("bundle") or roles.get("meta")
     if target is None:
         raise OutputError("nothing was written to verify")
-    decoded = read_sog(target).splats
-    return attribute_errors(ordered, decoded)
+    return read_sog(target).splats
+
+
+def measure_quality(original: SplatSet, decoded: SplatSet, mode: str, device: torch.device, output_dir: Path,
+                    name: str, cameras_near: Path | None) -> dict:
+    """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
+
+    Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise.
+    """
+    from sogs_compressor.render.camera import find_cameras_json, load_cameras_json, select_cameras
+    from sogs_compressor.render.quality import mode_settings, quality_check
+
+    cameras = None
+    source = None
+    cameras_file = find_cameras_json(cameras_near) if cameras_near is not None else None
+    if cameras_file is not None:
+        views, size = mode_settings(mode)
+        cameras = [c.fit_long_side(size) for c in select_cameras(load_cameras_json(cameras_file), views)]
+        source = str(cameras_file)
+    from sogs_compressor.render.errors import RenderError
+
+    try:
+        return quality_check(original, decoded, mode, device=device, cameras=cameras,
+                             preview_path=output_dir / f"{name}.preview.png", camera_source=source)
+    except RenderError as error:  # the SOG itself is fine; say why there are no numbers
+        return {"mode": mode, "error": str(error)}
 
 
 def compress_file(
@@ -180,6 +221,6 @@ def compress_file(
     }
     del scene
     name = options.name or output_name(input_path)
-    compress_splats(splats, output_dir, name, options, progress, should_stop, result)
+    compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path))
     result.timings["total"] = time.perf_counter() - started
     return result

@@ -14,7 +14,7 @@ from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.read.sog import read_sog
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 
-FAST = dict(layout="bundle", device="cpu", preset="fast", iterations=2)
+FAST = dict(layout="bundle", device="cpu", preset="fast", iterations=2, quality_check="off")
 
 
 @st.composite

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Start a SOG compression SageMaker Processing job; same as ``sogs-compressor launch`` (see --help)."""
+
+import sys
+from pathlib import Path
+
+# Run from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sogs_compressor.launch import main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(main())

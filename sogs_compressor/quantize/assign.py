@@ -1,0 +1,97 @@
+"""Nearest-centroid assignment (squared Euclidean) with bounded memory, on CPU or CUDA.
+
+The distance block of a chunk of rows is ``||c||^2 - 2 x.c`` (one ``addmm``; ``||x||^2`` is the same for every
+centroid of a row, so the argmin does not need it). Rows are chunked so that this block stays under
+``DISTANCE_BUDGET_BYTES``: the N x K matrix is never materialized. On CUDA the fused Triton kernel of
+``sogs_compressor.quantize.assign_triton`` is used when it is importable and usable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DISTANCE_BUDGET_BYTES = 256 * 2**20
+"""Upper bound on the bytes of one chunk's distance block (float32 rows x centroids)."""
+
+
+def default_chunk_rows(num_centroids: int, budget_bytes: int = DISTANCE_BUDGET_BYTES) -> int:
+    """Rows per chunk so that a (rows x num_centroids) float32 block fits ``budget_bytes``."""
+    return max(1, budget_bytes // (4 * max(1, num_centroids)))
+
+
+def nearest_centroid(
+    points: torch.Tensor, centroids: torch.Tensor, chunk_rows: int | None = None
+) -> torch.Tensor:
+    """Index (int64, shape (N,)) of the nearest centroid of every point, by squared Euclidean distance.
+
+    points: (N, D) float32; centroids: (K, D) float32 on the same device. ``chunk_rows`` overrides the number
+    of rows per distance block (default: from the memory budget). An explicit ``chunk_rows`` forces the torch
+    path, so tests can compare chunkings; otherwise CUDA uses the Triton kernel when available.
+    """
+    _check(points, centroids)
+    if chunk_rows is None and points.device.type == "cuda":
+        kernel = _triton_kernel(points.device)
+        if kernel is not None:
+            return kernel(points.contiguous(), centroids.contiguous())
+    return nearest_centroid_with_distance(points, centroids, chunk_rows)[0]
+
+
+def nearest_centroid_with_distance(
+    points: torch.Tensor, centroids: torch.Tensor, chunk_rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels int64 (N,), squared distances float32 (N,)) of the nearest centroid, torch path only."""
+    _check(points, centroids)
+    n = points.shape[0]
+    rows = chunk_rows if chunk_rows is not None else default_chunk_rows(centroids.shape[0])
+    if rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, not {rows}")
+    labels = torch.empty(n, dtype=torch.int64, device=points.device)
+    dists = torch.empty(n, dtype=points.dtype, device=points.device)
+    centroids_t = centroids.t()
+    centroid_sq = (centroids * centroids).sum(dim=1)
+    for start in range(0, n, rows):
+        x = points[start : start + rows]
+        block = torch.addmm(centroid_sq, x, centroids_t, beta=1.0, alpha=-2.0)
+        best, index = block.min(dim=1)
+        labels[start : start + rows] = index
+        dists[start : start + rows] = (best + (x * x).sum(dim=1)).clamp_min_(0.0)
+        del block
+    return labels, dists
+
+
+def nearest_centroids_topk(
+    points: torch.Tensor, centroids: torch.Tensor, k: int, chunk_rows: int | None = None
+) -> torch.Tensor:
+    """Indices (int64, (N, k)) of the k nearest centroids of every point, nearest first."""
+    _check(points, centroids)
+    k = min(k, centroids.shape[0])
+    rows = chunk_rows if chunk_rows is not None else default_chunk_rows(centroids.shape[0])
+    out = torch.empty(points.shape[0], k, dtype=torch.int64, device=points.device)
+    centroids_t = centroids.t()
+    centroid_sq = (centroids * centroids).sum(dim=1)
+    for start in range(0, points.shape[0], rows):
+        block = torch.addmm(centroid_sq, points[start : start + rows], centroids_t, beta=1.0, alpha=-2.0)
+        out[start : start + rows] = block.topk(k, dim=1, largest=False, sorted=True).indices
+    return out
+
+
+def _check(points: torch.Tensor, centroids: torch.Tensor) -> None:
+    if points.ndim != 2 or centroids.ndim != 2 or points.shape[1] != centroids.shape[1]:
+        raise ValueError(f"points {tuple(points.shape)} and centroids {tuple(centroids.shape)} must be (N,D), (K,D)")
+    if centroids.shape[0] == 0:
+        raise ValueError("no centroids to assign to")
+    if points.device != centroids.device:
+        raise ValueError(f"points on {points.device} but centroids on {centroids.device}")
+
+
+def _triton_kernel(device: torch.device):
+    """The fused Triton distance+argmin, or None when its module is missing or unusable on ``device``."""
+    try:
+        from sogs_compressor.quantize import assign_triton
+    except ImportError:
+        return None
+    try:
+        usable = assign_triton.triton_available(device)
+    except Exception:  # a broken optional kernel must not break the torch path
+        return None
+    return assign_triton.triton_nearest_centroid if usable else None

@@ -1,0 +1,193 @@
+"""Fused nearest-centroid assignment for k-means on CUDA (Triton).
+
+The plain chunked ``x @ c.T`` + ``argmin`` is bound by writing and re-reading the N x K distance matrix
+(~1 TB of traffic per Lloyd iteration at N = 4M, K = 64K). This kernel never writes that matrix: each program
+loads one tile of points once, loops over tiles of centroids, computes ``||c||^2 - 2 x.c`` with ``tl.dot``
+(tensor cores) and keeps the running minimum and its index in registers. Memory: the (N,) labels plus a
+zero-padded, transposed copy of the centroids (D_pad x K_pad floats).
+
+The module imports without Triton (CPU installs); :func:`triton_available` says whether the kernel can run.
+With ``TRITON_INTERPRET=1`` set before import, the kernel also runs on CPU tensors through Triton's
+interpreter, which is how the tests check it without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+try:  # Triton is optional: absent on CPU-only installs.
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = None
+    tl = None
+
+PRECISIONS = ("ieee", "tf32", "tf32x3")
+"""``tl.dot`` input precisions: ``ieee`` = exact fp32 FMA (no tensor cores), ``tf32`` = tensor cores with
+10-bit mantissa inputs, ``tf32x3`` = three tf32 products (about fp32 accuracy, ~3x the tensor-core work)."""
+
+DEFAULT_PRECISION = "tf32"
+"""Chosen from the measurement in bench/NOTES-gpu.md: Lloyd with tf32 assignment ends within 1% of the SSE of
+exact fp32 assignment."""
+
+MAX_DIM = 256
+"""Largest point dimension the kernel accepts (SH palettes use 9, 24 or 45)."""
+
+DEFAULT_CONFIG = {"block_m": 128, "block_n": 128, "num_warps": 8, "num_stages": 3}
+"""Tile shape and launch settings; bench/gpu_kernels.py sweeps alternatives."""
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def triton_available(device: torch.device) -> bool:
+    """True when ``device`` is a usable CUDA device and Triton imports (the fused kernel can run there)."""
+    return triton is not None and device.type == "cuda" and torch.cuda.is_available()
+
+
+def padded_dim(d: int) -> int:
+    """The power of two >= max(d, 16) that ``tl.dot`` needs as its inner dimension."""
+    return max(16, 1 << (max(d, 1) - 1).bit_length())
+
+
+if triton is not None:
+
+    @triton.jit
+    def _nearest_centroid_kernel(
+        x_ptr,
+        ct_ptr,
+        cn_ptr,
+        out_ptr,
+        n_points,
+        n_centroids_padded,
+        dim,
+        stride_x,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
+        """One program: BLOCK_M points against every centroid tile; writes BLOCK_M labels."""
+        rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        dims = tl.arange(0, BLOCK_D)
+        row_ok = rows < n_points
+        x_offsets = rows.to(tl.int64)[:, None] * stride_x + dims[None, :]
+        x = tl.load(x_ptr + x_offsets, mask=row_ok[:, None] & (dims[None, :] < dim), other=0.0)
+
+        best = tl.full([BLOCK_M], float("inf"), tl.float32)
+        best_index = tl.zeros([BLOCK_M], tl.int32)
+        cols = tl.arange(0, BLOCK_N)
+        for start in range(0, n_centroids_padded, BLOCK_N):
+            # Centroids are stored transposed (BLOCK_D x K_pad) and padded, so tiles load unmasked.
+            ct = tl.load(ct_ptr + dims[:, None] * n_centroids_padded + (start + cols)[None, :])
+            norms = tl.load(cn_ptr + start + cols)  # +inf for padding centroids
+            dots = tl.dot(x, ct, input_precision=PRECISION)
+            dist = norms[None, :] - 2.0 * dots
+            tile_min, tile_arg = tl.min(dist, axis=1, return_indices=True)
+            better = tile_min < best  # strict: ties keep the earlier (lower) index, like torch.argmin
+            best = tl.where(better, tile_min, best)
+            best_index = tl.where(better, tile_arg + start, best_index)
+        tl.store(out_ptr + rows, best_index.to(tl.int64), mask=row_ok)
+
+
+def _check_inputs(points: torch.Tensor, centroids: torch.Tensor) -> None:
+    if points.ndim != 2 or centroids.ndim != 2:
+        raise ValueError(f"points and centroids must be 2-D, got {tuple(points.shape)} and {tuple(centroids.shape)}")
+    if points.shape[1] != centroids.shape[1]:
+        raise ValueError(f"dimension mismatch: points have {points.shape[1]}, centroids {centroids.shape[1]}")
+    if not 1 <= points.shape[1] <= MAX_DIM:
+        raise ValueError(f"point dimension {points.shape[1]} is outside 1..{MAX_DIM}")
+    if centroids.shape[0] == 0:
+        raise ValueError("no centroids given")
+    if points.dtype != torch.float32 or centroids.dtype != torch.float32:
+        raise ValueError(f"float32 expected, got {points.dtype} and {centroids.dtype}")
+    if points.device != centroids.device:
+        raise ValueError(f"points on {points.device} but centroids on {centroids.device}")
+
+
+def prepare_centroids(centroids: torch.Tensor, block_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Transposed, zero-padded centroids (D_pad, K_pad) and their squared norms (+inf for padding columns).
+
+    Norms are computed in fp32 from the unpadded centroids, so only the cross term carries the reduced
+    tensor-core precision.
+    """
+    k, d = centroids.shape
+    d_pad = padded_dim(d)
+    k_pad = -(-k // block_n) * block_n
+    ct = torch.zeros((d_pad, k_pad), dtype=torch.float32, device=centroids.device)
+    ct[:d, :k] = centroids.t()
+    norms = torch.full((k_pad,), float("inf"), dtype=torch.float32, device=centroids.device)
+    norms[:k] = (centroids * centroids).sum(dim=1)
+    return ct, norms
+
+
+def triton_nearest_centroid(
+    points: torch.Tensor,
+    centroids: torch.Tensor,
+    *,
+    precision: str = DEFAULT_PRECISION,
+    block_m: int = DEFAULT_CONFIG["block_m"],
+    block_n: int = DEFAULT_CONFIG["block_n"],
+    num_warps: int = DEFAULT_CONFIG["num_warps"],
+    num_stages: int = DEFAULT_CONFIG["num_stages"],
+) -> torch.Tensor:
+    """Index of the nearest centroid (squared Euclidean) for every point: (N, D) x (K, D) -> (N,) int64.
+
+    Ties go to the lowest centroid index. Rows with NaN get label 0. Runs on CUDA, or on CPU tensors under
+    ``TRITON_INTERPRET=1``.
+    """
+    if triton is None:
+        raise RuntimeError("triton is not installed; use the torch assignment path")
+    _check_inputs(points, centroids)
+    if points.device.type != "cuda" and not _interpreting():
+        raise ValueError(f"the Triton kernel needs CUDA tensors, got {points.device} (use the torch path on CPU)")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    n, d = points.shape
+    labels = torch.empty((n,), dtype=torch.int64, device=points.device)
+    if n == 0:
+        return labels
+    points = points.contiguous()
+    ct, norms = prepare_centroids(centroids, block_n)
+    grid = (triton.cdiv(n, block_m),)
+    _nearest_centroid_kernel[grid](
+        points,
+        ct,
+        norms,
+        labels,
+        n,
+        ct.shape[1],
+        d,
+        points.stride(0),
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        BLOCK_D=ct.shape[0],
+        PRECISION=precision,
+        num_warps=num_warps,
+        num_stages=num_stages,
+    )
+    return labels
+
+
+def reference_nearest_centroid(
+    points: torch.Tensor, centroids: torch.Tensor, *, dtype: torch.dtype = torch.float64, chunk_rows: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Brute-force labels and squared distances in ``dtype`` (float64 by default), chunked over points.
+
+    The ground truth the kernel is checked against; memory is ``chunk_rows x K`` at a time.
+    """
+    _check_inputs(points, centroids)
+    c = centroids.to(dtype)
+    c_norm = (c * c).sum(dim=1)
+    labels = torch.empty((points.shape[0],), dtype=torch.int64, device=points.device)
+    dists = torch.empty((points.shape[0],), dtype=dtype, device=points.device)
+    for start in range(0, points.shape[0], chunk_rows):
+        x = points[start : start + chunk_rows].to(dtype)
+        d = (x * x).sum(dim=1, keepdim=True) - 2.0 * (x @ c.t()) + c_norm[None, :]
+        best, index = d.min(dim=1)
+        labels[start : start + chunk_rows] = index
+        dists[start : start + chunk_rows] = best.clamp_min(0)
+    return labels, dists

@@ -1,0 +1,382 @@
+"""k-means for the SOG SH palette (``shN``): raw ``f_rest`` vectors (D = 9, 24 or 45) into up to 65,536 centroids.
+
+Semantics follow splat-transform (formats.md 4.2) but are reproducible: the initial centroids are ``k`` distinct
+random points drawn with a seeded CPU ``torch.Generator`` (so CPU and CUDA start from the same points), then
+exactly ``iterations`` Lloyd iterations (stopping early only when an iteration changed nothing, which makes
+every further one a no-op). Labels come from the last assignment and centroids from the update after it; an
+empty cluster is re-seeded with the point currently farthest from its centroid. Centroid sums are
+deterministic on CUDA too (sorted segment sums instead of atomics), so the same seed gives the same palette.
+
+Methods:
+* ``exact``: at most ``k`` distinct rows (always when N <= k): every distinct row is a centroid, zero error.
+* ``flat``: plain Lloyd; each iteration costs N*k*D multiply-adds.
+* ``hierarchical``: coarse k-means into C ~ sqrt(k) clusters, a sub-palette per coarse cluster sized by its
+  share of the coarse error, then Lloyd iterations in which each point is compared only with the
+  sub-palettes of its ``PROBES`` nearest coarse clusters (an inverted-file search): about
+  N*(C + PROBES*k/C)*D per iteration instead of N*k*D, i.e. ~100x less at k = 65,536.
+``auto`` takes ``flat`` while N*k*D per iteration is below ``FLAT_WORK_LIMIT`` for the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sogs_compressor.errors import InvalidValuesError
+from sogs_compressor.quantize.assign import (
+    nearest_centroid,
+    nearest_centroid_with_distance,
+    nearest_centroids_topk,
+)
+
+METHODS = ("auto", "flat", "hierarchical")
+
+FLAT_WORK_LIMIT = {"cpu": 2e10, "cuda": 1e12}
+"""Largest N*k*D (multiply-adds per Lloyd iteration) for which ``auto`` runs flat Lloyd on each device type."""
+
+PROBES = 3
+"""Coarse clusters whose sub-palettes each point searches in the hierarchical method."""
+
+ERROR_CHUNK_ROWS = 1 << 18
+"""Rows per chunk when measuring point-to-centroid errors (bounds the (rows, D) temporaries)."""
+
+
+@dataclass
+class KMeansResult:
+    """A palette and the assignment of every row to it.
+
+    centroids: (K', D) float32, K' <= k (centroids no row uses are dropped).
+    labels: (N,) int32, each < K' (fits uint16 when K' <= 65,536).
+    sse: sum over rows of the squared distance to their centroid.
+    iterations: Lloyd iterations run (of the fine level for ``hierarchical``; 0 for ``exact``).
+    method: ``exact``, ``flat`` or ``hierarchical``.
+    """
+
+    centroids: np.ndarray
+    labels: np.ndarray
+    sse: float
+    iterations: int
+    method: str
+
+
+def palette_size_rule(n: int) -> int:
+    """splat-transform's SH palette size for n splats (formats.md 2.8).
+
+    ``min(64, 2**floor(log2(n/1024))) * 1024`` for n >= 1024, else the largest power of two <= n (0 for n = 0).
+    """
+    if n < 1:
+        return 0
+    if n >= 1024:
+        return min(64, 1 << ((n // 1024).bit_length() - 1)) * 1024
+    return 1 << (n.bit_length() - 1)
+
+
+def kmeans(
+    data: np.ndarray,
+    k: int,
+    iterations: int = 10,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    method: str = "auto",
+) -> KMeansResult:
+    """Cluster the rows of ``data`` (N, D) into at most ``k`` centroids; see the module docstring."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, not {k}")
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, not {iterations}")
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    if data.ndim != 2:
+        raise ValueError(f"data must be (N, D), not {data.shape}")
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise InvalidValuesError(f"k-means input holds {bad} non-finite values; drop those splats first")
+    device = torch.device(device)
+
+    exact = exact_palette(data, k)
+    if exact is not None:
+        return exact
+
+    x = torch.from_numpy(data).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    if method == "auto":
+        method = choose_method(data.shape[0], k, data.shape[1], device)
+    if method == "flat":
+        init = x[_random_rows(data.shape[0], k, generator).to(device)]
+        centroids, labels, done = lloyd(x, init, iterations)
+    else:
+        centroids, labels, done = hierarchical_lloyd(x, k, iterations, generator)
+    centroids, labels = _drop_unused(centroids, labels)
+    sse = float(point_errors(x, centroids, labels).sum())
+    return KMeansResult(
+        centroids=centroids.cpu().numpy(),
+        labels=labels.to(torch.int32).cpu().numpy(),
+        sse=sse,
+        iterations=done,
+        method=method,
+    )
+
+
+def choose_method(n: int, k: int, dim: int, device: torch.device) -> str:
+    """``flat`` while one Lloyd iteration (n*k*dim multiply-adds) is cheap on this device, else ``hierarchical``."""
+    limit = FLAT_WORK_LIMIT.get(torch.device(device).type, FLAT_WORK_LIMIT["cuda"])
+    return "flat" if n * k * dim <= limit else "hierarchical"
+
+
+def exact_palette(data: np.ndarray, k: int) -> KMeansResult | None:
+    """The palette of distinct rows when there are at most ``k`` of them, else None.
+
+    Re-encoding an already palettized scene (a decoded SOG) lands here and keeps it lossless. A row hash is
+    checked first (on a prefix of 4k rows, then on all), so typical data pays one cheap pass.
+    """
+    n, dim = data.shape
+    if n == 0:
+        return KMeansResult(np.zeros((0, dim), np.float32), np.zeros(0, np.int32), 0.0, 0, "exact")
+    data = data + np.float32(0.0)  # -0.0 -> +0.0, so equal values hash alike
+    if n > k:
+        prefix = min(n, 4 * k)
+        if np.unique(_row_hash(data[:prefix])).size > k or np.unique(_row_hash(data)).size > k:
+            return None
+    rows, inverse = np.unique(data, axis=0, return_inverse=True)
+    if rows.shape[0] > k:
+        return None
+    return KMeansResult(
+        centroids=np.ascontiguousarray(rows, dtype=np.float32),
+        labels=inverse.reshape(-1).astype(np.int32),
+        sse=0.0,
+        iterations=0,
+        method="exact",
+    )
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bits (collisions only merge rows, never split them)."""
+    bits = rows.view(np.uint32)
+    h = np.full(rows.shape[0], 1469598103934665603, dtype=np.uint64)
+    prime = np.uint64(1099511628211)
+    with np.errstate(over="ignore"):
+        for j in range(bits.shape[1]):
+            h = (h ^ bits[:, j].astype(np.uint64)) * prime
+    return h
+
+
+def _random_rows(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """``k`` distinct row indices (k <= n), drawn on the CPU so every device gets the same ones."""
+    return torch.randperm(n, generator=generator)[:k]
+
+
+def lloyd(
+    x: torch.Tensor,
+    centroids: torch.Tensor,
+    iterations: int,
+    assign=None,
+    update=None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Lloyd iterations from ``centroids``: (centroids after the last update, last labels, iterations run).
+
+    ``assign(x, centroids) -> labels`` defaults to the exact nearest centroid and ``update(x, labels,
+    centroids) -> (centroids, reseeded)`` to ``update_centroids``. With 0 iterations the labels are the
+    nearest initial centroids, which are returned unchanged.
+    """
+    assign = assign or nearest_centroid
+    update = update or update_centroids
+    labels = assign(x, centroids)
+    previous = None
+    done = 0
+    while done < iterations:
+        if done > 0:
+            labels = assign(x, centroids)
+        done += 1
+        centroids, reseeded = update(x, labels, centroids)
+        if previous is not None and not reseeded and torch.equal(previous, labels):
+            break  # nothing moved: every further iteration would repeat this one
+        previous = labels
+    return centroids, labels, done
+
+
+def update_centroids(x: torch.Tensor, labels: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Means of the members of each cluster; empty clusters get the points farthest from their new centroid.
+
+    Returns (new centroids, number of clusters re-seeded).
+    """
+    k = centroids.shape[0]
+    sums, counts = segment_sums(x, labels, k)
+    new = (sums / counts.clamp_min(1).unsqueeze(1)).to(x.dtype)
+    empty = torch.nonzero(counts == 0).flatten()
+    if empty.numel() == 0:
+        return new, 0
+    errors = point_errors(x, new, labels)
+    # topk picks distinct points; ties broken by index so CPU and CUDA agree.
+    order = torch.argsort(errors, descending=True, stable=True)
+    far = order[: empty.numel()]
+    new[empty[: far.numel()]] = x[far]
+    return new, int(empty.numel())
+
+
+def segment_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-cluster float64 sums (k, D), member counts (k,)), deterministic on every device.
+
+    CPU ``index_add_`` runs in index order; on CUDA it uses atomics (run-to-run float noise), so there the rows
+    are sorted by label and summed by float64 prefix sums instead.
+    """
+    counts = torch.bincount(labels, minlength=k)
+    if x.device.type == "cpu":
+        sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
+        sums.index_add_(0, labels, x.to(torch.float64))
+        return sums, counts
+    order = torch.argsort(labels, stable=True)
+    prefix = torch.zeros(x.shape[0] + 1, x.shape[1], dtype=torch.float64, device=x.device)
+    torch.cumsum(x[order].to(torch.float64), dim=0, out=prefix[1:])
+    ends = torch.cumsum(counts, dim=0)
+    sums = prefix[ends] - prefix[ends - counts]
+    return sums, counts
+
+
+def point_errors(x: torch.Tensor, centroids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Squared distance of every row to its labelled centroid (float64, chunked)."""
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], ERROR_CHUNK_ROWS):
+        stop = start + ERROR_CHUNK_ROWS
+        diff = x[start:stop].to(torch.float64) - centroids[labels[start:stop]].to(torch.float64)
+        out[start:stop] = (diff * diff).sum(dim=1)
+    return out
+
+
+def _drop_unused(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Remove centroids no label refers to (re-seeded in the final update) and renumber the labels."""
+    used = torch.bincount(labels, minlength=centroids.shape[0]) > 0
+    if bool(used.all()):
+        return centroids, labels
+    remap = torch.cumsum(used.to(torch.int64), dim=0) - 1
+    return centroids[used], remap[labels]
+
+
+# --- hierarchical (coarse-to-fine, inverted-file) k-means -----------------------------------------------------
+
+
+def hierarchical_lloyd(
+    x: torch.Tensor, k: int, iterations: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Coarse k-means, per-cluster sub-palettes, then Lloyd iterations with a probed (inverted-file) search."""
+    n = x.shape[0]
+    coarse_k = max(1, min(k, round(math.sqrt(k))))
+    coarse_init = x[_random_rows(n, coarse_k, generator).to(x.device)]
+    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations)
+    errors = point_errors(x, coarse, coarse_labels)
+    group_size = torch.bincount(coarse_labels, minlength=coarse_k).cpu().numpy()
+    group_error = torch.zeros(coarse_k, dtype=torch.float64, device=x.device)
+    group_error.index_add_(0, coarse_labels, errors)  # only sets sizes: float noise is harmless
+    alloc = allocate_sub_palettes(group_error.cpu().numpy(), group_size, k)
+
+    chosen, fine_group = _sample_per_group(coarse_labels.cpu(), alloc, generator)
+    fine = x[chosen.to(x.device)]
+    fine_group = fine_group.to(x.device)
+    probes = nearest_centroids_topk(x, coarse, PROBES)
+
+    def assign(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+        return probed_nearest(points, probes, centroids, fine_group)
+
+    def update(points, labels, centroids):
+        new, reseeded = update_centroids(points, labels, centroids)
+        if reseeded:
+            # A re-seeded centroid joins the coarse cluster nearest to its new position.
+            moved = torch.nonzero(torch.bincount(labels, minlength=centroids.shape[0]) == 0).flatten()
+            fine_group[moved] = nearest_centroid(new[moved], coarse)
+        return new, reseeded
+
+    return lloyd(x, fine, iterations, assign, update)
+
+
+def allocate_sub_palettes(group_error: np.ndarray, group_size: np.ndarray, total: int) -> np.ndarray:
+    """Centroids per coarse cluster: proportional to its squared error, at least 1, at most its size.
+
+    High-rate quantization theory gives k_g ~ (n_g sigma_g^2)^(D/(D+2)), i.e. nearly proportional to the
+    cluster's error for D >= 9. Largest-remainder rounding; the caps are met by water-filling.
+    """
+    size = group_size.astype(np.int64)
+    cap = size.astype(np.float64)
+    total = int(min(total, size.sum()))
+    weight = np.where(size > 0, np.maximum(group_error, 0.0), 0.0)
+    if weight.sum() <= 0.0:
+        weight = size.astype(np.float64)
+    floor_ = (size > 0).astype(np.float64)
+
+    def filled(scale: float) -> np.ndarray:
+        return np.clip(scale * weight, floor_, cap)
+
+    lo, hi = 0.0, 1.0
+    while filled(hi).sum() < total and hi < 1e300:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if filled(mid).sum() < total else (lo, mid)
+    share = filled(hi)
+    alloc = np.minimum(np.floor(share).astype(np.int64), size)
+    alloc = np.maximum(alloc, (size > 0).astype(np.int64))
+    # Hand out (or take back) the rounding difference by largest (smallest) remainder, within the caps.
+    order = np.argsort(-(share - alloc), kind="stable")
+    while alloc.sum() != total:
+        step = 1 if alloc.sum() < total else -1
+        for g in order if step > 0 else order[::-1]:
+            if alloc.sum() == total:
+                break
+            if (step > 0 and alloc[g] < size[g]) or (step < 0 and alloc[g] > 1):
+                alloc[g] += step
+    return alloc
+
+
+def _sample_per_group(
+    coarse_labels: torch.Tensor, alloc: np.ndarray, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """alloc[g] distinct random members of each coarse cluster g: (row indices, their cluster)."""
+    n = coarse_labels.shape[0]
+    perm = torch.randperm(n, generator=generator)
+    group = coarse_labels[perm]
+    order = torch.argsort(group, stable=True)
+    members = perm[order]
+    group = group[order]
+    sizes = torch.bincount(group, minlength=alloc.size)
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(n) - starts[group]
+    keep = rank < torch.from_numpy(alloc)[group]
+    return members[keep], group[keep]
+
+
+def probed_nearest(
+    x: torch.Tensor, probes: torch.Tensor, centroids: torch.Tensor, centroid_group: torch.Tensor
+) -> torch.Tensor:
+    """Nearest centroid of each row among the centroids of the coarse clusters listed in its ``probes`` row."""
+    n, num_probes = probes.shape
+    groups = int(probes.max()) + 1 if probes.numel() else 0
+    groups = max(groups, int(centroid_group.max()) + 1)
+    # (row, probe) pairs ordered by coarse cluster, and centroids ordered by coarse cluster.
+    pair_group = probes.reshape(-1)
+    pair_order = torch.argsort(pair_group, stable=True)
+    pair_row = pair_order // num_probes
+    pair_bounds = _bounds(torch.bincount(pair_group, minlength=groups))
+    cent_order = torch.argsort(centroid_group, stable=True)
+    cent_bounds = _bounds(torch.bincount(centroid_group, minlength=groups))
+
+    best_dist = torch.full((n * num_probes,), float("inf"), dtype=x.dtype, device=x.device)
+    best_label = torch.zeros(n * num_probes, dtype=torch.int64, device=x.device)
+    for g in range(groups):
+        p0, p1 = pair_bounds[g], pair_bounds[g + 1]
+        c0, c1 = cent_bounds[g], cent_bounds[g + 1]
+        if p0 == p1 or c0 == c1:
+            continue
+        candidates = cent_order[c0:c1]
+        local, dist = nearest_centroid_with_distance(x[pair_row[p0:p1]], centroids[candidates])
+        slots = pair_order[p0:p1]
+        best_dist[slots] = dist
+        best_label[slots] = candidates[local]
+    pick = best_dist.view(n, num_probes).argmin(dim=1, keepdim=True)
+    return best_label.view(n, num_probes).gather(1, pick).squeeze(1)
+
+
+def _bounds(counts: torch.Tensor) -> list[int]:
+    """Start offsets of consecutive segments of the given sizes, plus the end (host ints)."""
+    return [0, *torch.cumsum(counts, 0).tolist()]

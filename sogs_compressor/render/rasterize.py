@@ -1,0 +1,386 @@
+"""The reference splat renderer: standard 3D Gaussian Splatting image formation in plain PyTorch.
+
+Same logic on CPU and CUDA, float32, deterministic. Steps (as in the 3DGS reference rasterizer):
+
+1. world -> camera (OpenCV frame), cull splats nearer than 0.2, never-visible ones (opacity < 1/255) and
+   non-finite ones;
+2. project each 3D covariance to 2D through the perspective Jacobian (view-frustum-clamped as in 3DGS),
+   add the 0.3 px low-pass, invert to a conic, radius = ceil(3 sigma of the major axis);
+3. colour from SH along the view direction (+0.5, clamped at 0);
+4. assign splats to the 16x16 tiles their radius box touches; sort (tile, depth) pairs with one int64 key;
+5. composite each tile front to back, vectorized over the pixels of a chunk of tiles and a block of depth
+   layers: alpha = min(0.99, opacity * exp(power)), alphas under 1/255 skipped, a splat that would bring the
+   transmittance under 1e-4 stops the pixel (and is not blended), background added with the final T.
+
+Memory is bounded twice: tile rows are grouped into bands holding at most ``max_pairs`` splat-tile pairs,
+and compositing touches at most ``max_elements`` (tile pixel x layer) values at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sogs_compressor.render.camera import Camera, check_size
+from sogs_compressor.render.errors import NothingVisibleError
+from sogs_compressor.render.sh import sh_to_color
+from sogs_compressor.splats import SplatSet
+
+NEAR_PLANE = 0.2
+LOW_PASS = 0.3
+ALPHA_CAP = 0.99
+ALPHA_MIN = 1.0 / 255.0
+T_MIN = 1e-4
+TILE = 16
+FRUSTUM_SLACK = 1.3  # the Jacobian is evaluated at most 30 % outside the field of view (3DGS)
+
+RENDERER_SETTINGS = {
+    "renderer": "sogs-compressor reference rasterizer (3DGS image formation, PyTorch)",
+    "near_plane": NEAR_PLANE,
+    "low_pass_px": LOW_PASS,
+    "alpha_cap": ALPHA_CAP,
+    "alpha_min": round(ALPHA_MIN, 6),
+    "transmittance_stop": T_MIN,
+    "tile_px": TILE,
+    "sigma_cutoff": 3,
+}
+
+
+@dataclass
+class GaussianTensors:
+    """Splats on a device, ready to render from any camera (prepare once, render many views)."""
+
+    means: torch.Tensor  # (N, 3)
+    cov3d: torch.Tensor  # (N, 3, 3)
+    opacity: torch.Tensor  # (N,)
+    f_dc: torch.Tensor  # (N, 3)
+    f_rest: torch.Tensor  # (N, 3K) channel-major
+    antialiased: bool = False
+
+    @property
+    def count(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+
+@dataclass
+class RenderResult:
+    """``image`` (H, W, 3) in [0, 1] with the background blended in; ``alpha`` (H, W) = 1 - final T."""
+
+    image: torch.Tensor
+    alpha: torch.Tensor
+    visible: int
+    pairs: int
+
+
+def quaternions_to_matrices(q: torch.Tensor) -> torch.Tensor:
+    """(N, 4) quaternions (w, x, y, z), any length > 0 -> (N, 3, 3) rotation matrices."""
+    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(-1, 3, 3)
+
+
+def covariances(log_scales: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Sigma = R S S^T R^T with S = diag(exp(log_scales)); a -inf log scale (2DGS) gives a flat splat."""
+    m = quaternions_to_matrices(rotations) * torch.exp(log_scales).unsqueeze(1)
+    return m @ m.transpose(1, 2)
+
+
+def renderable_mask(splats: SplatSet) -> np.ndarray:
+    """Splats that can show up at all: finite values (log scales may be -inf), opacity >= 1/255, a rotation."""
+    finite = np.all(np.isfinite(splats.positions), axis=1)
+    finite &= np.all(np.isfinite(splats.rotations), axis=1) & (np.abs(splats.rotations).sum(axis=1) > 0)
+    finite &= ~np.any(np.isnan(splats.log_scales) | (splats.log_scales == np.inf), axis=1)
+    finite &= np.all(np.isfinite(splats.f_dc), axis=1) & np.all(np.isfinite(splats.f_rest), axis=1)
+    finite &= ~np.isnan(splats.opacity_logits)
+    with np.errstate(over="ignore"):
+        opacity = 1.0 / (1.0 + np.exp(-splats.opacity_logits.astype(np.float64)))
+    return finite & (opacity >= ALPHA_MIN)
+
+
+def prepare(splats: SplatSet, device: torch.device | str = "cpu") -> GaussianTensors:
+    """Move the renderable splats to ``device`` as float32 tensors with 3D covariances precomputed."""
+    keep = renderable_mask(splats)
+    subset = splats.take(np.flatnonzero(keep)) if not keep.all() else splats
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+
+    return GaussianTensors(
+        means=tensor(subset.positions),
+        cov3d=covariances(tensor(subset.log_scales), tensor(subset.rotations)),
+        opacity=torch.sigmoid(tensor(subset.opacity_logits)),
+        f_dc=tensor(subset.f_dc),
+        f_rest=tensor(subset.f_rest),
+        antialiased=splats.model == "antialiased",
+    )
+
+
+@dataclass
+class _Projected:
+    """Per visible splat: pixel-space mean, conic (a, b, c), opacity, colour, depth, tile box."""
+
+    mean2d: torch.Tensor
+    conic: torch.Tensor
+    opacity: torch.Tensor
+    color: torch.Tensor
+    depth: torch.Tensor
+    box: torch.Tensor  # (M, 4) int64: x0, y0, x1, y1 tiles, [x0, x1) x [y0, y1)
+
+
+def project(g: GaussianTensors, camera: Camera) -> _Projected:
+    """Steps 1-3: camera transform, EWA projection with low-pass, conic, tile box, SH colour."""
+    device = g.device
+    rot = torch.tensor(camera.rotation, dtype=torch.float32, device=device)
+    trans = torch.tensor(camera.translation, dtype=torch.float32, device=device)
+    p = g.means @ rot.T + trans
+    idx = torch.nonzero(p[:, 2] > NEAR_PLANE).squeeze(1)
+    p = p[idx]
+    x, y, z = p.unbind(-1)
+    fx, fy, cx, cy, w, h = camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height
+    lim_x_pos, lim_x_neg = (w - cx) / fx + 0.3 * w / (2 * fx), cx / fx + 0.3 * w / (2 * fx)
+    lim_y_pos, lim_y_neg = (h - cy) / fy + 0.3 * h / (2 * fy), cy / fy + 0.3 * h / (2 * fy)
+    tx = (x / z).clamp(-lim_x_neg, lim_x_pos) * z
+    ty = (y / z).clamp(-lim_y_neg, lim_y_pos) * z
+    zeros = torch.zeros_like(z)
+    jac = torch.stack(
+        [fx / z, zeros, -fx * tx / (z * z), zeros, fy / z, -fy * ty / (z * z)], dim=-1
+    ).reshape(-1, 2, 3)
+    t_mat = jac @ rot
+    cov2 = t_mat @ g.cov3d[idx] @ t_mat.transpose(1, 2)
+    a, b, c = cov2[:, 0, 0] + LOW_PASS, cov2[:, 0, 1], cov2[:, 1, 1] + LOW_PASS
+    det = a * c - b * b
+    opacity = g.opacity[idx]
+    if g.antialiased:  # Mip-Splatting: keep the splat's energy when the low-pass widens it
+        det_raw = (a - LOW_PASS) * (c - LOW_PASS) - b * b
+        opacity = opacity * torch.sqrt((det_raw / det).clamp_min(0.0))
+    mid = 0.5 * (a + c)
+    lambda1 = mid + torch.sqrt((mid * mid - det).clamp_min(0.1))
+    radius = torch.ceil(3.0 * torch.sqrt(lambda1))
+    u, v = fx * x / z + cx, fy * y / z + cy
+    grid_x, grid_y = math.ceil(w / TILE), math.ceil(h / TILE)
+    # tile box as in 3DGS getRect (its pixel centres sit at integers, ours at +0.5)
+    box = torch.stack(
+        [
+            torch.floor((u - 0.5 - radius) / TILE).clamp(0, grid_x),
+            torch.floor((v - 0.5 - radius) / TILE).clamp(0, grid_y),
+            torch.floor((u - 0.5 + radius + TILE - 1) / TILE).clamp(0, grid_x),
+            torch.floor((v - 0.5 + radius + TILE - 1) / TILE).clamp(0, grid_y),
+        ],
+        dim=-1,
+    ).to(torch.int64)
+    ok = (det > 0) & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1]) & (opacity >= ALPHA_MIN)
+    ok &= torch.isfinite(u) & torch.isfinite(v) & torch.isfinite(det)
+    sel = torch.nonzero(ok).squeeze(1)
+    idx, det, a, b, c = idx[sel], det[sel], a[sel], b[sel], c[sel]
+    centre = torch.tensor(camera.center, dtype=torch.float32, device=device)
+    directions = torch.nn.functional.normalize(g.means[idx] - centre, dim=-1)
+    return _Projected(
+        mean2d=torch.stack([u[sel], v[sel]], dim=-1),
+        conic=torch.stack([c / det, -b / det, a / det], dim=-1),
+        opacity=opacity[sel],
+        color=sh_to_color(g.f_dc[idx], g.f_rest[idx], directions),
+        depth=z[sel],
+        box=box[sel],
+    )
+
+
+def _row_bands(box: torch.Tensor, grid_y: int, max_pairs: int) -> list[tuple[int, int]]:
+    """Group tile rows into bands of at most ``max_pairs`` splat-tile pairs (a single row may exceed it)."""
+    width = box[:, 2] - box[:, 0]
+    per_row = torch.zeros(grid_y + 1, dtype=torch.int64, device=box.device)
+    per_row.index_add_(0, box[:, 1], width)
+    per_row.index_add_(0, box[:, 3], -width)
+    counts = torch.cumsum(per_row, 0)[:grid_y].tolist()
+    bands, start, total = [], 0, 0
+    for row, n in enumerate(counts):
+        if total and total + n > max_pairs:
+            bands.append((start, row))
+            start, total = row, 0
+        total += n
+    bands.append((start, grid_y))
+    return bands
+
+
+def _sorted_pairs(proj: _Projected, row0: int, row1: int, grid_x: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tile id, splat index) pairs of tile rows [row0, row1), sorted by tile then depth (one int64 key)."""
+    box = proj.box
+    y0, y1 = box[:, 1].clamp_min(row0), box[:, 3].clamp_max(row1)
+    nx = box[:, 2] - box[:, 0]
+    counts = nx * (y1 - y0).clamp_min(0)
+    splat = torch.repeat_interleave(torch.arange(counts.shape[0], device=box.device), counts)
+    first = torch.cumsum(counts, 0) - counts
+    offset = torch.arange(splat.shape[0], device=box.device) - first[splat]
+    tile = (y0[splat] + offset // nx[splat]) * grid_x + box[splat, 0] + offset % nx[splat]
+    depth_bits = proj.depth.view(torch.int32).to(torch.int64)  # positive floats sort like their bits
+    key = (tile << 32) | depth_bits[splat]
+    key, order = torch.sort(key, stable=True)
+    return key >> 32, splat[order]
+
+
+def _splat_table(proj: _Projected) -> torch.Tensor:
+    """(M + 1, 9) per-splat rows [u, v, conic a, b, c, log opacity, r, g, b]; the last row is a never-visible
+    padding splat (log opacity -inf) that layers past a tile's end point at."""
+    rows = torch.cat(
+        [proj.mean2d, proj.conic, torch.log(proj.opacity).unsqueeze(1), proj.color], dim=1
+    )
+    pad = torch.zeros(1, rows.shape[1], device=rows.device)
+    pad[0, 5] = -math.inf
+    return torch.cat([rows, pad])
+
+
+def _blend_layers(
+    table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, t_run: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend layers ``s`` (T, L splat rows) over tiles at pixel ``origin`` (T, 2) with transmittance ``t_run``
+    (T, P). Returns (T, P, 4): colour and total weight added; and the new running transmittance (T, P)."""
+    rows = table[s]  # (T, L, 9)
+    local = torch.arange(TILE, device=s.device, dtype=torch.float32) + 0.5
+    dx = local + (origin[:, 0:1, None] - rows[..., 0:1])  # (T, L, 16): pixel columns
+    dy = local + (origin[:, 1:2, None] - rows[..., 1:2])  # pixel rows
+    # power = -a/2 dx^2 - b dx dy - c/2 dy^2 (+ log opacity), separable except the cross term
+    px = (-0.5 * rows[..., 2:3]) * dx * dx + rows[..., 5:6]
+    py = (-0.5 * rows[..., 4:5]) * dy * dy
+    power = torch.addcmul(
+        px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
+    ).flatten(-2)  # (T, L, P) with P = y * 16 + x
+    alpha = power.exp_().clamp_max_(ALPHA_CAP)
+    alpha = torch.where(alpha >= ALPHA_MIN, alpha, 0.0)
+    after = torch.cumprod(1.0 - alpha, dim=1).mul_(t_run.unsqueeze(1))  # T after each layer
+    before = torch.cat([t_run.unsqueeze(1), after[:, :-1]], dim=1)
+    weight = alpha.mul_(before)
+    if bool((after[:, -1] < T_MIN).any()):  # a pixel stops here: nothing from its stopping splat on
+        weight = torch.where(after >= T_MIN, weight, 0.0)
+    rgb1 = torch.cat([rows[..., 6:9], torch.ones_like(rows[..., :1])], dim=-1)  # (T, L, 4)
+    return torch.einsum("tlp,tlc->tpc", weight, rgb1), after[:, -1]
+
+
+def _composite_tiles(
+    table: torch.Tensor,
+    tiles: torch.Tensor,
+    starts: torch.Tensor,
+    counts: torch.Tensor,
+    splat_of_pair: torch.Tensor,
+    grid_x: int,
+    max_layers: int,
+) -> torch.Tensor:
+    """Front-to-back blend of a chunk of tiles: (T, 256, 4) = colour without background, 1 - final T."""
+    device = tiles.device
+    origin = torch.stack([tiles % grid_x, tiles // grid_x], dim=1).to(torch.float32) * TILE
+    acc = torch.zeros(tiles.shape[0], TILE * TILE, 4, device=device)
+    t_run = torch.ones(tiles.shape[0], TILE * TILE, device=device)  # includes the stopping splat
+    pad = table.shape[0] - 1
+    active = torch.arange(tiles.shape[0], device=device)
+    layer0 = 0
+    while active.numel():
+        layers = torch.arange(layer0, layer0 + max_layers, device=device)
+        start, count = starts[active], counts[active]
+        pair = start.unsqueeze(1) + layers
+        s = torch.where(layers < count.unsqueeze(1), splat_of_pair[pair.clamp_max(splat_of_pair.shape[0] - 1)], pad)
+        added, t_new = _blend_layers(table, s, origin[active], t_run[active])
+        acc[active] += added
+        t_run[active] = t_new
+        layer0 += max_layers
+        # keep the tiles with layers left and a pixel still seeing through
+        alive = (count > layer0) & (t_new >= T_MIN).any(dim=1)
+        active = active[alive]
+    return acc
+
+
+def default_budget(device: torch.device) -> tuple[int, int]:
+    """(max pairs per band, max tile-pixel x layer elements per compositing step) for ``device``."""
+    if device.type == "cuda":
+        return 1 << 25, 1 << 25
+    return 1 << 22, 1 << 20
+
+
+def render(
+    g: GaussianTensors,
+    camera: Camera,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    *,
+    allow_empty: bool = False,
+    max_pairs: int | None = None,
+    max_elements: int | None = None,
+) -> RenderResult:
+    """Render one view. Raises NothingVisibleError when no splat lands in the picture (unless allowed)."""
+    check_size(camera.width, camera.height)
+    device = g.device
+    default_pairs, default_elements = default_budget(device)
+    max_pairs = max_pairs or default_pairs
+    max_elements = max_elements or default_elements
+    grid_x, grid_y = math.ceil(camera.width / TILE), math.ceil(camera.height / TILE)
+    bg = torch.tensor(background, dtype=torch.float32, device=device)
+    canvas = torch.zeros(grid_y * grid_x, TILE * TILE, 3, device=device)
+    t_canvas = torch.ones(grid_y * grid_x, TILE * TILE, device=device)
+    proj = project(g, camera) if g.count else None
+    visible = 0 if proj is None else int(proj.depth.shape[0])
+    if visible == 0 and not allow_empty:
+        raise NothingVisibleError(
+            f"nothing to render from camera {camera.name or '(unnamed)'}: all {g.count} renderable splats are "
+            "behind it (nearer than 0.2), outside the picture or transparent; check the camera and --up"
+        )
+    pairs_total = 0
+    if visible:
+        table = _splat_table(proj)
+        for row0, row1 in _row_bands(proj.box, grid_y, max_pairs):
+            tile_of_pair, splat_of_pair = _sorted_pairs(proj, row0, row1, grid_x)
+            pairs_total += int(tile_of_pair.shape[0])
+            if tile_of_pair.numel() == 0:
+                continue
+            per_tile = torch.bincount(tile_of_pair, minlength=grid_x * grid_y)
+            first = torch.cumsum(per_tile, 0) - per_tile
+            busy = torch.nonzero(per_tile).squeeze(1)
+            # busiest tiles first, so each chunk holds tiles of similar depth complexity
+            busy = busy[torch.sort(per_tile[busy], descending=True, stable=True).indices]
+            busy_counts = per_tile[busy].tolist()
+            i = 0
+            while i < len(busy_counts):
+                layers = max(1, min(64, busy_counts[i]))
+                n_tiles = max(1, max_elements // (layers * TILE * TILE))
+                chunk = busy[i:i + n_tiles]
+                acc = _composite_tiles(table, chunk, first[chunk], per_tile[chunk], splat_of_pair, grid_x, layers)
+                canvas[chunk] = acc[..., :3]
+                t_canvas[chunk] = 1.0 - acc[..., 3]
+                i += n_tiles
+    canvas = canvas + t_canvas.unsqueeze(-1) * bg
+
+    def untile(x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(grid_y, grid_x, TILE, TILE, *x.shape[2:]).transpose(1, 2)
+        return x.reshape(grid_y * TILE, grid_x * TILE, *x.shape[4:])[: camera.height, : camera.width]
+
+    return RenderResult(
+        image=untile(canvas).clamp(0.0, 1.0),
+        alpha=untile(1.0 - t_canvas),
+        visible=visible,
+        pairs=pairs_total,
+    )
+
+
+def render_splats(
+    splats: SplatSet,
+    cameras: list[Camera],
+    device: torch.device | str = "cpu",
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    allow_empty: bool = False,
+) -> list[RenderResult]:
+    """Prepare once and render every camera."""
+    g = prepare(splats, device)
+    return [render(g, cam, background, allow_empty=allow_empty) for cam in cameras]
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) float image in [0, 1] -> uint8 numpy array (round to nearest)."""
+    return (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()

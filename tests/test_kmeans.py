@@ -1,0 +1,208 @@
+"""SH-palette k-means and nearest-centroid assignment, against brute force and their stated contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sogs_compressor.errors import InvalidValuesError
+from sogs_compressor.quantize.assign import (
+    nearest_centroid,
+    nearest_centroid_with_distance,
+    nearest_centroids_topk,
+)
+from sogs_compressor.quantize.kmeans import (
+    allocate_sub_palettes,
+    choose_method,
+    kmeans,
+    palette_size_rule,
+    probed_nearest,
+    update_centroids,
+)
+
+
+def _correlated(n: int, d: int, seed: int) -> np.ndarray:
+    """Low-rank structure plus heavy-tailed noise, like SH coefficients of a trained scene."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 5))
+    w = rng.normal(size=(5, d)) * 0.2
+    return (np.tanh(z @ w) * 0.4 + rng.laplace(scale=0.02, size=(n, d))).astype(np.float32)
+
+
+def _brute_dist(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    p, c = points.astype(np.float64), centroids.astype(np.float64)
+    return ((p[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1000, 512), (1024, 1024), (65536, 65536), (10_000_000, 65536),
+                                             (1, 1), (3, 2), (2047, 1024), (2048, 2048), (0, 0)])
+def test_palette_size_rule(n: int, expected: int) -> None:
+    assert palette_size_rule(n) == expected
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 97, 256, None])
+def test_nearest_centroid_matches_brute_force(chunk_rows: int | None) -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(500, 9)).astype(np.float32)
+    centroids = rng.normal(size=(300, 9)).astype(np.float32)
+    labels = nearest_centroid(torch.from_numpy(points), torch.from_numpy(centroids), chunk_rows).numpy()
+    assert labels.dtype == np.int64 and labels.shape == (500,)
+    dist = _brute_dist(points, centroids)
+    chosen = dist[np.arange(500), labels]
+    np.testing.assert_allclose(chosen, dist.min(axis=1), rtol=1e-5, atol=1e-5)
+    # Where the nearest centroid is clearly nearest, the label itself must agree.
+    two = np.sort(dist, axis=1)[:, :2]
+    clear = two[:, 1] - two[:, 0] > 1e-3
+    np.testing.assert_array_equal(labels[clear], dist.argmin(axis=1)[clear])
+
+
+def test_distances_and_topk() -> None:
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(400, 24)).astype(np.float32)
+    centroids = rng.normal(size=(50, 24)).astype(np.float32)
+    dist = _brute_dist(points, centroids)
+    _, d = nearest_centroid_with_distance(torch.from_numpy(points), torch.from_numpy(centroids), 33)
+    np.testing.assert_allclose(d.numpy(), dist.min(axis=1), rtol=1e-4)
+    top = nearest_centroids_topk(torch.from_numpy(points), torch.from_numpy(centroids), 3, 64).numpy()
+    np.testing.assert_array_equal(top[:, 0], dist.argmin(axis=1))
+    np.testing.assert_allclose(np.take_along_axis(dist, top, 1), np.sort(dist, axis=1)[:, :3], rtol=1e-5)
+
+
+def test_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError):
+        nearest_centroid(torch.zeros(3, 4), torch.zeros(2, 5))
+    with pytest.raises(ValueError):
+        nearest_centroid(torch.zeros(3, 4), torch.zeros(0, 4))
+
+
+def test_same_seed_same_result_other_seed_differs() -> None:
+    data = _correlated(3000, 24, 2)
+    a = kmeans(data, 128, iterations=5, seed=7)
+    b = kmeans(data.copy(), 128, iterations=5, seed=7)
+    c = kmeans(data, 128, iterations=5, seed=8)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.sse == b.sse
+    assert not np.array_equal(a.centroids, c.centroids)
+
+
+def test_result_contract_flat() -> None:
+    data = _correlated(4000, 9, 3)
+    r = kmeans(data, 256, iterations=6, seed=0, method="flat")
+    assert r.method == "flat" and 1 <= r.iterations <= 6
+    assert r.centroids.dtype == np.float32 and r.centroids.shape[1] == 9 and r.centroids.shape[0] <= 256
+    assert r.labels.dtype == np.int32 and r.labels.shape == (4000,)
+    # Every centroid is used and is the mean of its members (the update after the last assignment).
+    counts = np.bincount(r.labels, minlength=r.centroids.shape[0])
+    assert counts.min() >= 1
+    sums = np.zeros(r.centroids.shape, np.float64)
+    np.add.at(sums, r.labels, data)
+    np.testing.assert_allclose(r.centroids, sums / counts[:, None], rtol=1e-5, atol=1e-6)
+    sse = ((data.astype(np.float64) - r.centroids[r.labels]) ** 2).sum()
+    assert r.sse == pytest.approx(sse, rel=1e-6)
+
+
+def test_more_iterations_do_not_hurt() -> None:
+    data = _correlated(4000, 24, 4)
+    sse = [kmeans(data, 64, iterations=i, seed=1, method="flat").sse for i in (0, 1, 3, 10)]
+    assert sse[0] > sse[1] >= sse[2] >= sse[3]
+
+
+@pytest.mark.parametrize("n", [1, 5, 100])
+def test_few_points_are_their_own_palette(n: int) -> None:
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(n, 45)).astype(np.float32)
+    data[n // 2 :] = data[0]  # duplicates collapse into one centroid
+    r = kmeans(data, 128)
+    assert r.method == "exact" and r.sse == 0.0
+    assert r.centroids.shape[0] == len(np.unique(data, axis=0))
+    np.testing.assert_array_equal(r.centroids[r.labels], data)
+
+
+def test_many_points_few_distinct_rows_are_exact() -> None:
+    """A decoded SOG (rows already from a palette) keeps its palette losslessly."""
+    rng = np.random.default_rng(6)
+    palette = rng.normal(size=(200, 24)).astype(np.float32)
+    data = palette[rng.integers(0, 200, 5000)]
+    r = kmeans(data, 256)
+    assert r.method == "exact" and r.sse == 0.0
+    np.testing.assert_array_equal(r.centroids[r.labels], data)
+
+
+def test_empty_clusters_are_reseeded_with_farthest_points() -> None:
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 5.0]])
+    centroids = torch.tensor([[0.0, 0.0], [100.0, 100.0], [200.0, 200.0]])
+    labels = torch.zeros(4, dtype=torch.int64)  # clusters 1 and 2 are empty
+    new, reseeded = update_centroids(x, labels, centroids)
+    assert reseeded == 2
+    np.testing.assert_allclose(new[0].numpy(), x.mean(0).numpy(), rtol=1e-6)
+    # Farthest from the new centroid (2.525, 1.25): (10, 0), then (0, 5).
+    np.testing.assert_array_equal(new[1].numpy(), [10.0, 0.0])
+    np.testing.assert_array_equal(new[2].numpy(), [0.0, 5.0])
+
+
+def test_duplicate_initial_points_end_up_used() -> None:
+    """Many copies of one point make the random init pick duplicates: their clusters empty and get re-seeded."""
+    rng = np.random.default_rng(7)
+    data = np.concatenate([np.zeros((3000, 9)), rng.normal(size=(600, 9))]).astype(np.float32)
+    r = kmeans(data, 100, iterations=10, seed=0, method="flat")
+    assert r.centroids.shape[0] >= 95
+    assert len(np.unique(r.centroids, axis=0)) == r.centroids.shape[0]
+
+
+def test_non_finite_input_is_a_clear_error() -> None:
+    data = _correlated(200, 9, 8)
+    data[3, 4] = np.nan
+    with pytest.raises(InvalidValuesError, match="non-finite"):
+        kmeans(data, 16)
+
+
+def test_allocate_sub_palettes() -> None:
+    error = np.array([10.0, 0.0, 5.0, 1e-9, 3.0])
+    size = np.array([1000, 50, 3, 200, 0])
+    alloc = allocate_sub_palettes(error, size, 300)
+    assert alloc.sum() == 300
+    assert alloc[4] == 0 and np.all(alloc[:4] >= 1) and np.all(alloc <= size)
+    assert alloc[2] == 3  # capped at its size
+    assert alloc[0] > alloc[3]
+
+
+def test_probed_search_with_all_probes_is_exact() -> None:
+    rng = np.random.default_rng(9)
+    x = torch.from_numpy(rng.normal(size=(800, 9)).astype(np.float32))
+    centroids = torch.from_numpy(rng.normal(size=(90, 9)).astype(np.float32))
+    group = torch.from_numpy(rng.integers(0, 6, 90))
+    probes = torch.arange(6).repeat(800, 1)
+    got = probed_nearest(x, probes, centroids, group)
+    dist = _brute_dist(x.numpy(), centroids.numpy())
+    np.testing.assert_allclose(dist[np.arange(800), got.numpy()], dist.min(1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("d", [24, 45])
+def test_hierarchical_close_to_flat(d: int) -> None:
+    data = _correlated(8000, d, 10)
+    flat = kmeans(data, 512, iterations=10, seed=0, method="flat")
+    fast = kmeans(data, 512, iterations=10, seed=0, method="hierarchical")
+    assert fast.method == "hierarchical"
+    assert fast.centroids.shape[0] <= 512 and fast.labels.max() < fast.centroids.shape[0]
+    assert fast.sse <= flat.sse * 1.05, (fast.sse, flat.sse)
+
+
+def test_auto_method_choice() -> None:
+    assert choose_method(10_000, 1024, 45, torch.device("cpu")) == "flat"
+    assert choose_method(100_000, 65536, 45, torch.device("cpu")) == "hierarchical"
+    assert choose_method(100_000, 65536, 45, torch.device("cuda")) == "flat"
+    assert choose_method(4_000_000, 65536, 45, torch.device("cuda")) == "hierarchical"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu() -> None:
+    data = _correlated(5000, 24, 11)
+    for method in ("flat", "hierarchical"):
+        cpu = kmeans(data, 256, iterations=5, seed=3, method=method)
+        gpu = kmeans(data, 256, iterations=5, seed=3, device="cuda", method=method)
+        gpu2 = kmeans(data, 256, iterations=5, seed=3, device="cuda", method=method)
+        np.testing.assert_array_equal(gpu.labels, gpu2.labels)
+        np.testing.assert_array_equal(gpu.centroids, gpu2.centroids)
+        assert gpu.sse == pytest.approx(cpu.sse, rel=0.02)

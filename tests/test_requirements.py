@@ -1,0 +1,68 @@
+"""requirements.txt (runtime pins) and requirements-dev.txt agree with pyproject.toml and with the images."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
+
+
+def read_requirements(path: Path) -> list[Requirement]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def pinned_version(requirement: Requirement) -> str:
+    (spec,) = requirement.specifier
+    assert spec.operator == "==", f"{requirement} is not pinned with =="
+    return spec.version
+
+
+def project() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def by_name(requirements) -> dict[str, Requirement]:
+    return {canonicalize_name(r.name): r for r in requirements}
+
+
+def torch_pin(dockerfile: str) -> str:
+    match = re.search(r"^ARG TORCH_VERSION=(\S+)$", (REPO / dockerfile).read_text(), re.MULTILINE)
+    assert match, f"{dockerfile} has no ARG TORCH_VERSION"
+    return match.group(1)
+
+
+def test_runtime_pins_match_pyproject_dependencies():
+    declared = by_name(Requirement(d) for d in project()["dependencies"])
+    pinned = by_name(read_requirements(REPO / "requirements.txt"))
+    # torch comes from the CUDA or CPU wheel index in each Dockerfile, not from requirements.txt.
+    assert set(pinned) == set(declared) - {"torch"}
+    for name, requirement in pinned.items():
+        version = pinned_version(requirement)
+        assert declared[name].specifier.contains(version), f"{name}=={version} violates pyproject {declared[name]}"
+
+
+def test_dev_pins_satisfy_the_test_extra():
+    declared = by_name(Requirement(d) for d in project()["optional-dependencies"]["test"])
+    pinned = by_name(read_requirements(REPO / "requirements-dev.txt"))
+    runtime = set(by_name(read_requirements(REPO / "requirements.txt")))
+    assert not runtime & set(pinned), "runtime and development pins overlap"
+    for name, requirement in pinned.items():
+        version = pinned_version(requirement)
+        if name in declared:
+            assert declared[name].specifier.contains(version), f"{name}=={version} violates {declared[name]}"
+
+
+def test_both_images_pin_the_same_torch_allowed_by_pyproject():
+    gpu, cpu = torch_pin("Dockerfile"), torch_pin("Dockerfile.minimal")
+    assert gpu == cpu
+    torch = by_name(Requirement(d) for d in project()["dependencies"])["torch"]
+    assert torch.specifier.contains(gpu)
+    # The tests run against the same torch the images carry.
+    assert f"torch=={gpu}" in (REPO / "scripts" / "test.sh").read_text()
