@@ -31,12 +31,10 @@ def human_summary(result: CompressionResult) -> str:
             f" opacity mae {e['opacity_mae']:.4f}, log-scale rmse {e['log_scale_rmse']:.4f},"
             f" f_rest rmse {e['f_rest_rmse']:.4f}"
         )
-    summary = result.quality.get("summary") if result.quality else None
-    if summary:
-        lines.append(
-            f"  rendered quality: PSNR {summary.get('psnr_mean', float('nan')):.2f} dB mean,"
-            f" {summary.get('psnr_min', float('nan')):.2f} dB worst view; SSIM {summary.get('ssim_mean', float('nan')):.4f}"
-        )
+    if result.quality:
+        from sogs_compressor.report.scene import quality_lines
+
+        lines += [f"  {line.split(None, 1)[0]}: {line.split(None, 1)[1]}" for line in quality_lines(result.quality)]
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "total")
     lines.append(f"  time {result.timings.get('total', 0):.2f}s on {result.device_name} ({timing})")
     for f in result.output_files:

@@ -111,6 +111,8 @@ def _distributions() -> dict[str, np.ndarray]:
         "sh_laplace": rng.laplace(0, 0.05, size=(n, 3)),
         "uniform": rng.uniform(-3, 5, size=n),
         "lognormal_tail": rng.lognormal(0, 1.2, size=n),
+        "mostly_ties": np.concatenate([np.zeros(n), rng.normal(size=300)]),
+        "far_outliers": np.concatenate([rng.normal(size=n), [1e6, -3e5]]),
     }
 
 

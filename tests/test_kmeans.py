@@ -193,7 +193,8 @@ def test_auto_method_choice() -> None:
     assert choose_method(10_000, 1024, 45, torch.device("cpu")) == "flat"
     assert choose_method(100_000, 65536, 45, torch.device("cpu")) == "hierarchical"
     assert choose_method(100_000, 65536, 45, torch.device("cuda")) == "flat"
-    assert choose_method(4_000_000, 65536, 45, torch.device("cuda")) == "hierarchical"
+    assert choose_method(4_000_000, 65536, 45, torch.device("cuda")) == "flat"
+    assert choose_method(40_000_000, 65536, 45, torch.device("cuda")) == "hierarchical"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -34,8 +34,12 @@ from sogs_compressor.quantize.assign import (
 
 METHODS = ("auto", "flat", "hierarchical")
 
-FLAT_WORK_LIMIT = {"cpu": 2e10, "cuda": 1e12}
-"""Largest N*k*D (multiply-adds per Lloyd iteration) for which ``auto`` runs flat Lloyd on each device type."""
+FLAT_WORK_LIMIT = {"cpu": 2e10, "cuda": 2e13}
+"""Largest N*k*D (multiply-adds per Lloyd iteration) for which ``auto`` runs flat Lloyd on each device type.
+
+On an H100, flat Lloyd (chunked matmul + argmin) beat the hierarchical method at N = 1M, D = 24, k = 65,536
+(5.3 s vs 9.0 s for 10 iterations): the per-cluster loop is launch-bound there, so CUDA stays flat up to
+4M x 45 x 65,536 (1.2e13; about 27 s without the fused Triton kernel, per performance-floor.md)."""
 
 PROBES = 3
 """Coarse clusters whose sub-palettes each point searches in the hierarchical method."""
@@ -275,7 +279,7 @@ def hierarchical_lloyd(
     chosen, fine_group = _sample_per_group(coarse_labels.cpu(), alloc, generator)
     fine = x[chosen.to(x.device)]
     fine_group = fine_group.to(x.device)
-    probes = nearest_centroids_topk(x, coarse, PROBES)
+    probes = ProbeLists.build(nearest_centroids_topk(x, coarse, PROBES), coarse_k)
 
     def assign(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
         return probed_nearest(points, probes, centroids, fine_group)
@@ -346,31 +350,46 @@ def _sample_per_group(
     return members[keep], group[keep]
 
 
+@dataclass
+class ProbeLists:
+    """Every (row, probe) pair of a probe table, grouped by coarse cluster: built once, searched each iteration."""
+
+    rows: int
+    probes: int
+    order: torch.Tensor  # pair slots (row * probes + j) sorted by coarse cluster
+    pair_row: torch.Tensor  # row of each sorted pair
+    bounds: list[int]  # pairs of cluster g are order[bounds[g]:bounds[g + 1]]
+
+    @staticmethod
+    def build(probes: torch.Tensor, groups: int) -> ProbeLists:
+        flat = probes.reshape(-1)
+        order = torch.argsort(flat, stable=True)
+        counts = torch.bincount(flat, minlength=groups)
+        return ProbeLists(probes.shape[0], probes.shape[1], order, order // probes.shape[1], _bounds(counts))
+
+
 def probed_nearest(
-    x: torch.Tensor, probes: torch.Tensor, centroids: torch.Tensor, centroid_group: torch.Tensor
+    x: torch.Tensor, probes: torch.Tensor | ProbeLists, centroids: torch.Tensor, centroid_group: torch.Tensor
 ) -> torch.Tensor:
     """Nearest centroid of each row among the centroids of the coarse clusters listed in its ``probes`` row."""
-    n, num_probes = probes.shape
-    groups = int(probes.max()) + 1 if probes.numel() else 0
-    groups = max(groups, int(centroid_group.max()) + 1)
-    # (row, probe) pairs ordered by coarse cluster, and centroids ordered by coarse cluster.
-    pair_group = probes.reshape(-1)
-    pair_order = torch.argsort(pair_group, stable=True)
-    pair_row = pair_order // num_probes
-    pair_bounds = _bounds(torch.bincount(pair_group, minlength=groups))
+    groups = int(centroid_group.max()) + 1
+    if isinstance(probes, torch.Tensor):
+        probes = ProbeLists.build(probes, max(groups, int(probes.max()) + 1))
+    groups = max(groups, len(probes.bounds) - 1)
+    n, num_probes = probes.rows, probes.probes
     cent_order = torch.argsort(centroid_group, stable=True)
     cent_bounds = _bounds(torch.bincount(centroid_group, minlength=groups))
 
     best_dist = torch.full((n * num_probes,), float("inf"), dtype=x.dtype, device=x.device)
     best_label = torch.zeros(n * num_probes, dtype=torch.int64, device=x.device)
-    for g in range(groups):
-        p0, p1 = pair_bounds[g], pair_bounds[g + 1]
+    for g in range(min(groups, len(probes.bounds) - 1)):
+        p0, p1 = probes.bounds[g], probes.bounds[g + 1]
         c0, c1 = cent_bounds[g], cent_bounds[g + 1]
         if p0 == p1 or c0 == c1:
             continue
         candidates = cent_order[c0:c1]
-        local, dist = nearest_centroid_with_distance(x[pair_row[p0:p1]], centroids[candidates])
-        slots = pair_order[p0:p1]
+        local, dist = nearest_centroid_with_distance(x[probes.pair_row[p0:p1]], centroids[candidates])
+        slots = probes.order[p0:p1]
         best_dist[slots] = dist
         best_label[slots] = candidates[local]
     pick = best_dist.view(n, num_probes).argmin(dim=1, keepdim=True)

@@ -119,6 +119,7 @@ def scene_report_text(report: dict) -> str:
     timings = report.get("timings_s") or {}
     if timings:
         lines.append("timings (s)  " + ", ".join(f"{k} {_number(float(v))}" for k, v in timings.items()))
+    lines += quality_lines(report.get("quality") or {})
     errors: list[str] = []
     _flatten("", report.get("errors") or {}, errors)
     if errors:
@@ -134,6 +135,24 @@ def scene_report_text(report: dict) -> str:
         lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
     lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
     return "\n".join(lines) + "\n"
+
+
+def quality_lines(quality: dict) -> list[str]:
+    """The rendered-quality summary (PSNR/SSIM of decoded output vs original) and the preview's name."""
+    if quality.get("error"):
+        return [f"quality      not measured: {quality['error']}"]
+    summary = quality.get("summary")
+    if not summary:
+        return []
+    psnr, content, ssim = summary.get("psnr", {}), summary.get("psnr_content", {}), summary.get("ssim", {})
+    lines = [
+        f"quality      PSNR {_number(psnr.get('mean'))} dB mean, {_number(psnr.get('worst'))} dB worst view; "
+        f"content PSNR {_number(content.get('mean'))} dB; SSIM {_number(ssim.get('mean'))} "
+        f"({quality.get('cameras', {}).get('count')} views, {quality.get('size')} px)"
+    ]
+    if quality.get("preview"):
+        lines.append(f"preview      {quality['preview']}  (original | compressed | difference x8)")
+    return lines
 
 
 def json_safe(value):

@@ -1,0 +1,131 @@
+"""GPU encoder benchmark (issue 4): per-stage times, peak GPU memory, host RSS, bytes and errors.
+
+Each scene runs in a fresh process that first warms up on a small scene (CUDA context, Triton compile cache),
+then compresses the benchmark PLY from local disk to a ``.sog`` in-process and prints one JSON line. The parent
+collects them into a Markdown table (and bench/out/gpu.json). Optionally runs splat-transform's WebGPU path on the
+same files for a side-by-side ratio (``--peer`` with $ST set by ../shared/tools/splat-transform-gpu.sh's env.sh).
+
+    python bench/bench_gpu.py --scenes gen-1m-sh2 gen-4m-sh2 gen-4m-sh3 gen-10m-sh3 --presets fast balanced
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+OUT = Path(os.environ.get("BENCH_OUT", REPO / "bench" / "out"))
+
+
+def worker(ply: Path, preset: str, device: str, verify: bool) -> dict:
+    import torch
+
+    from sogs_compressor.options import CompressOptions
+    from sogs_compressor.pipeline import compress_file, compress_splats
+    from sogs_compressor.sample import generate_scene
+
+    with tempfile.TemporaryDirectory() as warm:  # CUDA context + Triton compile, not part of the measurement
+        compress_splats(generate_scene(70_000, sh_degree=3, seed=5), warm, "warm",
+                        CompressOptions(device=device, preset=preset, layout="bundle", verify=False,
+                                        quality_check="off"))
+    torch.cuda.synchronize()
+    out = OUT / "gpu" / preset / ply.stem
+    start = time.perf_counter()
+    result = compress_file(ply, out, CompressOptions(device=device, preset=preset, layout="bundle", verify=verify,
+                                                     quality_check="off"))
+    wall = time.perf_counter() - start
+    return {
+        "scene": ply.stem, "preset": preset, "splats": result.counts["output"], "sh": result.sh_degree_out,
+        "ply_bytes": ply.stat().st_size, "sog_bytes": result.output_bytes, "wall_in_process_s": wall,
+        "stages": result.timings, "peak_gpu_bytes": result.peak_gpu_bytes,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "errors": result.errors, "device_name": result.device_name, "palette": result.palette_size,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", nargs="+", default=["gen-1m-sh2", "gen-4m-sh2", "gen-4m-sh3", "gen-10m-sh3"])
+    parser.add_argument("--presets", nargs="+", default=["balanced"])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--verify", action="store_true", help="also decode and measure errors (timed separately)")
+    parser.add_argument("--peer", nargs="*", default=[], help="scenes to run splat-transform's GPU path on ($ST)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
+    parser.add_argument("--worker", nargs=2, metavar=("PLY", "PRESET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        print(json.dumps(worker(Path(args.worker[0]), args.worker[1], args.device, args.verify)), flush=True)
+        return 0
+
+    from bench_codec import prepare_scenes, run_measured
+
+    t = time.perf_counter()
+    scenes = prepare_scenes(args.scenes, args.work)
+    print(f"scenes ready in {time.perf_counter() - t:.1f} s", flush=True)
+    rows = []
+    for name, ply in scenes.items():
+        for preset in args.presets:
+            command = [sys.executable, __file__, "--worker", str(ply), preset, "--device", args.device]
+            if args.verify:
+                command.append("--verify")
+            run = run_measured(command, timeout=900)
+            if run["rc"] != 0:
+                print(f"{name}/{preset} failed: {run.get('stderr_tail')}", flush=True)
+                rows.append({"scene": name, "preset": preset, "failed": run.get("stderr_tail")})
+                continue
+            row = json.loads(run["stdout"].strip().splitlines()[-1])
+            row["process_wall_s"] = run["seconds"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if name in args.peer and os.environ.get("ST"):
+            target = args.work / f"{name}.peer.sog"
+            run = run_measured([*shlex.split(os.environ["ST"]), "-q", "-w", str(ply), str(target)], timeout=600)
+            run.pop("stdout", None)
+            if run["rc"] == 0:
+                run["bytes"] = target.stat().st_size
+            rows.append({"scene": name, "preset": "splat-transform (WebGPU)", "peer": run})
+            print(json.dumps(rows[-1]), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "gpu.json").write_text(json.dumps(rows, indent=2))
+    print(render(rows))
+    return 0
+
+
+def render(rows: list[dict]) -> str:
+    stage_names = ["read", "sanitize", "order", "quantize", "kmeans", "webp_wait", "write", "verify"]
+    lines = ["| scene | tool/preset | splats | PLY -> .sog s | process s | " + " | ".join(stage_names)
+             + " | peak GPU GiB | peak RSS GiB | PLY MB | SOG MB |",
+             "|---|---|--:|--:|--:|" + "--:|" * len(stage_names) + "--:|--:|--:|--:|"]
+    for r in rows:
+        if "peer" in r:
+            p = r["peer"]
+            secs = "timeout" if p.get("timed_out") else f"{p['seconds']:.2f}" if p.get("rc") == 0 else "failed"
+            size = f"{p['bytes'] / 1e6:.2f}" if p.get("bytes") else "-"
+            rss = f"{p['rss_bytes'] / 2**30:.2f}" if p.get("rss_bytes") else "-"
+            lines.append(f"| {r['scene']} | {r['preset']} | | | {secs} | " + " | ".join("" for _ in stage_names)
+                         + f" | | {rss} | | {size} |")
+            continue
+        if "failed" in r:
+            lines.append(f"| {r['scene']} | {r['preset']} | failed |")
+            continue
+        stages = " | ".join(f"{r['stages'].get(s, 0):.2f}" for s in stage_names)
+        encode = r["stages"].get("total", r["wall_in_process_s"]) - r["stages"].get("verify", 0.0)
+        lines.append(f"| {r['scene']} | ours {r['preset']} | {r['splats']} | {encode:.2f} | "
+                     f"{r['process_wall_s']:.2f} | {stages} | {r['peak_gpu_bytes'] / 2**30:.2f} | "
+                     f"{r['peak_rss_bytes'] / 2**30:.2f} | {r['ply_bytes'] / 1e6:.0f} | {r['sog_bytes'] / 1e6:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
