@@ -4,10 +4,10 @@ Design, for the heavy-tailed pooled columns of trained scenes (log-scales in abo
 
 1. Keep the finite values and sort them once; prefix sums of ``v`` and ``v^2`` then give the exact squared
    error of any run of sorted values in O(1).
-2. Cut the sorted values into at most ``DP_BINS`` contiguous bins with splat-transform's blend of quantile and
-   uniform positions (dense centre and sparse tails both get bins).
+2. Cut the sorted values into ``SEED_BINS`` contiguous bins with splat-transform's blend of quantile and
+   uniform positions, then split the bins of largest error until there are ``DP_BINS`` (heavy tails get bins).
 3. Optimal partition of those bins into ``k`` groups by dynamic programming on the *exact* data error (not on
-   bin centres), vectorized in torch: O(k * bins^2) additions.
+   bin centres), vectorized in numpy over a band of group widths: O(k * bins * band).
 4. Lloyd refinement on the exact sorted data (midpoint cuts by binary search, means from the prefix sums), which
    moves group edges off the bin grid and never increases the error.
 
