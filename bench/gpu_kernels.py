@@ -70,7 +70,9 @@ def torch_chunked(points: torch.Tensor, centroids: torch.Tensor, chunk: int = 32
     norms = (centroids * centroids).sum(1)
     out = torch.empty(points.shape[0], dtype=torch.int64, device=points.device)
     for s in range(0, points.shape[0], chunk):
-        out[s : s + chunk] = torch.addmm(norms[None, :], points[s : s + chunk], centroids.t(), alpha=-2.0).argmin(1)
+        out[s : s + chunk] = torch.addmm(
+            norms[None, :], points[s : s + chunk], centroids.t(), alpha=-2.0
+        ).argmin(1)
     return out
 
 
@@ -137,7 +139,9 @@ def section_lloyd(device: torch.device, n: int, k: int) -> None:
             elapsed = time.perf_counter() - start
             base = sse if precision == "ieee" else base
             rel = sse / base - 1
-            rows.append({"D": d, "N": n, "K": k, "precision": precision, "sse": sse, "rel_vs_ieee": rel, "s": elapsed})
+            rows.append(
+                {"D": d, "N": n, "K": k, "precision": precision, "sse": sse, "rel_vs_ieee": rel, "s": elapsed}
+            )
             log(f"{d:>3} {precision:>9} {sse:>14.6e} {rel * 100:>8.3f}% {elapsed:>7.2f}")
     RESULTS["lloyd"] = rows
 
@@ -164,13 +168,17 @@ def section_speed(device: torch.device, n: int, k: int, sweep: bool) -> None:
         t_torch, ref = timed(lambda p=pts, c=cents: torch_chunked(p, c), device, repeats=1)
         peak = (torch.cuda.max_memory_allocated(device) - base_mem) / 2**30
         rows.append({"D": d, "path": "torch chunked fp32 (32K rows)", "ms": t_torch * 1e3, "peak_gib": peak})
-        log(f"{d:>3} {'torch chunked fp32 (32K rows)':>34} {t_torch * 1e3:>9.1f} {flops / t_torch / 1e12:>8.1f} {'-':>14} {peak:>8.2f}")
+        log(
+            f"{d:>3} {'torch chunked fp32 (32K rows)':>34} {t_torch * 1e3:>9.1f} {flops / t_torch / 1e12:>8.1f} {'-':>14} {peak:>8.2f}"
+        )
         for precision in ("tf32", "tf32x3", "ieee"):
             for cfg in configs if precision == "tf32" else configs[:1]:
                 torch.cuda.reset_peak_memory_stats(device)
                 base_mem = torch.cuda.memory_allocated(device)
                 t, lab = timed(
-                    lambda p=pts, c=cents, pr=precision, cf=cfg: triton_nearest_centroid(p, c, precision=pr, **cf),
+                    lambda p=pts, c=cents, pr=precision, cf=cfg: triton_nearest_centroid(
+                        p, c, precision=pr, **cf
+                    ),
                     device,
                     repeats=1 if precision == "ieee" else 3,
                 )
@@ -178,7 +186,9 @@ def section_speed(device: torch.device, n: int, k: int, sweep: bool) -> None:
                 agree = float((lab == ref).float().mean())
                 name = f"triton {precision} {cfg['block_m']}x{cfg['block_n']} w{cfg['num_warps']} s{cfg['num_stages']}"
                 rows.append({"D": d, "path": name, "ms": t * 1e3, "agree_vs_torch": agree, "peak_gib": peak})
-                log(f"{d:>3} {name:>34} {t * 1e3:>9.1f} {flops / t / 1e12:>8.1f} {agree * 100:>13.3f}% {peak:>8.2f}")
+                log(
+                    f"{d:>3} {name:>34} {t * 1e3:>9.1f} {flops / t / 1e12:>8.1f} {agree * 100:>13.3f}% {peak:>8.2f}"
+                )
         del pts, cents, ref
         torch.cuda.empty_cache()
     RESULTS["speed"] = rows
@@ -198,7 +208,9 @@ def generated_scene(n: int, seed: int) -> SplatSet:
     radii = np.array([1.0, 0.5, 0.7, 0.0])
     pos = centers[part] + radii[part, None] * u
     plane = part == 3
-    pos[plane] = np.c_[rng.uniform(-5, 5, plane.sum()), np.zeros(plane.sum()), rng.uniform(-5, 5, plane.sum())]
+    pos[plane] = np.c_[
+        rng.uniform(-5, 5, plane.sum()), np.zeros(plane.sum()), rng.uniform(-5, 5, plane.sum())
+    ]
     pos += rng.normal(scale=0.01, size=pos.shape)
     s.positions[:] = pos
     s.f_dc[:] = np.sin(pos * 1.7) + rng.normal(scale=0.1, size=pos.shape)
@@ -233,7 +245,7 @@ def morton_order(positions: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def section_plas(device: torch.device, sizes: list[int]) -> None:
+def section_plas(device: torch.device, sizes: list[int], profile_n: int = 0) -> None:
     log("\n## 4. PLAS (features: plas_features defaults)")
     log(f"{'N':>8} {'break':>7} {'device':>6} {'s':>7} {'random':>8} {'morton':>8} {'plas':>8}")
     rows = []
@@ -254,7 +266,9 @@ def section_plas(device: torch.device, sizes: list[int]) -> None:
             ok = bool(np.array_equal(np.sort(order), np.arange(n)))
             nd = neighbour_distance(feats, order, w)
             rows.append({"N": n, "break": brk, "s": elapsed, "plas": nd, "is_permutation": ok, **base})
-            log(f"{n:>8} {brk:>7.0e} {'cuda':>6} {elapsed:>7.2f} {base['random']:>8.4f} {base['morton']:>8.4f} {nd:>8.4f}")
+            log(
+                f"{n:>8} {brk:>7.0e} {'cuda':>6} {elapsed:>7.2f} {base['random']:>8.4f} {base['morton']:>8.4f} {nd:>8.4f}"
+            )
             if not ok:
                 log("   !! result is not a permutation of 0..N-1")
     # CPU vs CUDA agreement on a small scene
@@ -278,6 +292,38 @@ def section_plas(device: torch.device, sizes: list[int]) -> None:
     )
     RESULTS["plas"] = rows
     RESULTS["plas_cpu_vs_cuda"] = agree
+    if profile_n:
+        profile_plas(device, profile_n)
+
+
+def profile_plas(device: torch.device, n: int) -> None:
+    """Steps, time per step and the top CUDA kernels of one PLAS run (break 1e-3)."""
+    import sogs_compressor.order.plas as plas_module
+
+    feats = plas_features(generated_scene(n, seed=n))
+    steps = {"n": 0}
+    original = plas_module.plas_step
+
+    def counting_step(*args, **kwargs):
+        steps["n"] += 1
+        return original(*args, **kwargs)
+
+    plas_module.plas_step = counting_step
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            plas_order(feats, seed=0, device=device, improvement_break=1e-3)
+            torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - start
+    finally:
+        plas_module.plas_step = original
+    log(
+        f"\nPLAS profile N={n}: {steps['n']} steps, {elapsed:.2f} s under the profiler, {elapsed / steps['n'] * 1e3:.3f} ms/step"
+    )
+    log(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=50))
+    RESULTS["plas_profile"] = {"N": n, "steps": steps["n"], "s": elapsed}
 
 
 def main() -> None:
@@ -290,6 +336,7 @@ def main() -> None:
     parser.add_argument("--speed-k", type=int, default=65536)
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--plas-sizes", default="100000,1000000")
+    parser.add_argument("--plas-profile-n", type=int, default=1_000_000, help="0: no profile")
     args = parser.parse_args()
     device = torch.device("cuda", 0)
     if not triton_available(device):
@@ -311,7 +358,7 @@ def main() -> None:
     if "speed" in sections:
         section_speed(device, args.speed_n, args.speed_k, sweep=not args.no_sweep)
     if "plas" in sections:
-        section_plas(device, [int(s) for s in args.plas_sizes.split(",") if s])
+        section_plas(device, [int(s) for s in args.plas_sizes.split(",") if s], args.plas_profile_n)
     RESULTS["total_s"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(RESULTS, indent=1))

@@ -9,6 +9,8 @@ INVALID_POLICIES = ("drop", "error")
 ORDERS = ("morton", "plas")
 PRESETS = ("fast", "balanced", "max")
 QUALITY_CHECKS = ("off", "fast", "full")
+PALETTE_POLICIES = ("auto", "st")
+PALETTE_ORDERS = ("frequency", "pca")
 
 
 @dataclass
@@ -24,7 +26,15 @@ class CompressOptions:
     order: splat order in the textures.
     preset: speed/size trade-off; fills in what is left as None below.
     webp_method / webp_quality: libwebp lossless effort (method 0-6, quality 0-100 = compression effort).
-    palette_size: SH palette entries (None = splat-transform's rule).
+    palette_size: SH palette entries (None = from ``palette``).
+    palette: SH palette size policy when palette_size is None: ``st`` (splat-transform's rule) or ``auto``
+        (one entry per 8 splats); see quantize/palette.py.
+    palette_order: storage order of palette entries: ``frequency`` (most used first) or ``pca``.
+    rate_weight: 0 = MSE-optimal 256-entry codebooks; > 0 trades squared error for bytes
+        (quantize/codebook_rd.py; about ``rate_weight`` x the error for ``log2(rate_weight)/2`` fewer bits per
+        value); None = the preset's.
+    position_bits: bits of the 16-bit position grid kept for opaque splats (faint ones keep 1-2 fewer;
+        quantize/codebook_rd.py); 16 = full precision; None = the preset's.
     verify: decode our own output and measure the per-attribute errors.
     quality_check: render original and decoded output and compare (PSNR/SSIM + preview image): off|fast|full.
     name: base name of the outputs (default: the input's name without extensions).
@@ -41,6 +51,10 @@ class CompressOptions:
     webp_method: int | None = None
     webp_quality: int | None = None
     palette_size: int | None = None
+    palette: str = "st"
+    palette_order: str = "frequency"
+    rate_weight: float | None = None
+    position_bits: int | None = None
     verify: bool = True
     quality_check: str = "fast"
     name: str | None = None
@@ -71,6 +85,14 @@ class CompressOptions:
             raise bad("--iterations must be >= 0")
         if self.palette_size is not None and not 1 <= self.palette_size <= 65536:
             raise bad("--palette-size must be 1..65536")
+        if self.palette not in PALETTE_POLICIES:
+            raise bad(f"--palette must be one of {', '.join(PALETTE_POLICIES)}, not {self.palette!r}")
+        if self.palette_order not in PALETTE_ORDERS:
+            raise bad(f"--palette-order must be one of {', '.join(PALETTE_ORDERS)}, not {self.palette_order!r}")
+        if self.rate_weight is not None and not 0 <= self.rate_weight <= 64:
+            raise bad(f"--rate-weight must be 0..64, not {self.rate_weight}")
+        if self.position_bits is not None and not 8 <= self.position_bits <= 16:
+            raise bad(f"--position-bits must be 8..16, not {self.position_bits}")
         if self.webp_method is not None and not 0 <= self.webp_method <= 6:
             raise bad("--webp-method must be 0..6")
         if self.webp_quality is not None and not 0 <= self.webp_quality <= 100:

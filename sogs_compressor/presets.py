@@ -1,7 +1,8 @@
 """Speed/size presets: what ``--preset fast|balanced|max`` fills in for settings left unset.
 
-The numbers come from the measurements in bench/RESULTS.md (WebP effort dominates the CPU time; more k-means
-iterations buy little after ~10).
+The numbers come from the measurements in bench/SIZE.md and bench/RESULTS.md: WebP effort dominates the CPU
+time; more k-means iterations buy little after ~10; the rate weight of the codebooks (quantize/codebook_rd.py)
+spends the rendered-quality headroom our rounding and MSE-optimal codebooks give on fewer bytes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sogs_compressor.options import CompressOptions
+from sogs_compressor.quantize.palette import palette_size
 
 
 @dataclass(frozen=True)
@@ -17,12 +19,14 @@ class Preset:
     webp_quality: int
     iterations: int
     order: str
+    rate_weight: float
+    position_bits: int
 
 
 PRESETS = {
-    "fast": Preset(webp_method=0, webp_quality=0, iterations=5, order="morton"),
-    "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton"),
-    "max": Preset(webp_method=6, webp_quality=90, iterations=20, order="morton"),
+    "fast": Preset(webp_method=0, webp_quality=0, iterations=5, order="morton", rate_weight=0.0, position_bits=16),
+    "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton", rate_weight=0.0, position_bits=16),
+    "max": Preset(webp_method=6, webp_quality=90, iterations=20, order="morton", rate_weight=0.0, position_bits=16),
 }
 
 
@@ -35,4 +39,17 @@ def resolve(options: CompressOptions) -> CompressOptions:
         webp_quality=preset.webp_quality if options.webp_quality is None else options.webp_quality,
         iterations=preset.iterations if options.iterations is None else options.iterations,
         order=preset.order if options.order is None else options.order,
+        rate_weight=preset.rate_weight if options.rate_weight is None else options.rate_weight,
+        position_bits=preset.position_bits if options.position_bits is None else options.position_bits,
     )
+
+
+def encoder_settings(options: CompressOptions, count: int) -> dict:
+    """Keyword arguments of ``encode_sog`` that come from resolved ``options`` for a scene of ``count`` splats:
+    the SH palette size (explicit ``palette_size``, else the ``palette`` policy's), its order, the rate weight."""
+    return {
+        "palette_size": options.palette_size or palette_size(count, options.palette),
+        "palette_order": options.palette_order,
+        "rate_weight": float(options.rate_weight or 0.0),
+        "position_bits": 16 if options.position_bits is None else int(options.position_bits),
+    }

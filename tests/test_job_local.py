@@ -107,7 +107,8 @@ def test_force_compresses_again(batch):
     assert (output / "a" / "a.sog").stat().st_mtime_ns != before
     # the new folder replaced the old one whole: no texture files left from the earlier layout
     assert sorted(p.name for p in (output / "a").iterdir()) == [
-        "a.sog", "compression_report.json", "compression_report.txt"]
+        "a.preview.png", "a.sog", "compression_report.json", "compression_report.txt"]
+    assert read_json(output / "a" / "compression_report.json")["quality"]["preview"] == "a.preview.png"
     assert_no_partial_scene(output)
 
 

@@ -17,8 +17,9 @@ from sogs_compressor import __version__
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
 from sogs_compressor.progress import ProgressCallback, no_progress
-from sogs_compressor.quantize.codebook import quantize_1d
+from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.kmeans import kmeans
+from sogs_compressor.quantize.palette import order_palette
 from sogs_compressor.splats import SplatSet
 
 GENERATOR = f"sogs-compressor v{__version__}"
@@ -43,10 +44,20 @@ def encode_sog(
     seed: int,
     device: torch.device,
     kmeans_method: str = "auto",
+    palette_order: str = "pca",
+    rate_weight: float = 0.0,
+    position_bits: int = 16,
     on_image: ImageSink | None = None,
     progress: ProgressCallback = no_progress,
 ) -> EncodedSog:
-    """Encode every attribute; ``palette_size`` 0 or SH degree 0 writes no shN."""
+    """Encode every attribute; ``palette_size`` 0 or SH degree 0 writes no shN.
+
+    palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``pca`` or ``frequency``).
+    rate_weight: 0 = MSE-optimal codebooks; > 0 = rate-aware ones (``quantize.codebook_rd``) for scales, sh0 and
+    the shN codebook, trading squared error for smaller label textures.
+    position_bits: bits of the 16-bit position grid kept for opaque splats (fewer for faint ones,
+    ``codebook_rd.position_bits``); 16 stores positions at full precision.
+    """
     width, height = texture_size(splats.count)
     images: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
@@ -59,14 +70,16 @@ def encode_sog(
     t0 = time.perf_counter()
     progress("quantize", 0.0)
     low, high, mins, maxs = attr.encode_means(splats.positions)
+    if position_bits < 16:
+        low, high = rd.coarsen_grid(low, high, rd.position_bits(splats.opacity_logits, position_bits))
     emit("means_l.webp", with_alpha(low))
     emit("means_u.webp", with_alpha(high))
     emit("quats.webp", attr.encode_quats(splats.rotations))
 
-    scale_codebook, scale_labels = quantize_1d(splats.log_scales)
+    scale_codebook, scale_labels = rd.quantize_1d_rd(splats.log_scales, rate_weight)
     emit("scales.webp", with_alpha(scale_labels))
 
-    color_codebook, color_labels = quantize_1d(splats.f_dc)
+    color_codebook, color_labels = rd.quantize_1d_rd(splats.f_dc, rate_weight)
     emit("sh0.webp", with_alpha(color_labels, attr.encode_opacity(splats.opacity_logits)))
     timings["quantize"] = time.perf_counter() - t0
     progress("quantize", 1.0)
@@ -85,10 +98,10 @@ def encode_sog(
         progress("kmeans", 0.0)
         result = kmeans(splats.f_rest, min(palette_size, splats.count), iterations=iterations, seed=seed,
                         device=device, method=kmeans_method)
-        centroids, labels = _order_palette(result.centroids, result.labels)
+        centroids, labels = order_palette(result.centroids, result.labels, palette_order)
         timings["kmeans"] = time.perf_counter() - t1
         progress("kmeans", 1.0)
-        sh_codebook, centroid_labels = quantize_1d(centroids)
+        sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, rate_weight)
         coeffs = splats.coeffs_per_channel
         emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, coeffs))
         emit("shN_labels.webp", attr.encode_labels(labels))
@@ -101,20 +114,6 @@ def encode_sog(
         encoded.palette_size = int(centroids.shape[0])
         encoded.kmeans_method = result.method
     return encoded
-
-
-def _order_palette(centroids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order palette entries by how often they are used (most first) and drop unused ones.
-
-    Frequent entries get small label values, which makes the labels' high byte mostly constant and so cheaper for
-    WebP, and an unused centroid is bytes for nothing.
-    """
-    counts = np.bincount(labels, minlength=centroids.shape[0])
-    order = np.argsort(-counts, kind="stable")
-    order = order[counts[order] > 0]
-    remap = np.empty(centroids.shape[0], np.int64)
-    remap[order] = np.arange(order.shape[0])
-    return np.ascontiguousarray(centroids[order]), remap[labels]
 
 
 def _floats(values: np.ndarray) -> list[float]:

@@ -21,10 +21,11 @@ Differences from the reference implementation, all so that any N can be sorted w
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,10 +156,10 @@ def blur_matrix(size: int, kernel: int, mode: str, device: torch.device) -> torc
     """(size, size) matrix M with ``out = in @ M`` a Gaussian blur (sigma = kernel size) of odd length
     ``kernel`` along one axis; ``mode`` is ``circular`` or ``reflect`` (edge not repeated)."""
     half = kernel // 2
-    taps = torch.arange(-half, half + 1, dtype=torch.float64)
+    taps = torch.arange(-half, half + 1, dtype=torch.float64, device=device)
     w = torch.exp(-(taps**2) / (2.0 * kernel**2))
     w = (w / w.sum()).to(torch.float32)
-    out_idx = torch.arange(size).repeat_interleave(kernel)
+    out_idx = torch.arange(size, device=device).repeat_interleave(kernel)
     src = out_idx + taps.to(torch.int64).repeat(size)
     if mode == "circular":
         src = src % size
@@ -167,9 +168,9 @@ def blur_matrix(size: int, kernel: int, mode: str, device: torch.device) -> torc
         src = torch.where(src > size - 1, 2 * (size - 1) - src, src)
     else:
         raise ValueError(f"unknown border mode {mode!r}")
-    m = torch.zeros((size, size), dtype=torch.float32)
+    m = torch.zeros((size, size), dtype=torch.float32, device=device)
     m.index_put_((src, out_idx), w.repeat(size), accumulate=True)
-    return m.to(device)
+    return m
 
 
 def blur_grid(grid: torch.Tensor, mask: torch.Tensor | None, kx: int, ky: int) -> torch.Tensor:
@@ -239,6 +240,17 @@ class PinnedTiles:
         return PinnedTiles(self.tiles, self.movable.index_select(1, shuffle))
 
 
+def group_dots(values: torch.Tensor, targets: torch.Tensor, broadcast: bool) -> torch.Tensor:
+    """(T, G, 4, 4) dot products of each group element with each group slot's target.
+
+    Two equal formulations: per-group 4x4 batched GEMMs are slow on GPU (measured: ~47% of PLAS time at 1M
+    on an H100), so CUDA broadcasts and reduces; on CPU the einsum is the faster.
+    """
+    if broadcast:
+        return (values[:, :, :, None, :] * targets[:, :, None, :, :]).sum(dim=-1)
+    return torch.einsum("tgic,tgjc->tgij", values, targets)
+
+
 def best_group_permutations(
     values: torch.Tensor, targets: torch.Tensor, pinned: PinnedTiles | None, onehot: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,7 +261,7 @@ def best_group_permutations(
     the ``pinned`` tiles, permutations that move a pinned (padding) cell or put a splat into one are excluded;
     the identity is always allowed.
     """
-    dots = torch.einsum("tgic,tgjc->tgij", values, targets)
+    dots = group_dots(values, targets, broadcast=values.device.type == "cuda")
     t, g = dots.shape[:2]
     scores = dots.reshape(t, g, 16) @ onehot
     if pinned is not None:
@@ -342,7 +354,7 @@ def plas_order(
         report("plas", 1.0)
         return start.astype(np.int64)
 
-    with torch.inference_mode():
+    with torch.inference_mode(), _single_cpu_thread(device):
         cells = h * w
         grid = torch.zeros((cells, c), dtype=torch.float32, device=device)
         grid[:n] = torch.from_numpy(np.ascontiguousarray(feats[start], dtype=np.float32)).to(device)
@@ -366,6 +378,24 @@ def plas_order(
         order = ids[:n].cpu().numpy()
     report("plas", 1.0)
     return order
+
+
+@contextlib.contextmanager
+def _single_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the CPU path on one intra-op thread, restoring the setting after.
+
+    PLAS is thousands of small ops; measured on a shared 2-core machine, two OpenMP threads made it 7x
+    (100K splats) to 50x (1K splats) slower than one.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _odd(k: int) -> int:

@@ -29,14 +29,16 @@ PRECISIONS = ("ieee", "tf32", "tf32x3")
 10-bit mantissa inputs, ``tf32x3`` = three tf32 products (about fp32 accuracy, ~3x the tensor-core work)."""
 
 DEFAULT_PRECISION = "tf32"
-"""Chosen from the measurement in bench/NOTES-gpu.md: Lloyd with tf32 assignment ends within 1% of the SSE of
-exact fp32 assignment."""
+"""Measured on an H100 (bench/NOTES-gpu.md): 10 Lloyd iterations with tf32 assignment end within 0.012% of the
+SSE of exact fp32 assignment (D = 24 and 45; the rule allows 1%), although 0.1-0.6% of single assignments pick
+a near-tie; tf32x3 is exact but 3.5x slower."""
 
 MAX_DIM = 256
 """Largest point dimension the kernel accepts (SH palettes use 9, 24 or 45)."""
 
-DEFAULT_CONFIG = {"block_m": 128, "block_n": 128, "num_warps": 8, "num_stages": 3}
-"""Tile shape and launch settings; bench/gpu_kernels.py sweeps alternatives."""
+DEFAULT_CONFIG = {"block_m": 256, "block_n": 64, "num_warps": 8, "num_stages": 3}
+"""Tile shape and launch settings: the fastest of the six that bench/gpu_kernels.py sweeps, for D = 24 and 45
+(H100: 151 ms and 253 ms for N = 4M, K = 65536)."""
 
 
 def _interpreting() -> bool:
@@ -59,7 +61,7 @@ if triton is not None:
     def _nearest_centroid_kernel(
         x_ptr,
         ct_ptr,
-        cn_ptr,
+        bias_ptr,
         out_ptr,
         n_points,
         n_centroids_padded,
@@ -70,32 +72,41 @@ if triton is not None:
         BLOCK_D: tl.constexpr,
         PRECISION: tl.constexpr,
     ):
-        """One program: BLOCK_M points against every centroid tile; writes BLOCK_M labels."""
+        """One program: BLOCK_M points against every centroid tile; writes BLOCK_M labels.
+
+        Maximizes ``x.c - ||c||^2 / 2`` (same argmin as ``||x - c||^2``). The bias rides in as the dot's fp32
+        accumulator, and the running best is kept per (row, column slot) so each tile costs one compare and
+        two selects per element; the reduction over the BLOCK_N slots happens once, at the end.
+        """
         rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
+        cols = tl.arange(0, BLOCK_N)
         row_ok = rows < n_points
         x_offsets = rows.to(tl.int64)[:, None] * stride_x + dims[None, :]
         x = tl.load(x_ptr + x_offsets, mask=row_ok[:, None] & (dims[None, :] < dim), other=0.0)
 
-        best = tl.full([BLOCK_M], float("inf"), tl.float32)
-        best_index = tl.zeros([BLOCK_M], tl.int32)
-        cols = tl.arange(0, BLOCK_N)
+        best = tl.full([BLOCK_M, BLOCK_N], float("-inf"), tl.float32)
+        best_start = tl.zeros([BLOCK_M, BLOCK_N], tl.int32)
         for start in range(0, n_centroids_padded, BLOCK_N):
             # Centroids are stored transposed (BLOCK_D x K_pad) and padded, so tiles load unmasked.
             ct = tl.load(ct_ptr + dims[:, None] * n_centroids_padded + (start + cols)[None, :])
-            norms = tl.load(cn_ptr + start + cols)  # +inf for padding centroids
-            dots = tl.dot(x, ct, input_precision=PRECISION)
-            dist = norms[None, :] - 2.0 * dots
-            tile_min, tile_arg = tl.min(dist, axis=1, return_indices=True)
-            better = tile_min < best  # strict: ties keep the earlier (lower) index, like torch.argmin
-            best = tl.where(better, tile_min, best)
-            best_index = tl.where(better, tile_arg + start, best_index)
-        tl.store(out_ptr + rows, best_index.to(tl.int64), mask=row_ok)
+            bias = tl.load(bias_ptr + start + cols)  # -||c||^2 / 2, -inf for padding centroids
+            acc = tl.broadcast_to(bias[None, :], [BLOCK_M, BLOCK_N])
+            score = tl.dot(x, ct, acc=acc, input_precision=PRECISION)
+            better = score > best  # strict: an equal score keeps the earlier tile
+            best = tl.where(better, score, best)
+            best_start = tl.where(better, start, best_start)
+        row_best = tl.max(best, axis=1)
+        candidate = tl.where(best == row_best[:, None], best_start + cols[None, :], 2147483647)
+        label = tl.min(candidate, axis=1)  # lowest index among equal best scores, like torch.argmin
+        tl.store(out_ptr + rows, label.to(tl.int64), mask=row_ok)
 
 
 def _check_inputs(points: torch.Tensor, centroids: torch.Tensor) -> None:
     if points.ndim != 2 or centroids.ndim != 2:
-        raise ValueError(f"points and centroids must be 2-D, got {tuple(points.shape)} and {tuple(centroids.shape)}")
+        raise ValueError(
+            f"points and centroids must be 2-D, got {tuple(points.shape)} and {tuple(centroids.shape)}"
+        )
     if points.shape[1] != centroids.shape[1]:
         raise ValueError(f"dimension mismatch: points have {points.shape[1]}, centroids {centroids.shape[1]}")
     if not 1 <= points.shape[1] <= MAX_DIM:
@@ -109,19 +120,19 @@ def _check_inputs(points: torch.Tensor, centroids: torch.Tensor) -> None:
 
 
 def prepare_centroids(centroids: torch.Tensor, block_n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Transposed, zero-padded centroids (D_pad, K_pad) and their squared norms (+inf for padding columns).
+    """Transposed, zero-padded centroids (D_pad, K_pad) and the bias ``-||c||^2 / 2`` (-inf for padding).
 
-    Norms are computed in fp32 from the unpadded centroids, so only the cross term carries the reduced
-    tensor-core precision.
+    The bias is computed in fp32 from the unpadded centroids and enters the dot as its fp32 accumulator, so
+    only the cross term ``x.c`` carries the reduced tensor-core precision.
     """
     k, d = centroids.shape
     d_pad = padded_dim(d)
     k_pad = -(-k // block_n) * block_n
     ct = torch.zeros((d_pad, k_pad), dtype=torch.float32, device=centroids.device)
     ct[:d, :k] = centroids.t()
-    norms = torch.full((k_pad,), float("inf"), dtype=torch.float32, device=centroids.device)
-    norms[:k] = (centroids * centroids).sum(dim=1)
-    return ct, norms
+    bias = torch.full((k_pad,), float("-inf"), dtype=torch.float32, device=centroids.device)
+    bias[:k] = -0.5 * (centroids * centroids).sum(dim=1)
+    return ct, bias
 
 
 def triton_nearest_centroid(
@@ -143,7 +154,9 @@ def triton_nearest_centroid(
         raise RuntimeError("triton is not installed; use the torch assignment path")
     _check_inputs(points, centroids)
     if points.device.type != "cuda" and not _interpreting():
-        raise ValueError(f"the Triton kernel needs CUDA tensors, got {points.device} (use the torch path on CPU)")
+        raise ValueError(
+            f"the Triton kernel needs CUDA tensors, got {points.device} (use the torch path on CPU)"
+        )
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     n, d = points.shape
@@ -151,12 +164,12 @@ def triton_nearest_centroid(
     if n == 0:
         return labels
     points = points.contiguous()
-    ct, norms = prepare_centroids(centroids, block_n)
+    ct, bias = prepare_centroids(centroids, block_n)
     grid = (triton.cdiv(n, block_m),)
     _nearest_centroid_kernel[grid](
         points,
         ct,
-        norms,
+        bias,
         labels,
         n,
         ct.shape[1],
@@ -173,7 +186,11 @@ def triton_nearest_centroid(
 
 
 def reference_nearest_centroid(
-    points: torch.Tensor, centroids: torch.Tensor, *, dtype: torch.dtype = torch.float64, chunk_rows: int = 4096
+    points: torch.Tensor,
+    centroids: torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float64,
+    chunk_rows: int = 4096,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Brute-force labels and squared distances in ``dtype`` (float64 by default), chunked over points.
 

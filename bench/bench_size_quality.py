@@ -1,0 +1,232 @@
+"""Size vs rendered quality: the evidence behind the encoder's defaults (palette, codebooks, WebP effort, order).
+
+For every scene, every encoder variant is written as a .sog bundle, decoded, rendered from the quality check's
+``fast`` cameras (4 orbit views, 256x256) and compared with renders of the original (content PSNR: pixels with
+opacity in either render). splat-transform 3.7.0's output of the same PLY (``-g cpu``, cached in
+bench/out/peer/NAME.sog; produced once by bench_codec.py or by this script with ``--peer``) is measured the same
+way. Prints one Markdown table per sweep; full numbers go to bench/out/size_quality.json.
+
+    .venv/bin/python bench/bench_size_quality.py --sweep palette --scenes flowers_3_0 tile-30k-sh3
+    .venv/bin/python bench/bench_size_quality.py --sweep final
+Scenes: guitar, flowers_3_0 (shared real data), tile-30k-sh3 (tile_scene over flowers, SH3),
+gen-30k-sh3 (generate_scene). Runs on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sogs_compressor import presets  # noqa: E402
+from sogs_compressor.device import resolve_device  # noqa: E402
+from sogs_compressor.encode.sog import encode_sog  # noqa: E402
+from sogs_compressor.options import CompressOptions  # noqa: E402
+from sogs_compressor.pipeline import order_splats  # noqa: E402
+from sogs_compressor.quantize.palette import palette_size  # noqa: E402
+from sogs_compressor.read import read_scene  # noqa: E402
+from sogs_compressor.read.sog import read_sog  # noqa: E402
+from sogs_compressor.render.quality import default_cameras, quality_check, render_views  # noqa: E402
+from sogs_compressor.sample import generate_scene, tile_scene  # noqa: E402
+from sogs_compressor.splats import SplatSet  # noqa: E402
+from sogs_compressor.write.ply import write_ply  # noqa: E402
+from sogs_compressor.write.sog import write_sog  # noqa: E402
+from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
+
+REAL = Path(os.environ.get("SOGS_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+PEER = REPO / ".peer" / "node_modules" / ".bin" / "splat-transform"
+OUT = REPO / "bench" / "out"
+SCENES = ("guitar", "flowers_3_0", "tile-30k-sh3", "gen-30k-sh3")
+
+
+@dataclass
+class Variant:
+    """One encoder configuration; None fields come from ``preset`` like the CLI's."""
+
+    name: str
+    preset: str = "balanced"
+    palette: str | None = None  # policy name, or "n/K" for count // K entries, or an int as a string
+    palette_order: str | None = None
+    rate_weight: float | None = None
+    position_bits: int | None = None
+    webp_method: int | None = None
+    webp_quality: int | None = None
+    order: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def scene_splats(name: str, work: Path) -> tuple[SplatSet, Path]:
+    """The scene as splats and as a float PLY (splat-transform's input)."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"{name}.ply"
+    if not path.exists():
+        if name == "guitar":
+            splats = read_scene(REAL / "guitar.compressed.ply").splats
+        elif name == "flowers_3_0":
+            splats = read_scene(REAL / "flowers_3_0" / "meta.json").splats
+        elif name.startswith("tile-"):
+            count, degree = _size_and_degree(name)
+            flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
+            splats = tile_scene(flowers, count, seed=1, sh_degree=degree)
+        elif name.startswith("gen-"):
+            count, degree = _size_and_degree(name)
+            splats = generate_scene(count, sh_degree=degree, seed=0)
+        else:
+            raise SystemExit(f"unknown scene {name}")
+        write_ply(splats, path)
+    return read_scene(path).splats, path
+
+
+def _size_and_degree(name: str) -> tuple[int, int]:
+    """``tile-30k-sh3`` -> (30000, 3)."""
+    _, size, sh = name.split("-")
+    return int(float(size[:-1]) * {"k": 1_000, "m": 1_000_000}[size[-1]]), int(sh.removeprefix("sh"))
+
+
+def resolve_palette(spec: str, count: int) -> int:
+    """A sweep's palette: a policy name, ``n/K`` (count // K entries) or a number of entries."""
+    if spec.startswith("n/"):
+        return max(1, count // int(spec[2:]))
+    if spec.isdigit():
+        return int(spec)
+    return palette_size(count, spec)
+
+
+def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, work: Path) -> dict:
+    """Write ``variant``'s bundle of ``splats``; its bytes (total and per texture), seconds, decoded splats."""
+    options = presets.resolve(CompressOptions(preset=variant.preset, device=str(device), layout="bundle",
+                                              webp_method=variant.webp_method, webp_quality=variant.webp_quality,
+                                              order=variant.order))
+    started = time.perf_counter()
+    ordered = splats.take(order_splats(splats, options.order, device, options.seed))
+    settings = presets.encoder_settings(options, ordered.count)
+    if variant.palette is not None:
+        settings["palette_size"] = resolve_palette(variant.palette, ordered.count)
+    for key in ("palette_order", "rate_weight", "position_bits"):
+        if getattr(variant, key) is not None:
+            settings[key] = getattr(variant, key)
+    encoder = WebpEncoder(options.webp_method, options.webp_quality)
+    encoded = encode_sog(ordered, iterations=options.iterations, seed=options.seed, device=device,
+                         on_image=encoder.submit, **settings)
+    webps = encoder.results()
+    files = write_sog(work, "variant", "bundle", encoded.meta, webps)
+    seconds = time.perf_counter() - started
+    bundle = next(f for f in files if f.role == "bundle")
+    return {
+        "bytes": Path(bundle.path).stat().st_size,
+        "textures": {name: len(data) for name, data in webps.items()},
+        "palette": encoded.palette_size,
+        "seconds": round(seconds, 2),
+        "decoded": read_sog(bundle.path).splats,
+    }
+
+
+def peer_output(name: str, ply: Path, run_peer: bool) -> Path | None:
+    """splat-transform's cached .sog of the scene (made now with ``run_peer``; ~100 s per 30K SH scene)."""
+    target = OUT / "peer" / f"{name}.sog"
+    if not target.exists() and run_peer and PEER.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(PEER), "-g", "cpu", "-q", "-w", str(ply), str(target)], check=True, timeout=1800)
+    return target if target.exists() else None
+
+
+def content_psnr(original: SplatSet, decoded: SplatSet, cameras, reference, device) -> dict:
+    q = quality_check(original, decoded, "fast", device, cameras, reference=reference)
+    return {"psnr_content": q["summary"]["psnr_content"]["mean"],
+            "psnr_content_worst": q["summary"]["psnr_content"]["worst"],
+            "psnr": q["summary"]["psnr"]["mean"], "ssim": q["summary"]["ssim"]["mean"]}
+
+
+SWEEPS: dict[str, list[Variant]] = {
+    "palette": [
+        Variant("st-rule freq", palette="st", palette_order="frequency"),
+        Variant("st-rule pca", palette="st", palette_order="pca"),
+        *[Variant(f"n/{k} {o}", palette=f"n/{k}", palette_order=o)
+          for k in (2, 4, 8, 16) for o in ("frequency", "pca")],
+    ],
+    "codebook": [
+        *[Variant(f"rate weight {w:g}", rate_weight=w) for w in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)],
+    ],
+    "webp": [
+        *[Variant(f"m{m} q{q}", webp_method=m, webp_quality=q)
+          for m, q in ((0, 0), (2, 25), (3, 50), (4, 50), (4, 75), (5, 50), (5, 90), (6, 90), (6, 100))],
+    ],
+    "joint": [Variant(f"rw {w:g} pos {b}", rate_weight=w, position_bits=b)
+              for b in (16, 14, 13, 12) for w in (0.0, 2.0, 4.0, 8.0)],
+    "order": [Variant("morton", order="morton"), Variant("plas", order="plas")],
+    "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
+    "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
+                      rate_weight=0.0),
+              Variant("balanced (new default)")],
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sweep", choices=sorted(SWEEPS), default="final")
+    parser.add_argument("--scenes", nargs="+", default=list(SCENES))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--peer", action="store_true", help="run splat-transform where its output is not cached")
+    parser.add_argument("--work", type=Path, default=OUT / "scenes")
+    args = parser.parse_args()
+    if not REAL.is_dir():
+        print(f"needs the shared real scenes at {REAL}", file=sys.stderr)
+        return 2
+    torch.manual_seed(0)
+    device = resolve_device(args.device)
+    report_path = OUT / "size_quality.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    for scene in args.scenes:
+        splats, ply = scene_splats(scene, args.work)
+        cameras = default_cameras(splats, "fast")
+        reference = render_views(splats, cameras, device)
+        rows = []
+        peer = peer_output(scene, ply, args.peer)
+        peer_row = None
+        if peer is not None:
+            peer_row = {"variant": "splat-transform 3.7.0", "bytes": peer.stat().st_size, "palette": None,
+                        "seconds": None, **content_psnr(splats, read_sog(peer).splats, cameras, reference, device)}
+            rows.append(peer_row)
+        with tempfile.TemporaryDirectory() as tmp:
+            for variant in SWEEPS[args.sweep]:
+                encoded = encode_variant(splats, variant, device, Path(tmp))
+                decoded = encoded.pop("decoded")
+                rows.append({"variant": variant.name, **encoded,
+                             **content_psnr(splats, decoded, cameras, reference, device)})
+                print(f"  {scene} {variant.name}: {encoded['bytes']} B", file=sys.stderr, flush=True)
+        print_table(scene, splats, rows, peer_row)
+        report.setdefault(args.sweep, {})[scene] = rows
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def print_table(scene: str, splats: SplatSet, rows: list[dict], peer: dict | None) -> None:
+    print(f"\n### {scene} ({splats.count:,} splats, SH {splats.sh_degree})\n")
+    print("| variant | bytes | x ST | content PSNR dB (mean / worst) | PSNR dB | palette | shN bytes | s |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    for row in rows:
+        ratio = f"{row['bytes'] / peer['bytes']:.3f}" if peer else "-"
+        textures = row.get("textures") or {}
+        shn = sum(v for k, v in textures.items() if k.startswith("shN")) if textures else None
+        print(f"| {row['variant']} | {row['bytes']:,} | {ratio} | {row['psnr_content']:.2f} / "
+              f"{row['psnr_content_worst']:.2f} | {row['psnr']:.2f} | {row.get('palette') or '-'} | "
+              f"{shn if shn is not None else '-'} | {row.get('seconds') or '-'} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    raise SystemExit(main())

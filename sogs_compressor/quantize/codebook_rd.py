@@ -1,0 +1,172 @@
+"""Rate-aware 256-entry 1D codebooks: trade a little squared error for fewer bits in the label textures.
+
+The MSE-optimal codebook (``codebook.quantize_1d``) spends its 256 entries where the data is dense, so labels
+are spread almost uniformly over the entries: ~8 bits of entropy per value, which lossless WebP cannot shrink.
+This module solves the entropy-constrained version instead (ECSQ): minimize
+
+    sum of squared errors  +  lam * sum over values of -log2(share of its entry)
+
+over contiguous groups of the sorted values, at most ``size`` entries. ``lam`` is tied to the data by
+``rate_weight``: at high rate a scalar quantizer's distortion falls by ``2 ln 2 * D`` per bit, so
+``lam = rate_weight * 2 ln 2 * D0`` (``D0`` the MSE of the MSE-optimal codebook) makes ``rate_weight`` scale
+free: 1 keeps roughly the MSE-optimal point, 4 accepts ~4x the squared error for ~1 bit less per value.
+
+Algorithm: the same bins as the MSE codebook (quantile/uniform blend, heavy bins split; ~1024 of them), an
+exact dynamic programme over bins (O(bins^2)) with a per-entry penalty raised by bisection until at most
+``size`` entries are used, then ECSQ Lloyd passes on the exact sorted values: means as entries, and cut points
+moved off the mid-points towards the rarer entry by ``lam * (len_hi - len_lo) / (2 (c_hi - c_lo))``. Labels
+are the groups themselves (any label is valid for the decoder, which just looks the entry up), so they are not
+necessarily the nearest entry. Non-finite input falls back to the MSE codebook (its sentinel handling).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sogs_compressor.quantize.codebook import (
+    DP_BINS,
+    SEED_BINS,
+    _SortedStats,
+    blend_bin_edges,
+    codebook_sse,
+    quantize_1d,
+    split_heavy_bins,
+)
+
+REFINE_ITERATIONS = 30
+"""ECSQ Lloyd passes after the dynamic programme (each is one searchsorted of the cut points)."""
+
+PENALTY_STEPS = 40
+"""Bisection steps on the per-entry penalty that brings the entry count under ``size``."""
+
+
+def quantize_1d_rd(values: np.ndarray, rate_weight: float, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Codebook (float32[size], ascending) and uint8 labels (shape of ``values``) minimizing error + rate.
+
+    ``rate_weight`` 0 is the MSE-optimal codebook of ``quantize_1d``; see the module docstring for its scale.
+    """
+    if rate_weight < 0 or not math.isfinite(rate_weight):
+        raise ValueError(f"rate_weight must be a finite number >= 0, not {rate_weight}")
+    values = np.asarray(values, dtype=np.float32)
+    flat = values.reshape(-1)
+    if rate_weight == 0 or flat.size == 0 or not np.all(np.isfinite(flat)):
+        return quantize_1d(values, size)
+    base_codebook, base_labels = quantize_1d(values, size)
+    d0 = codebook_sse(flat, base_codebook, base_labels) / flat.size
+    if d0 <= 0:
+        return base_codebook, base_labels  # represented exactly by fewer than ``size`` distinct values
+    lam = rate_weight * 2.0 * math.log(2.0) * d0
+    order = np.argsort(flat, kind="stable")
+    stats = _SortedStats(flat[order])
+    cuts = ecsq_partition(stats, lam, size)
+    centroids, cuts = ecsq_refine(stats, cuts, lam)
+    sorted_labels = np.repeat(np.arange(centroids.size), np.diff(cuts))
+    labels = np.empty(flat.size, np.uint8)
+    labels[order] = sorted_labels
+    codebook = np.concatenate([centroids, np.full(size - centroids.size, centroids[-1])]).astype(np.float32)
+    return codebook, labels.reshape(values.shape)
+
+
+def ecsq_partition(stats: _SortedStats, lam: float, size: int) -> np.ndarray:
+    """Cut indices (0 .. n, ascending) of at most ``size`` groups of the sorted values, by dynamic programming."""
+    n = stats.values.size
+    edges = split_heavy_bins(stats, blend_bin_edges(stats.values, SEED_BINS), DP_BINS)
+    bounds = np.concatenate(([0], edges, [n]))
+    groups = _dp(stats, bounds, lam, 0.0)
+    if groups.size - 1 > size:
+        low, high = 0.0, lam * n + stats.sse(np.array([0]), np.array([n]))[0] + 1.0
+        for _ in range(PENALTY_STEPS):
+            mid = 0.5 * (low + high)
+            if _dp(stats, bounds, lam, mid).size - 1 > size:
+                low = mid
+            else:
+                high = mid
+        groups = _dp(stats, bounds, lam, high)
+    return bounds[groups]
+
+
+def _dp(stats: _SortedStats, bounds: np.ndarray, lam: float, penalty: float) -> np.ndarray:
+    """Indices into ``bounds`` of the optimal group boundaries (first 0, last len-1) for cost
+    sse + lam * count * log2(n / count) + penalty per group."""
+    n = float(bounds[-1])
+    bins = bounds.size - 1
+    best = np.zeros(bins + 1)
+    back = np.zeros(bins + 1, np.int64)
+    for j in range(1, bins + 1):
+        start = bounds[:j]
+        stop = np.full(j, bounds[j])
+        count = (stop - start).astype(np.float64)
+        cost = best[:j] + stats.sse(start, stop) + lam * count * np.log2(n / count) + penalty
+        i = int(np.argmin(cost))
+        best[j] = cost[i]
+        back[j] = i
+    path = [bins]
+    while path[-1] > 0:
+        path.append(int(back[path[-1]]))
+    return np.array(path[::-1], np.int64)
+
+
+def ecsq_refine(stats: _SortedStats, cuts: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """ECSQ Lloyd passes: entries = group means, cuts biased towards rarer entries; (centroids, cuts).
+
+    Empty groups are dropped; passes stop when the cuts stop moving (or after REFINE_ITERATIONS).
+    """
+    values = stats.values
+    n = values.size
+    for _ in range(REFINE_ITERATIONS):
+        cuts = np.unique(cuts)
+        centroids = stats.mean(cuts[:-1], cuts[1:])
+        lengths = np.log2(n / np.diff(cuts).astype(np.float64))
+        gap = np.maximum(np.diff(centroids), 1e-30)
+        thresholds = (centroids[:-1] + centroids[1:]) * 0.5 + lam * (lengths[1:] - lengths[:-1]) / (2.0 * gap)
+        new_cuts = np.concatenate(([0], np.searchsorted(values, thresholds, side="left"), [n]))
+        new_cuts = np.maximum.accumulate(new_cuts)
+        if np.array_equal(new_cuts, cuts):
+            break
+        cuts = new_cuts
+    cuts = np.unique(cuts)
+    return stats.mean(cuts[:-1], cuts[1:]), cuts
+
+
+def rate_bits(labels: np.ndarray) -> float:
+    """Zeroth-order entropy of the labels in bits per value (what the rate term models)."""
+    counts = np.bincount(np.asarray(labels).reshape(-1))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+# --- positions: fewer bits where the picture cannot tell -----------------------------------------------------
+
+TRANSLUCENT_ALPHA = (0.3, 0.1)
+"""Opacities below which a splat's position keeps one, then two, fewer bits (faint splats move the picture less:
+the image change of moving a splat is proportional to its opacity, bench/SIZE.md)."""
+
+
+def position_bits(opacity_logits: np.ndarray, bits: int) -> np.ndarray:
+    """Bits of the 16-bit position grid kept per splat: ``bits`` for opaque splats, fewer for faint ones.
+
+    ``bits`` 16 keeps every position exactly as the format stores it (no splat loses a bit).
+    """
+    if not 8 <= bits <= 16:
+        raise ValueError(f"position bits must be 8..16, not {bits}")
+    kept = np.full(np.shape(opacity_logits), bits, np.int64)
+    if bits == 16:
+        return kept
+    with np.errstate(over="ignore"):
+        alpha = 1.0 / (1.0 + np.exp(-np.asarray(opacity_logits, np.float64)))
+    for threshold in TRANSLUCENT_ALPHA:
+        kept -= alpha < threshold
+    return kept
+
+
+def coarsen_grid(low: np.ndarray, high: np.ndarray, kept_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Round 16-bit grid values (split into low/high bytes, (N, 3)) to multiples of ``2**(16 - kept_bits)``.
+
+    The low byte then has constant low bits, which lossless WebP codes almost for free; the decoder is unchanged.
+    """
+    q = high.astype(np.int64) * 256 + low.astype(np.int64)
+    step = (1 << (16 - np.asarray(kept_bits, np.int64)))[:, None]
+    q = np.minimum(np.rint(q / step).astype(np.int64) * step, 65535)
+    return (q & 0xFF).astype(np.uint8), (q >> 8).astype(np.uint8)

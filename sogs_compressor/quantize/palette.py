@@ -1,0 +1,84 @@
+"""SH palette (``shN``) policy: how many entries to cluster into, and in which order to store them.
+
+Size: splat-transform's rule (``palette_size_rule``) gives 16,384 entries to a 26,895-splat scene, which is
+fewer than two splats per entry; the centroid texture (3 bytes per coefficient per entry) then costs more than
+the labels it saves. ``auto`` ties the palette to the splat count (``n / AUTO_SPLATS_PER_ENTRY``, capped by
+the format's 65,536), which bench/SIZE.md shows costs little rendered quality for a large saving in bytes.
+
+Order: entries are stored so that WebP finds structure in both textures: sorted along the first principal
+axis of the centroids, so that neighbouring texels of the centroid texture (64 entries a row) hold similar
+values, and neighbouring splats with similar SH get nearby label values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sogs_compressor.quantize.kmeans import palette_size_rule
+
+POLICIES = ("auto", "st")
+ORDERS = ("frequency", "pca")
+
+MAX_ENTRIES = 65536
+"""Labels are 16-bit (R + 256 G)."""
+
+AUTO_SPLATS_PER_ENTRY = 8
+"""``auto`` palette: one entry per this many splats (bench/SIZE.md, palette sweep)."""
+
+AUTO_MIN_ENTRIES = 256
+"""Below this an ``auto`` palette is not smaller than it needs to be: tiny scenes keep one entry a splat."""
+
+
+def palette_size(count: int, policy: str = "auto") -> int:
+    """Entries to cluster ``count`` splats' SH into (0 when there are no splats).
+
+    ``st``: splat-transform's rule (formats.md 2.8). ``auto``: ``count / AUTO_SPLATS_PER_ENTRY`` rounded up to a
+    whole row of 64 entries, at least ``min(count, AUTO_MIN_ENTRIES)`` and at most 65,536.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"palette policy must be one of {POLICIES}, not {policy!r}")
+    if count < 1:
+        return 0
+    if policy == "st":
+        return palette_size_rule(count)
+    entries = -(-count // AUTO_SPLATS_PER_ENTRY)
+    entries = -(-entries // 64) * 64
+    return int(min(MAX_ENTRIES, max(entries, min(count, AUTO_MIN_ENTRIES))))
+
+
+def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca") -> tuple[np.ndarray, np.ndarray]:
+    """Reorder palette entries (dropping unused ones) and remap the labels to match.
+
+    ``frequency``: most used first (small label values, mostly-constant high byte).
+    ``pca``: along the centroids' first principal axis (similar entries side by side).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"palette order must be one of {ORDERS}, not {order!r}")
+    centroids = np.asarray(centroids)
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=centroids.shape[0])
+    if order == "frequency":
+        permutation = np.argsort(-counts, kind="stable")
+    else:
+        permutation = np.argsort(principal_projection(centroids, counts), kind="stable")
+    permutation = permutation[counts[permutation] > 0]
+    remap = np.full(centroids.shape[0], -1, np.int64)
+    remap[permutation] = np.arange(permutation.shape[0])
+    return np.ascontiguousarray(centroids[permutation]), remap[labels]
+
+
+def principal_projection(points: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Coordinate of each row along the (weighted) first principal axis; sign fixed so results are stable."""
+    x = np.asarray(points, np.float64)
+    if x.shape[0] < 2 or x.shape[1] == 0:
+        return np.zeros(x.shape[0])
+    w = np.ones(x.shape[0]) if weights is None else np.asarray(weights, np.float64)
+    total = w.sum()
+    if total <= 0:
+        w, total = np.ones(x.shape[0]), float(x.shape[0])
+    centred = x - (w[:, None] * x).sum(axis=0) / total
+    covariance = (centred * w[:, None]).T @ centred / total
+    _, vectors = np.linalg.eigh(covariance)
+    axis = vectors[:, -1]
+    axis = axis if axis[np.argmax(np.abs(axis))] >= 0 else -axis
+    return centred @ axis
