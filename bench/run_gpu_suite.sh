@@ -17,6 +17,7 @@ fi
 what=${1:-all}
 shift || true
 scenes=("$@")
+read -r -a presets <<<"${PRESETS:-balanced fast}"
 [ ${#scenes[@]} -gt 0 ] || scenes=(gen-1m-sh2 gen-4m-sh2 gen-4m-sh3 gen-10m-sh3)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)' | tee -a "$OUT/gpu.txt"
@@ -30,7 +31,7 @@ if [ "$what" = encode ] || [ "$what" = all ]; then
         # shellcheck disable=SC1091
         source .peer-gpu/env.sh >"$OUT/peer-env.txt" 2>&1 || true
     fi
-    timeout 420 python3 bench/bench_gpu.py --verify --presets balanced fast --scenes "${scenes[@]}" \
+    timeout 420 python3 bench/bench_gpu.py --verify --presets "${presets[@]}" --scenes "${scenes[@]}" \
         --peer gen-1m-sh2 gen-4m-sh2 gen-4m-sh3 2>&1 | tee "$OUT/encode.txt" | tail -30
     cp "$BENCH_OUT/gpu.json" "$OUT/" 2>/dev/null || true
 fi
