@@ -100,6 +100,14 @@ def prepare_scenes(names: list[str], work: Path) -> dict[str, Path]:
     return scenes
 
 
+def prepare_scenes_in_subprocess(names: list[str], work: Path) -> dict[str, Path]:
+    """prepare_scenes in a child process, so this one stays small: a child forked from a large parent starts
+    with the parent's RSS in its ru_maxrss, which would inflate the peak-memory figures of the tools measured."""
+    command = [sys.executable, __file__, "--prepare-only", "--work", str(work), "--scenes", *names]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return {k: Path(v) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", nargs="+", default=["guitar", "flowers_3_0", "gen-100k-sh3", "gen-1m-sh3"])
@@ -108,16 +116,20 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--peer-gpu", action="store_true", help="let splat-transform use its GPU path")
     parser.add_argument("--work", type=Path, default=OUT / "scenes")
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.prepare_only:
+        print(json.dumps({k: str(v) for k, v in prepare_scenes(args.scenes, args.work).items()}))
+        return 0
     if not REAL.is_dir():
         print(f"needs the shared real scenes at {REAL}", file=sys.stderr)
         return 2
 
-    scenes = prepare_scenes(args.scenes, args.work)
+    scenes = prepare_scenes_in_subprocess(args.scenes, args.work)
     rows = []
     for name, ply in scenes.items():
-        reference = read_scene(ply).splats
-        entry = {"scene": name, "splats": reference.count, "sh": reference.sh_degree, "ply_bytes": ply.stat().st_size}
+        entry = {"scene": name, "ply_bytes": ply.stat().st_size}
+        outputs = []
         for preset in args.presets:
             out = OUT / "ours" / preset / name
             run = run_measured([sys.executable, "-m", "sogs_compressor", "compress", str(ply), "-o", str(out),
@@ -130,7 +142,7 @@ def main() -> int:
                 run["peak_gpu_bytes"] = result["peak_gpu_bytes"]
                 run["device_name"] = result["device_name"]
                 run["bytes"] = sog.stat().st_size
-                run["errors"] = matched_errors(reference, sog)
+                outputs.append((run, sog))
             entry[f"ours_{preset}"] = run
             print(f"{name} ours/{preset}: {run.get('seconds')} s, {run.get('bytes')} bytes", flush=True)
         if not args.no_peer and PEER.exists():
@@ -143,9 +155,14 @@ def main() -> int:
             run.pop("stdout", None)
             if run["rc"] == 0:
                 run["bytes"] = target.stat().st_size
-                run["errors"] = matched_errors(reference, target)
+                outputs.append((run, target))
             entry["peer"] = run
             print(f"{name} splat-transform: {run.get('seconds')} s, {run.get('bytes')} bytes", flush=True)
+        reference = read_scene(ply).splats  # read after the timed runs: see prepare_scenes_in_subprocess
+        entry.update(splats=reference.count, sh=reference.sh_degree)
+        for run, path in outputs:
+            run["errors"] = matched_errors(reference, path)
+        del reference
         rows.append(entry)
 
     machine = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

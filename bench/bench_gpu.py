@@ -27,6 +27,14 @@ sys.path.insert(0, str(REPO / "bench"))
 OUT = Path(os.environ.get("BENCH_OUT", REPO / "bench" / "out"))
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS (VmHWM resets at exec; ru_maxrss would include the forking parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def worker(ply: Path, preset: str, device: str, verify: bool) -> dict:
     import torch
 
@@ -48,7 +56,7 @@ def worker(ply: Path, preset: str, device: str, verify: bool) -> dict:
         "scene": ply.stem, "preset": preset, "splats": result.counts["output"], "sh": result.sh_degree_out,
         "ply_bytes": ply.stat().st_size, "sog_bytes": result.output_bytes, "wall_in_process_s": wall,
         "stages": result.timings, "peak_gpu_bytes": result.peak_gpu_bytes,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "errors": result.errors, "device_name": result.device_name, "palette": result.palette_size,
     }
 
@@ -68,10 +76,10 @@ def main() -> int:
         print(json.dumps(worker(Path(args.worker[0]), args.worker[1], args.device, args.verify)), flush=True)
         return 0
 
-    from bench_codec import prepare_scenes, run_measured
+    from bench_codec import prepare_scenes_in_subprocess, run_measured
 
     t = time.perf_counter()
-    scenes = prepare_scenes(args.scenes, args.work)
+    scenes = prepare_scenes_in_subprocess(args.scenes, args.work)
     print(f"scenes ready in {time.perf_counter() - t:.1f} s", flush=True)
     rows = []
     for name, ply in scenes.items():

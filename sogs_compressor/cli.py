@@ -45,6 +45,13 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order", choices=ORDERS, default=None, help="splat order (default: by preset)")
     parser.add_argument("--preset", choices=PRESETS, default=None, help="speed/size trade-off (default: balanced)")
     parser.add_argument("--webp-method", type=int, default=None, metavar="M", help="lossless WebP method 0-6")
+    parser.add_argument("--rate-weight", type=float, default=None, metavar="W",
+                        help="scale/colour codebooks trade W x the squared error for fewer bits (0 = exact-as-possible)")
+    parser.add_argument("--position-bits", type=int, default=None, metavar="B",
+                        help="position precision of opaque splats, 8-16 (faint splats keep 1-2 fewer)")
+    parser.add_argument("--palette", choices=("st", "auto"), default=None,
+                        help="SH palette size policy: st = splat-transform's rule (default), auto = one per 8 splats")
+    parser.add_argument("--palette-order", choices=("frequency", "pca"), default=None, help="SH palette entry order")
     parser.add_argument("--quality-check", choices=QUALITY_CHECKS, default=None,
                         help="render original and output and compare them (PSNR/SSIM + preview); default fast")
     parser.add_argument("--no-verify", action="store_true",
@@ -58,6 +65,8 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
         "layout": "layout", "device": "device", "sh_bands": "sh_bands", "iterations": "iterations",
         "palette_size": "palette_size", "seed": "seed", "invalid": "invalid", "order": "order",
         "preset": "preset", "webp_method": "webp_method", "quality_check": "quality_check",
+        "rate_weight": "rate_weight", "position_bits": "position_bits", "palette": "palette",
+        "palette_order": "palette_order",
     }
     for arg_name, field_name in mapping.items():
         value = getattr(args, arg_name, None)

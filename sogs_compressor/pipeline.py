@@ -20,7 +20,6 @@ from sogs_compressor.encode.sog import encode_sog
 from sogs_compressor.errors import Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
-from sogs_compressor.quantize.kmeans import palette_size_rule
 from sogs_compressor.read import read_scene
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
@@ -99,11 +98,11 @@ def compress_splats(
         progress("order", 1.0)
 
         checkpoint()
-        palette = options.palette_size or palette_size_rule(ordered.count)
         encoder = WebpEncoder(options.webp_method, options.webp_quality)
         try:
-            encoded = encode_sog(ordered, palette_size=palette, iterations=options.iterations, seed=options.seed,
-                                 device=device, on_image=encoder.submit, progress=progress)
+            encoded = encode_sog(ordered, **presets.encoder_settings(options, ordered.count),
+                                 iterations=options.iterations, seed=options.seed, device=device,
+                                 on_image=encoder.submit, progress=progress)
             checkpoint()
             t = time.perf_counter()
             progress("webp", 0.0)

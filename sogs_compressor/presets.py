@@ -24,9 +24,13 @@ class Preset:
 
 
 PRESETS = {
-    "fast": Preset(webp_method=0, webp_quality=0, iterations=5, order="morton", rate_weight=0.0, position_bits=16),
-    "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton", rate_weight=0.0, position_bits=16),
-    "max": Preset(webp_method=6, webp_quality=90, iterations=20, order="morton", rate_weight=0.0, position_bits=16),
+    # fast: cheapest WebP effort that is not larger than splat-transform's output (bench/SIZE.md section 4)
+    "fast": Preset(webp_method=2, webp_quality=25, iterations=5, order="morton", rate_weight=2.0, position_bits=15),
+    # balanced: smaller than splat-transform while each attribute stays about as exact as its output
+    "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton", rate_weight=2.0,
+                       position_bits=15),
+    # max: smallest files; spends more of the rendered-quality headroom (still above splat-transform's PSNR)
+    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0, position_bits=14),
 }
 
 

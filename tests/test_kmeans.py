@@ -207,3 +207,34 @@ def test_cuda_matches_cpu() -> None:
         np.testing.assert_array_equal(gpu.labels, gpu2.labels)
         np.testing.assert_array_equal(gpu.centroids, gpu2.centroids)
         assert gpu.sse == pytest.approx(cpu.sse, rel=0.02)
+
+
+def test_large_inputs_iterate_on_a_sample_then_assign_every_row(monkeypatch):
+    """Past SAMPLE_FACTOR * k rows, Lloyd runs on a sample; then every row is assigned and every centroid is the
+    mean of its members, and the error stays close to Lloyd on all rows."""
+    from sogs_compressor.quantize import kmeans as km
+
+    rng = np.random.default_rng(11)
+    data = rng.normal(size=(3000, 9)).astype(np.float32)
+    full = km.kmeans(data, 32, iterations=5, seed=3)
+    monkeypatch.setattr(km, "SAMPLE_MIN_ROWS", 64)
+    monkeypatch.setattr(km, "SAMPLE_FACTOR", 8)
+    result = km.kmeans(data, 32, iterations=5, seed=3)
+    assert result.method == "flat" and result.centroids.shape[0] <= 32
+    assert result.sse < 1.1 * full.sse
+    for c in range(result.centroids.shape[0]):
+        members = data[result.labels == c]
+        assert np.allclose(result.centroids[c], members.mean(0), atol=1e-5)
+    again = km.kmeans(data, 32, iterations=5, seed=3)
+    assert np.array_equal(again.labels, result.labels)
+
+
+def test_chunked_sorted_segment_sums_match_index_add(monkeypatch):
+    from sogs_compressor.quantize import kmeans as km
+
+    monkeypatch.setattr(km, "SUM_CHUNK_ROWS", 7)
+    rng = np.random.default_rng(12)
+    x = torch.from_numpy(rng.normal(size=(50, 4)).astype(np.float32))
+    labels = torch.from_numpy(rng.integers(0, 6, 50))
+    expected = torch.zeros(6, 4, dtype=torch.float64).index_add_(0, labels, x.double())
+    assert torch.allclose(km.sorted_segment_sums(x, labels, 6), expected)

@@ -18,6 +18,7 @@ from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
+from sogs_compressor.quantize.codebook import nearest_codebook_index
 from sogs_compressor.quantize.kmeans import kmeans
 from sogs_compressor.quantize.palette import order_palette
 from sogs_compressor.splats import SplatSet
@@ -44,7 +45,7 @@ def encode_sog(
     seed: int,
     device: torch.device,
     kmeans_method: str = "auto",
-    palette_order: str = "pca",
+    palette_order: str = "frequency",
     rate_weight: float = 0.0,
     position_bits: int = 16,
     on_image: ImageSink | None = None,
@@ -52,9 +53,9 @@ def encode_sog(
 ) -> EncodedSog:
     """Encode every attribute; ``palette_size`` 0 or SH degree 0 writes no shN.
 
-    palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``pca`` or ``frequency``).
-    rate_weight: 0 = MSE-optimal codebooks; > 0 = rate-aware ones (``quantize.codebook_rd``) for scales, sh0 and
-    the shN codebook, trading squared error for smaller label textures.
+    palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``frequency`` or ``pca``).
+    rate_weight: 0 = MSE-optimal codebooks; > 0 = rate-aware ones (``quantize.codebook_rd``) for scales and sh0,
+    trading squared error for smaller label textures (the shN codebook stays MSE-optimal: bench/SIZE.md).
     position_bits: bits of the 16-bit position grid kept for opaque splats (fewer for faint ones,
     ``codebook_rd.position_bits``); 16 stores positions at full precision.
     """
@@ -76,10 +77,10 @@ def encode_sog(
     emit("means_u.webp", with_alpha(high))
     emit("quats.webp", attr.encode_quats(splats.rotations))
 
-    scale_codebook, scale_labels = rd.quantize_1d_rd(splats.log_scales, rate_weight)
+    scale_codebook, scale_labels = codebook_for(splats.log_scales, rate_weight, seed)
     emit("scales.webp", with_alpha(scale_labels))
 
-    color_codebook, color_labels = rd.quantize_1d_rd(splats.f_dc, rate_weight)
+    color_codebook, color_labels = codebook_for(splats.f_dc, rate_weight, seed)
     emit("sh0.webp", with_alpha(color_labels, attr.encode_opacity(splats.opacity_logits)))
     timings["quantize"] = time.perf_counter() - t0
     progress("quantize", 1.0)
@@ -101,7 +102,7 @@ def encode_sog(
         centroids, labels = order_palette(result.centroids, result.labels, palette_order)
         timings["kmeans"] = time.perf_counter() - t1
         progress("kmeans", 1.0)
-        sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, rate_weight)
+        sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, 0.0)  # SH error shows: MSE-optimal
         coeffs = splats.coeffs_per_channel
         emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, coeffs))
         emit("shN_labels.webp", attr.encode_labels(labels))
@@ -114,6 +115,27 @@ def encode_sog(
         encoded.palette_size = int(centroids.shape[0])
         encoded.kmeans_method = result.method
     return encoded
+
+
+CODEBOOK_SAMPLE = 1 << 20
+"""Pooled values above which a codebook is built from a seeded sample of this many (plus the extremes)."""
+
+
+def codebook_for(values: np.ndarray, rate_weight: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
+
+    Building costs O(n log n) on the host; a million values already pin down 256 levels, so for millions of splats the
+    codebook comes from a seeded sample (with the minimum and maximum, so the range is covered) and every value
+    then takes its nearest entry.
+    """
+    flat = values.reshape(-1)
+    if flat.size <= CODEBOOK_SAMPLE or not np.all(np.isfinite(flat)):
+        return rd.quantize_1d_rd(values, rate_weight)
+    rng = np.random.default_rng(seed)
+    sample = flat[rng.integers(0, flat.size, CODEBOOK_SAMPLE)]
+    sample = np.concatenate([sample, [flat.min(), flat.max()]])
+    codebook, _ = rd.quantize_1d_rd(sample, rate_weight)
+    return codebook, nearest_codebook_index(values, codebook)
 
 
 def _floats(values: np.ndarray) -> list[float]:

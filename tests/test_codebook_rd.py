@@ -1,0 +1,86 @@
+"""Rate-aware codebooks and position coarsening (quantize/codebook_rd.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sogs_compressor.encode import attributes as attr
+from sogs_compressor.quantize.codebook import codebook_sse, quantize_1d
+from sogs_compressor.quantize.codebook_rd import coarsen_grid, position_bits, quantize_1d_rd, rate_bits
+
+
+def heavy_tailed(n=60_000, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(-4.0, 0.6, n), rng.standard_t(3, n // 4) - 2.0]).astype(np.float32)
+
+
+def test_weight_zero_is_the_mse_codebook():
+    values = heavy_tailed(5000)
+    a = quantize_1d(values)
+    b = quantize_1d_rd(values, 0.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_higher_weight_trades_error_for_entropy():
+    values = heavy_tailed()
+    results = []
+    for weight in (0.0, 2.0, 4.0, 8.0):
+        codebook, labels = quantize_1d_rd(values, weight)
+        assert codebook.shape == (256,) and codebook.dtype == np.float32
+        assert np.all(np.diff(codebook) >= 0) and np.all(np.isfinite(codebook))
+        results.append((codebook_sse(values, codebook, labels) / values.size, rate_bits(labels)))
+    errors, bits = zip(*results, strict=True)
+    assert all(b1 > b2 for b1, b2 in zip(bits, bits[1:], strict=False))
+    assert all(e1 < e2 for e1, e2 in zip(errors, errors[1:], strict=False))
+    # The scale of the weight: 4x the squared error buys most of a bit per value (high-rate theory: 1 bit).
+    assert bits[0] - bits[2] > 0.7
+    assert errors[2] / errors[0] < 6.0
+
+
+def test_labels_decode_to_their_group_mean_shape_preserved():
+    values = heavy_tailed(3000).reshape(-1, 3)
+    codebook, labels = quantize_1d_rd(values, 4.0)
+    assert labels.shape == values.shape and labels.dtype == np.uint8
+    decoded = codebook[labels]
+    for label in np.unique(labels):
+        np.testing.assert_allclose(decoded[labels == label][0], values[labels == label].mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_exact_and_non_finite_inputs_fall_back_to_mse():
+    few = np.repeat(np.linspace(-1, 1, 100, dtype=np.float32), 7)
+    codebook, labels = quantize_1d_rd(few, 8.0)
+    np.testing.assert_array_equal(codebook[labels], few)  # already-quantized data stays exact
+    with_inf = np.concatenate([heavy_tailed(1000), [-np.inf]]).astype(np.float32)
+    np.testing.assert_array_equal(quantize_1d_rd(with_inf, 4.0)[1], quantize_1d(with_inf)[1])
+
+
+def test_bad_weight_is_refused():
+    with pytest.raises(ValueError, match="rate_weight"):
+        quantize_1d_rd(np.zeros(4, np.float32), -1.0)
+
+
+def test_position_bits_by_opacity():
+    logits = np.log(np.array([0.05, 0.2, 0.5, 0.99]) / (1 - np.array([0.05, 0.2, 0.5, 0.99])))
+    np.testing.assert_array_equal(position_bits(logits, 14), [12, 13, 14, 14])
+    np.testing.assert_array_equal(position_bits(logits, 16), [16, 16, 16, 16])
+    with pytest.raises(ValueError):
+        position_bits(logits, 17)
+
+
+def test_coarsen_grid_rounds_to_the_step_and_stays_in_range():
+    rng = np.random.default_rng(1)
+    positions = rng.normal(size=(1000, 3)).astype(np.float32)
+    low, high, mins, maxs = attr.encode_means(positions)
+    kept = rng.integers(11, 17, size=1000)
+    low2, high2 = coarsen_grid(low, high, kept)
+    q = high.astype(np.int64) * 256 + low
+    q2 = high2.astype(np.int64) * 256 + low2
+    step = (1 << (16 - kept))[:, None]
+    assert np.all((q2 % step == 0) | (q2 == 65535))
+    assert np.all(np.abs(q2 - q) <= step // 2 + 1)
+    decoded = attr.decode_means(low2, high2, mins, maxs)
+    lt = attr.log_transform(decoded.astype(np.float64))
+    assert np.all(lt >= np.array(mins) - 1e-6) and np.all(lt <= np.array(maxs) + 1e-6)
+    np.testing.assert_array_equal(coarsen_grid(low, high, np.full(1000, 16))[0], low)

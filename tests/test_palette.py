@@ -1,0 +1,62 @@
+"""SH palette policy and ordering (quantize/palette.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sogs_compressor.quantize.kmeans import palette_size_rule
+from sogs_compressor.quantize.palette import order_palette, palette_size, principal_projection
+
+
+@pytest.mark.parametrize("count", [0, 1, 100, 1023, 1024, 26_895, 70_000, 10_000_000])
+def test_st_policy_is_splat_transforms_rule(count):
+    assert palette_size(count, "st") == palette_size_rule(count)
+
+
+@pytest.mark.parametrize("count", [1, 100, 256])
+def test_auto_policy_small_scenes_keep_one_entry_per_splat(count):
+    assert palette_size(count, "auto") == count
+
+
+@pytest.mark.parametrize("count", [26_895, 100_000, 10_000_000])
+def test_auto_policy_is_an_eighth_in_whole_rows_capped(count):
+    entries = palette_size(count, "auto")
+    assert entries % 64 == 0
+    assert entries == 65536 or count / 8 <= entries < count / 8 + 64
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="palette policy"):
+        palette_size(100, "huge")
+
+
+@pytest.mark.parametrize("order", ["frequency", "pca"])
+def test_order_palette_keeps_every_splats_vector_and_drops_unused(order):
+    rng = np.random.default_rng(3)
+    centroids = rng.normal(size=(50, 9)).astype(np.float32)
+    labels = rng.choice(np.arange(0, 50, 2), size=400)  # odd entries unused
+    new_centroids, new_labels = order_palette(centroids, labels, order)
+    assert new_centroids.shape == (25, 9)
+    np.testing.assert_array_equal(new_centroids[new_labels], centroids[labels])
+
+
+def test_frequency_order_puts_most_used_first():
+    centroids = np.arange(4, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    labels = np.array([3, 3, 3, 1, 1, 0])
+    new_centroids, new_labels = order_palette(centroids, labels, "frequency")
+    np.testing.assert_array_equal(new_centroids[:, 0], [3, 1, 0])
+    np.testing.assert_array_equal(new_labels, [0, 0, 0, 1, 1, 2])
+
+
+def test_pca_order_sorts_points_on_a_line():
+    t = np.array([5.0, -2.0, 0.5, 3.0, -1.0])
+    centroids = np.outer(t, [1.0, 2.0, -0.5])
+    new_centroids, _ = order_palette(centroids, np.arange(5), "pca")
+    projected = new_centroids @ np.array([1.0, 2.0, -0.5])
+    assert np.all(np.diff(projected) > 0) or np.all(np.diff(projected) < 0)
+
+
+def test_principal_projection_degenerate_inputs():
+    assert principal_projection(np.zeros((1, 4))).shape == (1,)
+    assert np.all(principal_projection(np.ones((5, 3))) == 0)
