@@ -114,6 +114,9 @@ def main() -> int:
     parser.add_argument("--presets", nargs="+", default=["balanced"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--peer-scenes", nargs="*", default=None,
+                        help="run splat-transform only on these scenes (default: all); a saved result "
+                             "bench/out/peer/NAME.json from an earlier capped run is reused for the others")
     parser.add_argument("--peer-gpu", action="store_true", help="let splat-transform use its GPU path")
     parser.add_argument("--work", type=Path, default=OUT / "scenes")
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
@@ -145,7 +148,11 @@ def main() -> int:
                 outputs.append((run, sog))
             entry[f"ours_{preset}"] = run
             print(f"{name} ours/{preset}: {run.get('seconds')} s, {run.get('bytes')} bytes", flush=True)
-        if not args.no_peer and PEER.exists():
+        saved = OUT / "peer" / f"{name}.json"
+        if args.peer_scenes is not None and name not in args.peer_scenes and saved.exists():
+            entry["peer"] = json.loads(saved.read_text())
+            entry["peer"]["reused_from"] = str(saved.relative_to(REPO))
+        elif not args.no_peer and PEER.exists():
             target = OUT / "peer" / f"{name}.sog"
             target.parent.mkdir(parents=True, exist_ok=True)
             command = [str(PEER), "-q", "-w", str(ply), str(target)]

@@ -65,10 +65,12 @@ def compress_splats(
     should_stop: Callable[[], bool] | None = None,
     result: CompressionResult | None = None,
     cameras_near: Path | None = None,
+    consume_input: bool = False,
 ) -> CompressionResult:
     """Encode an in-memory (already sanitized) splat set and write it; fills and returns ``result``.
 
     ``cameras_near``: the input file, next to which a 3DGS ``cameras.json`` is looked for (quality check).
+    ``consume_input``: the caller hands ``splats`` over; it is reordered in place instead of copied.
     """
     options = presets.resolve(options.validate())
     progress = progress or no_progress
@@ -93,7 +95,7 @@ def compress_splats(
     progress("order", 0.0)
     try:
         permutation = order_splats(splats, options.order, device, options.seed)
-        ordered = splats.take(permutation)
+        ordered = splats.reorder_in_place(permutation) if consume_input else splats.take(permutation)
         timings["order"] = time.perf_counter() - t
         progress("order", 1.0)
 
@@ -220,6 +222,7 @@ def compress_file(
     }
     del scene
     name = options.name or output_name(input_path)
-    compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path))
+    compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path),
+                    consume_input=True)
     result.timings["total"] = time.perf_counter() - started
     return result

@@ -95,6 +95,20 @@ class SplatSet:
             extra=dict(self.extra),
         )
 
+    def reorder_in_place(self, permutation: np.ndarray) -> SplatSet:
+        """Put the rows in ``permutation`` order without a second copy of the whole set (one column at a time).
+
+        For callers that own the set (the pipeline after reading a file): at millions of splats a full copy is
+        gigabytes. Read-only arrays are replaced by reordered copies.
+        """
+        for name in ("positions", "log_scales", "rotations", "opacity_logits", "f_dc", "f_rest"):
+            column = getattr(self, name)
+            if column.flags.writeable and column.flags.c_contiguous:
+                column[...] = column[permutation]
+            else:
+                setattr(self, name, np.ascontiguousarray(column[permutation]))
+        return self
+
     def with_sh_degree(self, degree: int) -> SplatSet:
         """The same splats with SH truncated to ``degree`` (never raised)."""
         degree = min(degree, self.sh_degree)
