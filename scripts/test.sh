@@ -4,13 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-# torch is pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel the test machines carry.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -r requirements-dev.txt
+bash scripts/setup_venv.sh -e ".[test]" -r requirements-dev.txt
 
 # The conformance oracle: PlayCanvas splat-transform's own SOG decoder.
 if [ ! -x .peer/node_modules/.bin/splat-transform ]; then
