@@ -85,6 +85,7 @@ def compress_splats(
     result.device, result.device_name = str(device), device_name(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    original = splats  # what the rendered quality is measured against, SH bands included
     if options.sh_bands is not None:
         splats = splats.with_sh_degree(options.sh_bands)
     result.sh_degree_out = splats.sh_degree
@@ -137,7 +138,8 @@ def compress_splats(
             checkpoint()
             t = time.perf_counter()
             progress("quality", 0.0)
-            result.quality = measure_quality(ordered, decoded, options.quality_check, device,
+            reference = ordered if original is splats else original  # renders ignore the splat order
+            result.quality = measure_quality(reference, decoded, options.quality_check, device,
                                              Path(output_dir), name, cameras_near)
             preview = result.quality.get("preview")
             if preview:

@@ -96,3 +96,16 @@ def test_same_seed_same_bytes(tmp_path):
 ])
 def test_output_name(name, expected):
     assert output_name(name) == expected
+
+
+def test_quality_is_measured_against_the_original_sh_not_the_capped_one(tmp_path):
+    from sogs_compressor.sample import generate_scene
+
+    splats = generate_scene(1500, sh_degree=3, seed=4)
+    splats.f_rest *= 8.0  # strong view-dependent colour, so dropping it must show
+    options = dict(layout="bundle", device="cpu", preset="fast", quality_check="fast")
+    full = compress_splats(splats, tmp_path / "full", "s", CompressOptions(**options))
+    capped = compress_splats(splats, tmp_path / "capped", "s", CompressOptions(**options, sh_bands=0))
+    assert capped.sh_degree_out == 0 and capped.quality["renderer"]["sh_degree"]["original"] == 3
+    assert capped.quality["summary"]["psnr"]["mean"] < full.quality["summary"]["psnr"]["mean"] - 3
+    assert (tmp_path / "capped" / "s.preview.png").exists()
