@@ -15,6 +15,7 @@ import torch
 
 from sogs_compressor import __version__
 from sogs_compressor.encode import attributes as attr
+from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
@@ -70,18 +71,20 @@ def encode_sog(
 
     t0 = time.perf_counter()
     progress("quantize", 0.0)
-    low, high, mins, maxs = attr.encode_means(splats.positions)
-    if position_bits < 16:
-        low, high = rd.coarsen_grid(low, high, rd.position_bits(splats.opacity_logits, position_bits))
+    on = quantize_device(device)
+    low, high, mins, maxs = encode_positions(splats, position_bits, on)
     emit("means_l.webp", with_alpha(low))
     emit("means_u.webp", with_alpha(high))
-    emit("quats.webp", attr.encode_quats(splats.rotations))
+    emit("quats.webp", attr.encode_quats(splats.rotations) if on is None else
+         attr_torch.encode_quats(splats.rotations, on))
 
-    scale_codebook, scale_labels = codebook_for(splats.log_scales, rate_weight, seed)
+    scale_codebook, scale_labels = codebook_for(splats.log_scales, rate_weight, seed, device=on)
     emit("scales.webp", with_alpha(scale_labels))
 
-    color_codebook, color_labels = codebook_for(splats.f_dc, rate_weight, seed)
-    emit("sh0.webp", with_alpha(color_labels, attr.encode_opacity(splats.opacity_logits)))
+    color_codebook, color_labels = codebook_for(splats.f_dc, rate_weight, seed, device=on)
+    alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
+        attr_torch.encode_opacity(splats.opacity_logits, on)
+    emit("sh0.webp", with_alpha(color_labels, alpha))
     timings["quantize"] = time.perf_counter() - t0
     progress("quantize", 1.0)
 
@@ -117,16 +120,44 @@ def encode_sog(
     return encoded
 
 
+QUANTIZE_ON_DEVICE = frozenset({"cuda"})
+"""Device types on which the per-splat quantize work runs in torch (``attributes_torch``, byte-identical);
+elsewhere the numpy reference runs on the host, which is faster than torch on a CPU."""
+
+
+def quantize_device(device: torch.device) -> torch.device | None:
+    """The device for the per-splat quantize work, or None for the numpy reference."""
+    return device if device.type in QUANTIZE_ON_DEVICE else None
+
+
+def encode_positions(
+    splats: SplatSet, position_bits: int, device: torch.device | None
+) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+    """means_l / means_u bytes and the log-domain mins / maxs, coarsened for faint splats below 16 bits."""
+    if device is None:
+        low, high, mins, maxs = attr.encode_means(splats.positions)
+        if position_bits < 16:
+            low, high = rd.coarsen_grid(low, high, rd.position_bits(splats.opacity_logits, position_bits))
+        return low, high, mins, maxs
+    low, high, mins, maxs = attr_torch.encode_means(splats.positions, device)
+    if position_bits < 16:
+        kept = attr_torch.position_bits(splats.opacity_logits, position_bits, device)
+        low, high = attr_torch.coarsen_grid(low, high, kept, device)
+    return low, high, mins, maxs
+
+
 CODEBOOK_SAMPLE = 1 << 20
 """Pooled values above which a codebook is built from a seeded sample of this many (plus the extremes)."""
 
 
-def codebook_for(values: np.ndarray, rate_weight: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def codebook_for(
+    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
 
     Building costs O(n log n) on the host; a million values already pin down 256 levels, so for millions of splats the
     codebook comes from a seeded sample (with the minimum and maximum, so the range is covered) and every value
-    then takes its nearest entry.
+    then takes its nearest entry, on ``device`` when one is given (same labels as on the host).
     """
     flat = values.reshape(-1)
     if flat.size <= CODEBOOK_SAMPLE or not np.all(np.isfinite(flat)):
@@ -135,7 +166,9 @@ def codebook_for(values: np.ndarray, rate_weight: float, seed: int) -> tuple[np.
     sample = flat[rng.integers(0, flat.size, CODEBOOK_SAMPLE)]
     sample = np.concatenate([sample, [flat.min(), flat.max()]])
     codebook, _ = rd.quantize_1d_rd(sample, rate_weight)
-    return codebook, nearest_codebook_index(values, codebook)
+    if device is None:
+        return codebook, nearest_codebook_index(values, codebook)
+    return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
 
 
 def _floats(values: np.ndarray) -> list[float]:

@@ -1,0 +1,187 @@
+"""The per-splat part of the SOG encoder on a torch device, byte-identical to the numpy code it mirrors.
+
+``encode/attributes.py`` and ``quantize/codebook*.py`` stay the reference; every function here takes and returns
+the same host (numpy) arrays as its namesake there, plus the ``device`` to compute on, and must give the same
+bytes. Most of the arithmetic is IEEE-exact in both (float64 ``+ - * /``, ``sqrt``, comparisons, min/argmax,
+round-half-to-even), evaluated in the same order. ``log1p`` and ``exp`` are not: numpy's libm and torch's
+kernels (Sleef on CPU, libdevice on CUDA) may differ in the last bit. Where such a value then gets rounded to
+an integer or compared with a threshold, every result that an error of a few ulps could flip is recomputed on
+the host by the numpy function itself ("guard band": on real scenes about none in a billion values), so the
+bytes match without giving up the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sogs_compressor.encode import attributes as attr
+from sogs_compressor.quantize import codebook_rd as rd
+
+EPS = float(np.finfo(np.float64).eps)
+
+OPACITY_GUARD = 1e-10
+"""Distance from a rounding half-point (in alpha * 255 units) within which the host decides the alpha byte;
+the device's sigmoid * 255 is off by at most ~255 * 8 eps = 5e-13."""
+
+THRESHOLD_GUARD = 1e-12
+"""Distance from a faint-splat opacity threshold within which the host decides the position bits."""
+
+_OTHER_SLOTS = ((1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2))
+"""Quaternion slots stored in RGB, ascending, for each largest-component index."""
+
+
+def _to_device(values: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(values)).to(device=device, dtype=dtype)
+
+
+def _near_half(r: torch.Tensor, bound: torch.Tensor | float) -> torch.Tensor:
+    """Where ``round(r)`` could change under an error of ``bound``: r within ``bound`` of a half-integer."""
+    return (r - torch.floor(r) - 0.5).abs() <= bound
+
+
+# --- positions (attributes.encode_means, codebook_rd.position_bits / coarsen_grid) ---------------------------
+
+def log_transform(p: torch.Tensor) -> torch.Tensor:
+    """``attributes.log_transform`` (to within the device's log1p)."""
+    return torch.sign(p) * torch.log1p(p.abs())
+
+
+def encode_means(
+    positions: np.ndarray, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+    """``attributes.encode_means`` on ``device``: same low/high bytes and the same mins/maxs floats."""
+    if positions.shape[0] == 0:
+        return attr.encode_means(positions)
+    p = _to_device(positions, device)
+    if not bool(torch.isfinite(p).all()):
+        return attr.encode_means(positions)  # unsanitized input: the reference's own behaviour
+    lo_pos = p.min(dim=0).values.cpu().numpy()
+    hi_pos = p.max(dim=0).values.cpu().numpy()
+    # sign(v) * log1p(|v|) is increasing, so the log-domain extremes are those of the positions themselves.
+    mins = attr.log_transform(lo_pos)
+    maxs = attr.log_transform(hi_pos)
+    span = maxs - mins
+    safe = np.where(span > 0, span, 1.0)
+    mins_t, safe_t = _to_device(mins, device), _to_device(safe, device)
+    varies = _to_device(span > 0, device, torch.bool)
+
+    lt = log_transform(p)
+    r = (lt - mins_t) / safe_t * 65535.0
+    q = torch.where(varies, torch.round(r), 0.0).clamp(0, 65535).to(torch.int32)
+
+    # A few ulps of log1p error, scaled by 65535 / span, plus the rounding of the three operations.
+    extent = np.maximum(np.abs(mins), np.abs(maxs))
+    bound = _to_device(16.0 * EPS * (extent * 65535.0 / safe + 65535.0), device)
+    rows = torch.nonzero((_near_half(r, bound) & varies).any(dim=1)).reshape(-1).cpu().numpy()
+    # The reference on the doubtful rows plus two rows holding the per-axis extremes (which fix its mins/maxs).
+    extremes = np.stack([lo_pos, hi_pos]).astype(positions.dtype)
+    subset = np.concatenate([positions[rows], extremes])
+    low_h, high_h, mins_list, maxs_list = attr.encode_means(subset)
+    if rows.size:
+        exact = low_h[:-2].astype(np.int32) + 256 * high_h[:-2].astype(np.int32)
+        q[_to_device(rows, device, torch.int64)] = _to_device(exact, device, torch.int32)
+    low = (q & 0xFF).to(torch.uint8).cpu().numpy()
+    high = (q >> 8).to(torch.uint8).cpu().numpy()
+    return low, high, mins_list, maxs_list
+
+
+def logistic(x: torch.Tensor) -> torch.Tensor:
+    """``codebook_rd.position_bits``'s opacity formula (to within the device's exp)."""
+    return 1.0 / (1.0 + torch.exp(-x))
+
+
+def position_bits(opacity_logits: np.ndarray, bits: int, device: torch.device) -> np.ndarray:
+    """``codebook_rd.position_bits`` on ``device`` (int64 bits kept per splat)."""
+    if not 8 <= bits <= 16 or bits == 16:
+        return rd.position_bits(opacity_logits, bits)  # the reference validates and needs no maths for 16
+    x = _to_device(opacity_logits, device)
+    alpha = logistic(x)
+    kept = torch.full(x.shape, bits, dtype=torch.int64, device=device)
+    doubtful = torch.zeros(x.shape, dtype=torch.bool, device=device)
+    for threshold in rd.TRANSLUCENT_ALPHA:
+        kept -= (alpha < threshold).to(torch.int64)
+        doubtful |= (alpha - threshold).abs() <= THRESHOLD_GUARD
+    index = torch.nonzero(doubtful).reshape(-1)
+    if index.numel():
+        host_index = index.cpu().numpy()
+        kept[index] = _to_device(rd.position_bits(opacity_logits[host_index], bits), device, torch.int64)
+    return kept.cpu().numpy()
+
+
+def coarsen_grid(
+    low: np.ndarray, high: np.ndarray, kept_bits: np.ndarray, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """``codebook_rd.coarsen_grid`` on ``device``: integers and one exact float64 division, so no guard needed."""
+    q = _to_device(high, device, torch.int64) * 256 + _to_device(low, device, torch.int64)
+    shift = 16 - _to_device(kept_bits, device, torch.int64)[:, None]
+    step = torch.bitwise_left_shift(torch.ones_like(shift), shift)
+    q = torch.clamp(torch.round(q.double() / step.double()).to(torch.int64) * step, max=65535)
+    return (q & 0xFF).to(torch.uint8).cpu().numpy(), (q >> 8).to(torch.uint8).cpu().numpy()
+
+
+# --- rotations (attributes.encode_quats) ----------------------------------------------------------------------
+
+def encode_quats(rotations: np.ndarray, device: torch.device) -> np.ndarray:
+    """``attributes.encode_quats`` on ``device``; all IEEE-exact operations in the reference's order."""
+    q = _to_device(rotations, device)
+    if q.shape[0] == 0 or not bool(torch.isfinite(q).all()):
+        return attr.encode_quats(rotations)
+    # np.linalg.norm(axis=1) is sqrt of the left-to-right sum of squares for 4 components.
+    squares = q * q
+    norm = torch.sqrt(((squares[:, 0] + squares[:, 1]) + squares[:, 2]) + squares[:, 3])[:, None]
+    zero = norm[:, 0] == 0
+    q = q / torch.where(norm > 0, norm, 1.0)
+    q[zero] = torch.tensor((1.0, 0.0, 0.0, 0.0), dtype=q.dtype, device=device)
+    largest = torch.argmax(q.abs(), dim=1)  # first of equal components, like numpy
+    sign = torch.where(q.gather(1, largest[:, None])[:, 0] < 0, -1.0, 1.0)
+    q = q * (sign * float(attr.SQRT2))[:, None]
+    others = q.gather(1, torch.tensor(_OTHER_SLOTS, device=device)[largest])
+    rgb = torch.clamp(torch.round(255.0 * (others * 0.5 + 0.5)), 0, 255).to(torch.uint8)
+    return torch.cat([rgb, (252 + largest).to(torch.uint8)[:, None]], dim=1).cpu().numpy()
+
+
+# --- opacity (attributes.encode_opacity) ----------------------------------------------------------------------
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``attributes.sigmoid``'s formula (to within the device's exp)."""
+    e = torch.exp(-x.abs())
+    return torch.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def encode_opacity(logits: np.ndarray, device: torch.device) -> np.ndarray:
+    """``attributes.encode_opacity`` on ``device``; alphas near a rounding half-point are decided on the host."""
+    alpha = torch.nan_to_num(sigmoid(_to_device(logits, device)) * 255.0, nan=0.0)
+    out = torch.clamp(torch.round(alpha), 0, 255).to(torch.uint8)
+    index = torch.nonzero(_near_half(alpha, OPACITY_GUARD)).reshape(-1)
+    if index.numel():
+        out[index] = _to_device(attr.encode_opacity(logits[index.cpu().numpy()]), device, torch.uint8)
+    return out.cpu().numpy()
+
+
+# --- codebook labels (codebook.nearest_codebook_index) --------------------------------------------------------
+
+def nearest_codebook_index(values: np.ndarray, codebook: np.ndarray, device: torch.device) -> np.ndarray:
+    """``codebook.nearest_codebook_index`` on ``device``: uint8 index of the nearest entry, same ties.
+
+    The mid-points are built on the host exactly as the reference builds them (including its float32 search
+    grid for float32 values), so ``torch.searchsorted(right=True)`` makes the same comparisons as numpy's
+    ``side="right"``; NaN, which numpy sorts last, is mapped to the last entry explicitly.
+    """
+    codebook = np.asarray(codebook, dtype=np.float64)
+    if codebook.ndim != 1 or not 1 <= codebook.size <= 256:
+        raise ValueError(f"codebook must be 1..256 entries, got shape {codebook.shape}")
+    mids = (codebook[:-1] + codebook[1:]) * 0.5
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype == np.float32:
+        mids32 = mids.astype(np.float32)
+        low = mids32.astype(np.float64) < mids
+        mids32[low] = np.nextafter(mids32[low], np.float32(np.inf))
+        grid, dtype = mids32, torch.float32
+    else:
+        grid, dtype = mids, torch.float64
+    v = _to_device(flat, device, dtype)
+    index = torch.searchsorted(_to_device(grid, device, dtype), v, right=True)
+    last = codebook.size - 1
+    index = torch.where(torch.isnan(v), last, torch.clamp(index, max=last))
+    return index.to(torch.uint8).cpu().numpy().reshape(np.shape(values))

@@ -1,0 +1,215 @@
+"""The torch quantize stage (encode/attributes_torch.py) gives the numpy reference's bytes, bit for bit.
+
+Runs torch on the CPU: its log1p/exp differ from numpy's in the last bit for a few percent of values (as CUDA's
+do), so the guard bands are exercised here too; each guard test also shows that without the guard the bytes
+would differ, so it cannot pass by accident.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sogs_compressor.encode import attributes as attr
+from sogs_compressor.encode import attributes_torch as at
+from sogs_compressor.encode import sog
+from sogs_compressor.quantize import codebook_rd as rd
+from sogs_compressor.quantize.codebook import nearest_codebook_index, quantize_1d
+from sogs_compressor.sample import generate_scene
+
+CPU = torch.device("cpu")
+
+
+def assert_means_equal(positions: np.ndarray) -> None:
+    expected = attr.encode_means(positions)
+    got = at.encode_means(positions, CPU)
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert got[0].dtype == np.uint8 and got[1].shape == positions.shape
+    assert repr(got[2:]) == repr(expected[2:])  # the meta.json floats, to the last digit
+
+
+def near_half_points(values_of_r, top: int, count: int, seed: int) -> np.ndarray:
+    """float64 inputs whose reference value r lies within a few ulps of a half-point k + 0.5, k < top."""
+    rng = np.random.default_rng(seed)
+    base = values_of_r(rng.integers(0, top, count) + 0.5)
+    steps = rng.integers(-4, 5, count).astype(np.float64)
+    return base + steps * np.spacing(base)
+
+
+# --- whole scenes ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, seed", [(1, 0), (17, 1), (20_000, 2), (60_000, 3)])
+def test_generated_scene_matches_numpy(count, seed):
+    s = generate_scene(count, sh_degree=0, seed=seed)
+    assert_means_equal(s.positions)
+    assert np.array_equal(at.encode_quats(s.rotations, CPU), attr.encode_quats(s.rotations))
+    assert np.array_equal(at.encode_opacity(s.opacity_logits, CPU), attr.encode_opacity(s.opacity_logits))
+    for bits in (8, 14, 15, 16):
+        kept = rd.position_bits(s.opacity_logits, bits)
+        assert np.array_equal(at.position_bits(s.opacity_logits, bits, CPU), kept)
+        low, high, _, _ = attr.encode_means(s.positions)
+        for got, want in zip(at.coarsen_grid(low, high, kept, CPU), rd.coarsen_grid(low, high, kept), strict=True):
+            assert np.array_equal(got, want)
+    for values in (s.log_scales, s.f_dc):
+        codebook, _ = rd.quantize_1d_rd(values, 2.0)
+        assert np.array_equal(at.nearest_codebook_index(values, codebook, CPU),
+                              nearest_codebook_index(values, codebook))
+
+
+@pytest.mark.parametrize("rate_weight, position_bits", [(0.0, 16), (2.0, 15), (4.0, 14)])
+def test_encode_sog_bytes_identical(monkeypatch, rate_weight, position_bits):
+    """The whole quantize stage through encode_sog: same textures and meta.json with the torch path on."""
+    splats = generate_scene(6000, sh_degree=0, seed=7)
+    monkeypatch.setattr(sog, "CODEBOOK_SAMPLE", 4000)  # 18K pooled values: the sampled codebook + labelling path
+    kwargs = dict(palette_size=0, iterations=1, seed=3, device=CPU, rate_weight=rate_weight,
+                  position_bits=position_bits)
+    reference = sog.encode_sog(splats, **kwargs)
+    monkeypatch.setattr(sog, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
+    assert sog.quantize_device(CPU) == CPU
+    on_device = sog.encode_sog(splats, **kwargs)
+    assert on_device.meta == reference.meta
+    assert repr(on_device.meta) == repr(reference.meta)
+    assert on_device.images.keys() == reference.images.keys()
+    for name, image in reference.images.items():
+        assert np.array_equal(on_device.images[name], image), name
+
+
+def test_cpu_keeps_the_numpy_path():
+    assert sog.quantize_device(CPU) is None
+    assert sog.quantize_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
+
+
+# --- positions ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("positions", [
+    np.zeros((5, 3), np.float32),
+    np.array([[0.0, -0.0, 1.0], [-0.0, 0.0, 1.0], [0.0, 0.0, -1.0]], np.float32),
+    np.array([[3e38, -3e38, 1e-38], [-3e38, 3e38, -1e-45], [1.0, 2.0, 0.0]], np.float32),
+    np.array([[-5.0, -7.0, -1e-3], [-2.0, -7.0, -4e-3]], np.float32),
+    np.array([[1.5, -2.0, 0.0]], np.float32),
+    np.array([[1000.0, 1000.0, 1000.0]] * 3, np.float32) + np.float32(6.1035156e-05) * np.arange(3)[:, None],
+], ids=["zeros", "signed-zeros", "huge-and-tiny", "negative", "single", "one-ulp-span"])
+def test_means_awkward_positions(positions):
+    assert_means_equal(positions)
+
+
+def test_means_random_magnitudes():
+    rng = np.random.default_rng(11)
+    positions = (rng.standard_normal((50_000, 3)) * np.exp(rng.uniform(-30, 30, (50_000, 3)))).astype(np.float32)
+    assert_means_equal(positions)
+
+
+def _means_near_half(seed: int) -> np.ndarray:
+    """float64 positions on [0, 1] per axis whose 16-bit grid value is within a few ulps of k + 0.5."""
+    ln2 = np.log1p(1.0)
+    inner = near_half_points(lambda r: np.expm1(r / 65535.0 * ln2), 65535, 3 * 4000, seed).reshape(-1, 3)
+    return np.concatenate([np.zeros((1, 3)), np.ones((1, 3)), inner])
+
+
+def off_by_one_ulp(monkeypatch, name: str, direction: float) -> None:
+    """Make ``attributes_torch.<name>`` one ulp off, as another device's log1p / exp may be."""
+    exact = getattr(at, name)
+    monkeypatch.setattr(at, name, lambda x: torch.nextafter(exact(x), torch.tensor(direction, dtype=x.dtype)))
+
+
+@pytest.mark.parametrize("direction", [np.inf, -np.inf])
+def test_means_guard_decides_half_points_like_numpy(monkeypatch, direction):
+    positions = _means_near_half(5)
+    assert_means_equal(positions)
+    off_by_one_ulp(monkeypatch, "log_transform", direction)
+    assert_means_equal(positions)
+    monkeypatch.setattr(at, "EPS", -1.0)  # no guard band: the device's log1p decides the doubtful ones
+    assert not np.array_equal(at.encode_means(positions, CPU)[0], attr.encode_means(positions)[0])
+
+
+# --- rotations ------------------------------------------------------------------------------------------------
+
+def test_quats_awkward_rotations():
+    q = np.array([
+        [0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, -1], [-1, 0, 0, 0],      # zero, identity (127.5 ties), negative
+        [1, 1, 0, 0], [-1, 1, -1, 1], [0.5, -0.5, 0.5, -0.5], [0, 2, -2, 0],  # ties between components
+        [3e38, 3e38, -3e38, 1], [1e-38, 0, -1e-38, 1e-45], [1e-45, 0, 0, 0],  # huge, tiny, subnormal
+        [0.3, -0.9, 0.3, 0.1], [2, -1, 2, -1],
+    ], np.float32)
+    assert np.array_equal(at.encode_quats(q, CPU), attr.encode_quats(q))
+
+
+def test_quats_random_and_on_byte_boundaries():
+    rng = np.random.default_rng(12)
+    q = (rng.standard_normal((40_000, 4)) * rng.uniform(1e-3, 1e3, (40_000, 1))).astype(np.float32)
+    # components on the 8-bit grid: 255 * (sqrt2 * c * 0.5 + 0.5) lands on or next to k + 0.5
+    grid = ((rng.integers(0, 255, (2000, 3)) + 0.5) / 255.0 - 0.5) / attr.SQRT2
+    w = np.sqrt(np.maximum(0.0, 1.0 - np.sum(grid * grid, axis=1)))[:, None] + 0.8
+    q = np.concatenate([q, np.concatenate([w, grid], axis=1).astype(np.float32)])
+    assert np.array_equal(at.encode_quats(q, CPU), attr.encode_quats(q))
+
+
+# --- opacity --------------------------------------------------------------------------------------------------
+
+def test_opacity_awkward_logits():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, 88.0, -88.0, 3e38, -3e38, 1e-45, -1e-45, 5.5, -5.5], np.float32)
+    assert np.array_equal(at.encode_opacity(x, CPU), attr.encode_opacity(x))
+
+
+@pytest.mark.parametrize("direction", [np.inf, -np.inf])
+def test_opacity_guard_decides_half_points_like_numpy(monkeypatch, direction):
+    logits = near_half_points(lambda r: np.log(r / (255.0 - r)), 255, 20_000, 6)
+    assert np.array_equal(at.encode_opacity(logits, CPU), attr.encode_opacity(logits))
+    off_by_one_ulp(monkeypatch, "sigmoid", direction)
+    assert np.array_equal(at.encode_opacity(logits, CPU), attr.encode_opacity(logits))
+    monkeypatch.setattr(at, "OPACITY_GUARD", -1.0)
+    assert not np.array_equal(at.encode_opacity(logits, CPU), attr.encode_opacity(logits))
+
+
+def test_position_bits_guard_decides_thresholds_like_numpy(monkeypatch):
+    """Opacities within ulps of the faint-splat thresholds: the guard gives numpy's bits even with the device's
+    exp one ulp off, and without the guard they differ."""
+    rng = np.random.default_rng(8)
+    base = np.repeat(np.log(np.array(rd.TRANSLUCENT_ALPHA) / (1.0 - np.array(rd.TRANSLUCENT_ALPHA))), 3000)
+    logits = base + rng.integers(-6, 7, base.size) * np.spacing(base)
+    for bits in (9, 15):
+        assert np.array_equal(at.position_bits(logits, bits, CPU), rd.position_bits(logits, bits))
+    off_by_one_ulp(monkeypatch, "logistic", 1.0)
+    assert np.array_equal(at.position_bits(logits, 15, CPU), rd.position_bits(logits, 15))
+    monkeypatch.setattr(at, "THRESHOLD_GUARD", -1.0)
+    assert not np.array_equal(at.position_bits(logits, 15, CPU), rd.position_bits(logits, 15))
+
+
+def test_position_bits_rejects_what_the_reference_rejects():
+    with pytest.raises(ValueError, match="8..16"):
+        at.position_bits(np.zeros(3, np.float32), 7, CPU)
+
+
+def test_coarsen_every_grid_value_and_bit_count():
+    q = np.arange(65536, dtype=np.int64)
+    low = np.repeat((q & 0xFF).astype(np.uint8)[:, None], 3, axis=1)
+    high = np.repeat((q >> 8).astype(np.uint8)[:, None], 3, axis=1)
+    for bits in range(8, 17):
+        kept = np.full(q.size, bits, np.int64)
+        for got, want in zip(at.coarsen_grid(low, high, kept, CPU), rd.coarsen_grid(low, high, kept), strict=True):
+            assert np.array_equal(got, want)
+
+
+# --- codebook labels ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nearest_index_ties_infinities_and_nan(dtype):
+    rng = np.random.default_rng(9)
+    codebook, _ = quantize_1d(rng.standard_normal(5000).astype(np.float32) * 3)
+    padded = np.concatenate([codebook[:200], np.full(56, codebook[199])])  # repeated last entries
+    for book in (codebook, padded, codebook[:1]):
+        mids = (book[:-1].astype(np.float64) + book[1:]) * 0.5
+        values = np.concatenate([
+            mids, np.nextafter(mids, -np.inf), np.nextafter(mids, np.inf), book,
+            [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30], rng.standard_normal(3000) * 4,
+        ]).astype(dtype)
+        got = at.nearest_codebook_index(values.reshape(-1, 2) if values.size % 2 == 0 else values, book, CPU)
+        want = nearest_codebook_index(values.reshape(-1, 2) if values.size % 2 == 0 else values, book)
+        assert got.dtype == np.uint8 and got.shape == want.shape
+        assert np.array_equal(got, want)
+
+
+def test_nearest_index_rejects_bad_codebooks():
+    with pytest.raises(ValueError, match="1..256"):
+        at.nearest_codebook_index(np.zeros(3, np.float32), np.zeros(257), CPU)
