@@ -48,21 +48,43 @@ def same_bytes(a: sog.EncodedSog, b: sog.EncodedSog) -> bool:
             and all(np.array_equal(a.images[k], b.images[k]) for k in a.images))
 
 
-def check(count: int, device: torch.device) -> None:
+def describe_difference(a: sog.EncodedSog, b: sog.EncodedSog) -> str:
+    """Which textures differ, in how many texels, by how much; and which meta fields."""
+    parts = []
+    for name in a.images:
+        diff = a.images[name].astype(np.int16) - b.images[name].astype(np.int16)
+        texels = int(np.count_nonzero(np.any(diff, axis=-1)))
+        if texels:
+            parts.append(f"{name}: {texels} texels, max |byte diff| {int(np.abs(diff).max())}")
+    for key in a.meta:
+        if repr(a.meta[key]) != repr(b.meta.get(key)):
+            parts.append(f"meta.{key} differs")
+    return "; ".join(parts) or "identical"
+
+
+def check(count: int, device: torch.device) -> bool:
+    """Print, per setting, whether the device path gives the CPU path's bytes; True if all identical."""
     splats = generate_scene(count, sh_degree=0, seed=1)
+    identical = True
     for settings in SETTINGS:
         expected = reference(splats, **settings)
-        assert same_bytes(encode(splats, device, **settings), expected), f"bytes differ: {settings}"
-        print(f"identical at {count} splats, {settings}")
+        got = encode(splats, device, **settings)
+        same = same_bytes(got, expected)
+        identical &= same
+        print(f"{count} splats, {settings}: {'identical' if same else describe_difference(got, expected)}")
     full = sog.CODEBOOK_SAMPLE
     sog.CODEBOOK_SAMPLE = 1 << 16  # sampled codebooks: every value labelled on the device
     try:
         for settings in SETTINGS:
             expected = reference(splats, **settings)
-            assert same_bytes(encode(splats, device, **settings), expected), f"bytes differ (sampled): {settings}"
-            print(f"identical at {count} splats with sampled codebooks, {settings}")
+            got = encode(splats, device, **settings)
+            same = same_bytes(got, expected)
+            identical &= same
+            print(f"{count} splats, sampled codebooks, {settings}: "
+                  f"{'identical' if same else describe_difference(got, expected)}")
     finally:
         sog.CODEBOOK_SAMPLE = full
+    return identical
 
 
 def timed(fn) -> float:
@@ -98,7 +120,7 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}")
 
     encode(generate_scene(20_000, sh_degree=0, seed=2), device, **SETTINGS[1])  # warm-up (context, kernels)
-    check(args.check_count, device)
+    identical = check(args.check_count, device)
 
     rows = []
     for count in args.sizes:
@@ -108,6 +130,8 @@ def main() -> None:
             on_device = encode(splats, device, **settings)
             rows.append((count, settings, expected.timings["quantize"], on_device.timings["quantize"],
                          same_bytes(expected, on_device)))
+            if not rows[-1][-1]:
+                print(f"{count} splats, {settings}: {describe_difference(on_device, expected)}")
         print(f"{count} splats, parts on {device}: "
               + ", ".join(f"{k} {v:.3f}s" for k, v in parts(splats, device).items()))
 
@@ -116,8 +140,8 @@ def main() -> None:
     for count, settings, cpu_s, dev_s, same in rows:
         print(f"| {count:,} | {settings['rate_weight']} | {settings['position_bits']} | {cpu_s:.3f} | {dev_s:.3f} "
               f"| {cpu_s / dev_s:.1f}x | {'yes' if same else 'NO'} |")
-    if not all(row[-1] for row in rows):
-        sys.exit("bytes differ between the host and device paths")
+    if not identical or not all(row[-1] for row in rows):
+        sys.exit("bytes differ between the host and device paths (see the lines above)")
 
 
 if __name__ == "__main__":
