@@ -20,6 +20,7 @@ import torch
 
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.quantize import codebook_rd as rd
+from sogs_compressor.quantize.codebook import search_grid
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -171,20 +172,11 @@ def nearest_codebook_index(values: np.ndarray, codebook: np.ndarray, device: tor
     grid for float32 values), so ``torch.searchsorted(right=True)`` makes the same comparisons as numpy's
     ``side="right"``; NaN, which numpy sorts last, is mapped to the last entry explicitly.
     """
-    codebook = np.asarray(codebook, dtype=np.float64)
-    if codebook.ndim != 1 or not 1 <= codebook.size <= 256:
-        raise ValueError(f"codebook must be 1..256 entries, got shape {codebook.shape}")
-    mids = (codebook[:-1] + codebook[1:]) * 0.5
     flat = np.asarray(values).reshape(-1)
-    if flat.dtype == np.float32:
-        mids32 = mids.astype(np.float32)
-        low = mids32.astype(np.float64) < mids
-        mids32[low] = np.nextafter(mids32[low], np.float32(np.inf))
-        grid, dtype = mids32, torch.float32
-    else:
-        grid, dtype = mids, torch.float64
+    grid = search_grid(codebook, flat.dtype)
+    dtype = torch.float32 if grid.dtype == np.float32 else torch.float64
     v = _to_device(flat, device, dtype)
     index = torch.searchsorted(_to_device(grid, device, dtype), v, right=True)
-    last = codebook.size - 1
+    last = grid.size  # the codebook's last index
     index = torch.where(torch.isnan(v), last, torch.clamp(index, max=last))
     return index.to(torch.uint8).cpu().numpy().reshape(np.shape(values))

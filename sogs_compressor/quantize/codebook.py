@@ -99,22 +99,29 @@ def nearest_codebook_index(values: np.ndarray, codebook: np.ndarray) -> np.ndarr
     Uses the mid-points between neighbours like splat-transform's binary search: a value exactly on a mid-point
     goes up, -inf to 0, +inf and NaN to the last entry.
     """
+    flat = np.asarray(values).reshape(-1)
+    grid = search_grid(codebook, flat.dtype)
+    index = np.searchsorted(grid, flat if grid.dtype == flat.dtype else flat.astype(np.float64), side="right")
+    index = np.minimum(index, grid.size)  # NaN sorts last: already the last entry
+    return index.astype(np.uint8).reshape(np.shape(values))
+
+
+def search_grid(codebook: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Mid-points between neighbouring entries to search values of ``dtype`` in (side="right").
+
+    For float32 values: v < m exactly when v < (m rounded up to float32), so float32 values search a float32
+    grid (faster, and the same comparisons on any device); anything else searches the float64 mid-points.
+    """
     codebook = np.asarray(codebook, dtype=np.float64)
     if codebook.ndim != 1 or not 1 <= codebook.size <= 256:
         raise ValueError(f"codebook must be 1..256 entries, got shape {codebook.shape}")
     mids = (codebook[:-1] + codebook[1:]) * 0.5
-    flat = np.asarray(values).reshape(-1)
-    if flat.dtype == np.float32:
-        # For float32 v: v < m exactly when v < (m rounded up to float32), so search in float32 (faster).
-        mids32 = mids.astype(np.float32)
-        low = mids32.astype(np.float64) < mids
-        mids32[low] = np.nextafter(mids32[low], np.float32(np.inf))
-        index = np.searchsorted(mids32, flat, side="right")
-    else:
-        flat = flat.astype(np.float64)
-        index = np.searchsorted(mids, flat, side="right")
-    index = np.minimum(index, codebook.size - 1)  # NaN sorts last: already the last entry
-    return index.astype(np.uint8).reshape(np.shape(values))
+    if np.dtype(dtype) != np.float32:
+        return mids
+    mids32 = mids.astype(np.float32)
+    low = mids32.astype(np.float64) < mids
+    mids32[low] = np.nextafter(mids32[low], np.float32(np.inf))
+    return mids32
 
 
 def _distinct_sorted(sorted_values: np.ndarray) -> np.ndarray:
