@@ -58,20 +58,20 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
                         help="skip decoding our output (no attribute errors, no quality check)")
 
 
+CODEC_OPTION_FIELDS = (
+    "layout", "device", "sh_bands", "iterations", "palette_size", "seed", "invalid", "order", "preset",
+    "webp_method", "quality_check", "rate_weight", "position_bits", "palette", "palette_order",
+)
+"""CompressOptions fields set by the codec flags of the same (argparse) name."""
+
+
 def options_from_args(args: argparse.Namespace, base: CompressOptions | None = None) -> CompressOptions:
     """Overlay the flags that were given on ``base`` (flags left out keep base's value)."""
     opts = base or CompressOptions()
-    mapping = {
-        "layout": "layout", "device": "device", "sh_bands": "sh_bands", "iterations": "iterations",
-        "palette_size": "palette_size", "seed": "seed", "invalid": "invalid", "order": "order",
-        "preset": "preset", "webp_method": "webp_method", "quality_check": "quality_check",
-        "rate_weight": "rate_weight", "position_bits": "position_bits", "palette": "palette",
-        "palette_order": "palette_order",
-    }
-    for arg_name, field_name in mapping.items():
-        value = getattr(args, arg_name, None)
+    for name in CODEC_OPTION_FIELDS:
+        value = getattr(args, name, None)
         if value is not None:
-            setattr(opts, field_name, value)
+            setattr(opts, name, value)
     if getattr(args, "no_verify", False):
         opts.verify = False
         opts.quality_check = "off"

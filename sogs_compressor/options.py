@@ -69,34 +69,25 @@ class CompressOptions:
             err.kind = "usage"
             return err
 
-        if self.layout not in LAYOUTS:
-            raise bad(f"--layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
-        if self.invalid not in INVALID_POLICIES:
-            raise bad(f"--invalid must be drop or error, not {self.invalid!r}")
-        if self.order is not None and self.order not in ORDERS:
-            raise bad(f"--order must be one of {', '.join(ORDERS)}, not {self.order!r}")
-        if self.preset not in PRESETS:
-            raise bad(f"--preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
-        if self.quality_check not in QUALITY_CHECKS:
-            raise bad(f"--quality-check must be one of {', '.join(QUALITY_CHECKS)}, not {self.quality_check!r}")
-        if self.sh_bands is not None and not 0 <= self.sh_bands <= 3:
-            raise bad(f"--sh-bands must be 0..3, not {self.sh_bands}")
-        if self.iterations is not None and self.iterations < 0:
-            raise bad("--iterations must be >= 0")
-        if self.palette_size is not None and not 1 <= self.palette_size <= 65536:
-            raise bad("--palette-size must be 1..65536")
-        if self.palette not in PALETTE_POLICIES:
-            raise bad(f"--palette must be one of {', '.join(PALETTE_POLICIES)}, not {self.palette!r}")
-        if self.palette_order not in PALETTE_ORDERS:
-            raise bad(f"--palette-order must be one of {', '.join(PALETTE_ORDERS)}, not {self.palette_order!r}")
-        if self.rate_weight is not None and not 0 <= self.rate_weight <= 64:
-            raise bad(f"--rate-weight must be 0..64, not {self.rate_weight}")
-        if self.position_bits is not None and not 8 <= self.position_bits <= 16:
-            raise bad(f"--position-bits must be 8..16, not {self.position_bits}")
-        if self.webp_method is not None and not 0 <= self.webp_method <= 6:
-            raise bad("--webp-method must be 0..6")
-        if self.webp_quality is not None and not 0 <= self.webp_quality <= 100:
-            raise bad("--webp-quality must be 0..100")
+        choices = (  # (flag, value, allowed values); only --order may be None (the preset fills it in)
+            ("--layout", self.layout, LAYOUTS), ("--invalid", self.invalid, INVALID_POLICIES),
+            ("--order", ORDERS[0] if self.order is None else self.order, ORDERS), ("--preset", self.preset, PRESETS),
+            ("--quality-check", self.quality_check, QUALITY_CHECKS), ("--palette", self.palette, PALETTE_POLICIES),
+            ("--palette-order", self.palette_order, PALETTE_ORDERS),
+        )
+        for flag, value, allowed in choices:
+            if value not in allowed:
+                raise bad(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
+        ranges = (  # (flag, value or None, lowest, highest or None)
+            ("--sh-bands", self.sh_bands, 0, 3), ("--iterations", self.iterations, 0, None),
+            ("--palette-size", self.palette_size, 1, 65536), ("--rate-weight", self.rate_weight, 0, 64),
+            ("--position-bits", self.position_bits, 8, 16), ("--webp-method", self.webp_method, 0, 6),
+            ("--webp-quality", self.webp_quality, 0, 100),
+        )
+        for flag, value, low, high in ranges:
+            if value is not None and not (low <= value and (high is None or value <= high)):
+                bounds = f">= {low}" if high is None else f"{low}..{high}"
+                raise bad(f"{flag} must be {bounds}, not {value}")
         return self
 
     def to_dict(self) -> dict:

@@ -7,7 +7,7 @@ spends the rendered-quality headroom our rounding and MSE-optimal codebooks give
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.quantize.palette import palette_size
@@ -37,15 +37,8 @@ PRESETS = {
 def resolve(options: CompressOptions) -> CompressOptions:
     """A copy of ``options`` with every None setting filled from its preset."""
     preset = PRESETS[options.preset]
-    return replace(
-        options,
-        webp_method=preset.webp_method if options.webp_method is None else options.webp_method,
-        webp_quality=preset.webp_quality if options.webp_quality is None else options.webp_quality,
-        iterations=preset.iterations if options.iterations is None else options.iterations,
-        order=preset.order if options.order is None else options.order,
-        rate_weight=preset.rate_weight if options.rate_weight is None else options.rate_weight,
-        position_bits=preset.position_bits if options.position_bits is None else options.position_bits,
-    )
+    filled = {f.name: getattr(preset, f.name) for f in fields(Preset) if getattr(options, f.name) is None}
+    return replace(options, **filled)
 
 
 def encoder_settings(options: CompressOptions, count: int) -> dict:

@@ -121,8 +121,9 @@ def encode_sog(
 
 
 QUANTIZE_ON_DEVICE = frozenset({"cuda"})
-"""Device types on which the per-splat quantize work runs in torch (``attributes_torch``, byte-identical);
-elsewhere the numpy reference runs on the host, which is faster than torch on a CPU."""
+"""Device types on which the per-splat quantize work runs in torch (``attributes_torch``: the host's bytes
+but for ~1 quats texel per million, bench/RESULTS.md); elsewhere the numpy reference runs on the host, which is
+faster than torch on a CPU."""
 
 
 def quantize_device(device: torch.device) -> torch.device | None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sogs_compressor.options import PALETTE_ORDERS as ORDERS
+from sogs_compressor.options import PALETTE_POLICIES as POLICIES
 from sogs_compressor.quantize.kmeans import palette_size_rule
-
-POLICIES = ("auto", "st")
-ORDERS = ("frequency", "pca")
 
 MAX_ENTRIES = 65536
 """Labels are 16-bit (R + 256 G)."""
