@@ -7,6 +7,7 @@ runs (``compress_model.py``), started as a process against a local input/output 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,6 @@ def run_demo(folder: Path, device: str | None) -> int:
 
 
 def _env_with_log_format() -> dict:
-    import os
-
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "console")
     return env
