@@ -39,7 +39,8 @@ REFINE_ITERATIONS = 30
 """ECSQ Lloyd passes after the dynamic programme (each is one searchsorted of the cut points)."""
 
 PENALTY_STEPS = 40
-"""Bisection steps on the per-entry penalty that brings the entry count under ``size``."""
+"""Precision of the per-entry penalty that brings the entry count under ``size``: 2**-PENALTY_STEPS of its
+starting bracket (as many bisection steps would give)."""
 
 
 def quantize_1d_rd(values: np.ndarray, rate_weight: float, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -72,37 +73,69 @@ def quantize_1d_rd(values: np.ndarray, rate_weight: float, size: int = 256) -> t
 
 
 def ecsq_partition(stats: _SortedStats, lam: float, size: int) -> np.ndarray:
-    """Cut indices (0 .. n, ascending) of at most ``size`` groups of the sorted values, by dynamic programming."""
+    """Cut indices (0 .. n, ascending) of at most ``size`` groups of the sorted values, by dynamic programming.
+
+    A per-group penalty is raised until at most ``size`` groups are used; the smallest such penalty is found by
+    a grid search that evaluates PENALTY_GRID penalties per dynamic programme (vectorized), narrowing the
+    bracket each round to the precision of PENALTY_STEPS bisection steps.
+    """
     n = stats.values.size
     edges = split_heavy_bins(stats, blend_bin_edges(stats.values, SEED_BINS), DP_BINS)
     bounds = np.concatenate(([0], edges, [n]))
-    groups = _dp(stats, bounds, lam, 0.0)
-    if groups.size - 1 > size:
+    costs = _group_costs(stats, bounds, lam)
+    if _dp_group_counts(costs, np.zeros(1))[0] > size:
         low, high = 0.0, lam * n + stats.sse(np.array([0]), np.array([n]))[0] + 1.0
-        for _ in range(PENALTY_STEPS):
-            mid = 0.5 * (low + high)
-            if _dp(stats, bounds, lam, mid).size - 1 > size:
-                low = mid
-            else:
-                high = mid
-        groups = _dp(stats, bounds, lam, high)
-    return bounds[groups]
+        precision = (high - low) * 2.0 ** -PENALTY_STEPS
+        while high - low > precision:
+            grid = np.linspace(low, high, PENALTY_GRID + 2)[1:-1]
+            fits = _dp_group_counts(costs, grid) <= size
+            first_fit = int(np.argmax(fits)) if fits.any() else grid.size
+            low = grid[first_fit - 1] if first_fit > 0 else low
+            high = grid[first_fit] if first_fit < grid.size else high
+        penalty = high
+    else:
+        penalty = 0.0
+    return bounds[_dp_path(costs, penalty)]
 
 
-def _dp(stats: _SortedStats, bounds: np.ndarray, lam: float, penalty: float) -> np.ndarray:
-    """Indices into ``bounds`` of the optimal group boundaries (first 0, last len-1) for cost
-    sse + lam * count * log2(n / count) + penalty per group."""
+PENALTY_GRID = 31
+"""Penalties evaluated together per round of the penalty search (each round narrows the bracket 32x)."""
+
+
+def _group_costs(stats: _SortedStats, bounds: np.ndarray, lam: float) -> np.ndarray:
+    """cost[i, j] = sse + lam * count * log2(n / count) of the group of bins i..j-1 (inf where i >= j)."""
     n = float(bounds[-1])
-    bins = bounds.size - 1
+    start, stop = np.meshgrid(bounds, bounds, indexing="ij")
+    count = (stop - start).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost = stats.sse(np.maximum(start, 0), np.maximum(stop, start)) + lam * count * np.log2(n / count)
+    cost[count <= 0] = np.inf
+    return cost
+
+
+def _dp_group_counts(costs: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+    """For each penalty, the number of groups of the optimal partition (cost + penalty per group)."""
+    bins = costs.shape[0] - 1
+    best = np.zeros((penalties.size, bins + 1))
+    groups = np.zeros((penalties.size, bins + 1), np.int64)
+    rows = np.arange(penalties.size)
+    for j in range(1, bins + 1):
+        total = best[:, :j] + costs[:j, j]
+        i = np.argmin(total, axis=1)
+        best[:, j] = total[rows, i] + penalties
+        groups[:, j] = groups[rows, i] + 1
+    return groups[:, bins]
+
+
+def _dp_path(costs: np.ndarray, penalty: float) -> np.ndarray:
+    """Indices into the bin bounds of the optimal group boundaries (first 0, last bins) at ``penalty``."""
+    bins = costs.shape[0] - 1
     best = np.zeros(bins + 1)
     back = np.zeros(bins + 1, np.int64)
     for j in range(1, bins + 1):
-        start = bounds[:j]
-        stop = np.full(j, bounds[j])
-        count = (stop - start).astype(np.float64)
-        cost = best[:j] + stats.sse(start, stop) + lam * count * np.log2(n / count) + penalty
-        i = int(np.argmin(cost))
-        best[j] = cost[i]
+        total = best[:j] + costs[:j, j]
+        i = int(np.argmin(total))
+        best[j] = total[i] + penalty
         back[j] = i
     path = [bins]
     while path[-1] > 0:
