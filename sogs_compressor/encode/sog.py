@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,51 +73,57 @@ def encode_sog(
     t0 = time.perf_counter()
     progress("quantize", 0.0)
     on = quantize_device(device)
-    low, high, mins, maxs = encode_positions(splats, position_bits, on)
-    emit("means_l.webp", with_alpha(low))
-    emit("means_u.webp", with_alpha(high))
-    emit("quats.webp", attr.encode_quats(splats.rotations) if on is None else
-         attr_torch.encode_quats(splats.rotations, on))
+    with ThreadPoolExecutor(2, thread_name_prefix="codebook") as pool:
+        # The two 256-entry codebooks are host work (sorting, a dynamic programme); they are built beside the
+        # per-splat encoders and the SH k-means instead of before them.
+        scale_job = pool.submit(codebook_for, splats.log_scales, rate_weight, seed, device=on)
+        color_job = pool.submit(codebook_for, splats.f_dc, rate_weight, seed, device=on)
+        low, high, mins, maxs = encode_positions(splats, position_bits, on)
+        emit("means_l.webp", with_alpha(low))
+        emit("means_u.webp", with_alpha(high))
+        emit("quats.webp", attr.encode_quats(splats.rotations) if on is None else
+             attr_torch.encode_quats(splats.rotations, on))
+        alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
+            attr_torch.encode_opacity(splats.opacity_logits, on)
+        timings["quantize"] = time.perf_counter() - t0
 
-    scale_codebook, scale_labels = codebook_for(splats.log_scales, rate_weight, seed, device=on)
-    emit("scales.webp", with_alpha(scale_labels))
+        meta: dict = {"version": 2, "asset": {"generator": GENERATOR}, "count": splats.count}
+        if splats.model != "default":
+            meta["model"] = splats.model
+        meta["means"] = {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]}
+        encoded = EncodedSog(meta=meta, images=images, timings=timings)
+        if splats.sh_degree > 0 and palette_size > 0:
+            t1 = time.perf_counter()
+            progress("kmeans", 0.0)
+            result = kmeans(splats.f_rest, min(palette_size, splats.count), iterations=iterations, seed=seed,
+                            device=device, method=kmeans_method)
+            centroids, labels = order_palette(result.centroids, result.labels, palette_order)
+            timings["kmeans"] = time.perf_counter() - t1
+            progress("kmeans", 1.0)
+            sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, 0.0)  # SH error shows: MSE-optimal
+            emit("shN_labels.webp", attr.encode_labels(labels))
+            emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
+            meta["shN"] = {
+                "count": int(centroids.shape[0]),
+                "bands": splats.sh_degree,
+                "codebook": _floats(sh_codebook),
+                "files": ["shN_centroids.webp", "shN_labels.webp"],
+            }
+            encoded.palette_size = int(centroids.shape[0])
+            encoded.kmeans_method = result.method
 
-    color_codebook, color_labels = codebook_for(splats.f_dc, rate_weight, seed, device=on)
-    alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
-        attr_torch.encode_opacity(splats.opacity_logits, on)
-    emit("sh0.webp", with_alpha(color_labels, alpha))
-    timings["quantize"] = time.perf_counter() - t0
-    progress("quantize", 1.0)
-
-    meta: dict = {"version": 2, "asset": {"generator": GENERATOR}, "count": splats.count}
-    if splats.model != "default":
-        meta["model"] = splats.model
-    meta["means"] = {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]}
+        t2 = time.perf_counter()
+        scale_codebook, scale_labels = scale_job.result()
+        emit("scales.webp", with_alpha(scale_labels))
+        color_codebook, color_labels = color_job.result()
+        emit("sh0.webp", with_alpha(color_labels, alpha))
+        timings["codebook_wait"] = time.perf_counter() - t2
     meta["scales"] = {"codebook": _floats(scale_codebook), "files": ["scales.webp"]}
     meta["quats"] = {"files": ["quats.webp"]}
     meta["sh0"] = {"codebook": _floats(color_codebook), "files": ["sh0.webp"]}
-
-    encoded = EncodedSog(meta=meta, images=images, timings=timings)
-    if splats.sh_degree > 0 and palette_size > 0:
-        t1 = time.perf_counter()
-        progress("kmeans", 0.0)
-        result = kmeans(splats.f_rest, min(palette_size, splats.count), iterations=iterations, seed=seed,
-                        device=device, method=kmeans_method)
-        centroids, labels = order_palette(result.centroids, result.labels, palette_order)
-        timings["kmeans"] = time.perf_counter() - t1
-        progress("kmeans", 1.0)
-        sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, 0.0)  # SH error shows: MSE-optimal
-        coeffs = splats.coeffs_per_channel
-        emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, coeffs))
-        emit("shN_labels.webp", attr.encode_labels(labels))
-        meta["shN"] = {
-            "count": int(centroids.shape[0]),
-            "bands": splats.sh_degree,
-            "codebook": _floats(sh_codebook),
-            "files": ["shN_centroids.webp", "shN_labels.webp"],
-        }
-        encoded.palette_size = int(centroids.shape[0])
-        encoded.kmeans_method = result.method
+    if "shN" in meta:
+        meta["shN"] = meta.pop("shN")  # keep the documented key order: means, scales, quats, sh0, shN
+    progress("quantize", 1.0)
     return encoded
 
 
