@@ -106,3 +106,23 @@ def test_everything_dropped_is_an_empty_scene():
 def test_unknown_policy():
     with pytest.raises(ValueError, match="policy"):
         sanitize(random_splats(2), policy="ignore")
+
+
+def test_row_sum_screening_has_no_false_positives():
+    """Values whose row sums overflow or cancel are not mistaken for invalid or zero ones."""
+    splats = random_splats(10, sh_degree=2, seed=3)
+    big = np.finfo(np.float32).max
+    splats.f_rest[0, :] = big  # finite, but the float32 row sum overflows to inf
+    splats.positions[1] = (big, big, -big)
+    splats.log_scales[2] = (np.inf, -np.inf, 0.0)  # sums to NaN, yet holds no NaN: kept
+    splats.rotations[3] = (0.5, -0.5, 0.0, 0.0)  # sums to zero, yet is not a zero quaternion
+    splats.rotations[4] = (0.0, -0.0, 0.0, 0.0)  # a zero quaternion (negative zero included)
+    out, report = sanitize(splats)
+    assert out.count == 10 and report.total_dropped == 0
+    assert report.quaternions_replaced == 1
+    np.testing.assert_array_equal(out.rotations[3], (0.5, -0.5, 0.0, 0.0))
+    np.testing.assert_array_equal(out.rotations[4], (1.0, 0.0, 0.0, 0.0))
+    splats.f_rest[5, 7] = np.nan
+    splats.log_scales[6] = (np.inf, np.nan, -np.inf)
+    _, report = sanitize(splats)
+    assert report.dropped["non_finite_color"] == 1 and report.dropped["nan_scale"] == 1

