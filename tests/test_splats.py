@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sogs_compressor import splats as splats_module
 from sogs_compressor.sample import generate_scene
-from sogs_compressor.splats import SplatSet, sh_degree_for_rest_count
+from sogs_compressor.splats import SplatSet, gather_rows, sh_degree_for_rest_count
 
 
 def test_reorder_in_place_equals_take():
@@ -34,3 +35,17 @@ def test_with_sh_degree_truncates_channel_major():
     lower = splats.with_sh_degree(1)
     assert lower.sh_degree == 1
     assert np.array_equal(lower.f_rest.reshape(10, 3, 3), splats.f_rest.reshape(10, 3, 15)[:, :, :3])
+
+
+def test_threaded_gather_matches_fancy_indexing(monkeypatch):
+    monkeypatch.setattr(splats_module, "GATHER_BLOCK_ROWS", 7)
+    values = np.arange(300 * 5, dtype=np.float32).reshape(300, 5)
+    index = np.random.default_rng(1).integers(-300, 300, size=401)
+    for workers in (1, 2, 3):
+        assert np.array_equal(gather_rows(values, index, workers=workers), values[index])
+    assert np.array_equal(gather_rows(values[:, 0], index, workers=2), values[index, 0])
+    with pytest.raises(IndexError):
+        gather_rows(values, np.array([0, 300] * 20), workers=2)
+    scene = generate_scene(100, sh_degree=1, seed=2)
+    mask = np.arange(100) % 3 == 0
+    assert np.array_equal(scene.take(mask).f_rest, scene.f_rest[mask])
