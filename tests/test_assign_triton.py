@@ -115,7 +115,8 @@ INTERPRETER_SCRIPT = textwrap.dedent(
 
 def test_kernel_matches_reference_in_triton_interpreter() -> None:
     pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(REPO))
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, "-c", INTERPRETER_SCRIPT],
         capture_output=True,

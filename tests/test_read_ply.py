@@ -340,3 +340,14 @@ def test_property_random_files_read_back(tmp_path, case):
     except SogsError as error:  # pragma: no cover - a failure here is the bug hypothesis is looking for
         pytest.fail(f"valid file refused: {error}")
     assert_splats_equal(scene.splats, expected_splats(splats, types))
+
+
+@pytest.mark.parametrize("encoding", ["binary_little_endian", "binary_big_endian"])
+@pytest.mark.parametrize("chunk_bytes", [1, 1000, 4096])
+def test_chunked_binary_read_matches_whole_read(tmp_path, splats, encoding, chunk_bytes, monkeypatch):
+    """Vertex data read in many small chunks (the last one partial) gives the same splats."""
+    from sogs_compressor.read import ply
+
+    path = write_ply_variant(tmp_path / "s.ply", splats, encoding=encoding, types="double")
+    monkeypatch.setattr(ply, "CHUNK_BYTES", chunk_bytes)
+    assert_splats_equal(read_scene(path).splats, expected_splats(splats, "double"))

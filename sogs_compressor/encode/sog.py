@@ -74,17 +74,26 @@ def encode_sog(
     progress("quantize", 0.0)
     on = quantize_device(device)
     with ThreadPoolExecutor(2, thread_name_prefix="codebook") as pool:
-        # The two 256-entry codebooks are host work (sorting, a dynamic programme); they are built beside the
-        # per-splat encoders and the SH k-means instead of before them.
-        scale_job = pool.submit(codebook_for, splats.log_scales, rate_weight, seed, device=on)
-        color_job = pool.submit(codebook_for, splats.f_dc, rate_weight, seed, device=on)
+        # The two 256-entry codebooks are host work (sorting, a dynamic programme): they are built, and their
+        # images handed on, beside the per-splat encoders and the SH k-means instead of before them.
+        def build_scales() -> np.ndarray:
+            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, device=on)
+            emit("scales.webp", with_alpha(labels))
+            return codebook
+
+        def build_colors() -> np.ndarray:
+            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, device=on)
+            alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
+                attr_torch.encode_opacity(splats.opacity_logits, on)
+            emit("sh0.webp", with_alpha(labels, alpha))
+            return codebook
+
+        scales_future, colors_future = pool.submit(build_scales), pool.submit(build_colors)
         low, high, mins, maxs = encode_positions(splats, position_bits, on)
         emit("means_l.webp", with_alpha(low))
         emit("means_u.webp", with_alpha(high))
         emit("quats.webp", attr.encode_quats(splats.rotations) if on is None else
              attr_torch.encode_quats(splats.rotations, on))
-        alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
-            attr_torch.encode_opacity(splats.opacity_logits, on)
         timings["quantize"] = time.perf_counter() - t0
 
         meta: dict = {"version": 2, "asset": {"generator": GENERATOR}, "count": splats.count}
@@ -113,10 +122,7 @@ def encode_sog(
             encoded.kmeans_method = result.method
 
         t2 = time.perf_counter()
-        scale_codebook, scale_labels = scale_job.result()
-        emit("scales.webp", with_alpha(scale_labels))
-        color_codebook, color_labels = color_job.result()
-        emit("sh0.webp", with_alpha(color_labels, alpha))
+        scale_codebook, color_codebook = scales_future.result(), colors_future.result()
         timings["codebook_wait"] = time.perf_counter() - t2
     meta["scales"] = {"codebook": _floats(scale_codebook), "files": ["scales.webp"]}
     meta["quats"] = {"files": ["quats.webp"]}

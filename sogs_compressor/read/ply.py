@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -141,7 +142,7 @@ def _ascii_rows(f: BinaryIO, header: PlyHeader, vertex: PlyElement) -> np.ndarra
     return values.reshape(vertex.count, width)
 
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 16 << 20
 """Binary vertex data is read this many bytes of records at a time and gathered straight into the columns, so
 the raw records never exist in memory next to the whole gathered set."""
 
@@ -149,23 +150,51 @@ the raw records never exist in memory next to the whole gathered set."""
 def _binary_splats(
     f: BinaryIO, header: PlyHeader, vertex: PlyElement, offset: int, rest: list[str], model: str
 ) -> SplatSet:
-    """The vertex records, read chunk by chunk (sizes already checked) and gathered into float32 columns."""
+    """The vertex records, read chunk by chunk (sizes already checked) and gathered into float32 columns.
+
+    Two reused chunk buffers: a reader thread fills one while the other is gathered (file reads and numpy
+    copies both release the GIL), and no chunk pays for fresh pages.
+    """
     f.seek(offset)
     dtype = vertex.dtype(header.byte_order)
     groups = column_groups(vertex.names, rest)
     out = {field: np.empty((vertex.count, len(names)), np.float32) for field, names in groups.items()}
-    rows = max(1, CHUNK_BYTES // max(1, dtype.itemsize))
-    for start in range(0, vertex.count, rows):
-        count = min(rows, vertex.count - start)
-        records = np.fromfile(f, dtype=dtype, count=count)
-        if records.shape[0] != count:
-            raise SizeMismatchError(f"PLY file ended early: read {start + records.shape[0]} of {vertex.count} vertices")
-        if header.byte_order != _NATIVE:
-            records = _to_native(records)
-        columns = _Columns(records, vertex.names)
-        for field, names in groups.items():
-            columns.take(names, out=out[field][start:start + count])
+    rows = max(1, min(vertex.count, CHUNK_BYTES // max(1, dtype.itemsize)))
+    buffers = [np.empty(rows * dtype.itemsize, np.uint8) for _ in range(2 if vertex.count > rows else 1)]
+    starts = range(0, vertex.count, rows)
+
+    def read_chunk(index: int) -> np.ndarray:
+        count = min(rows, vertex.count - starts[index])
+        raw = buffers[index % len(buffers)][: count * dtype.itemsize]
+        filled = _read_into(f, raw)
+        if filled != raw.size:
+            got = starts[index] + filled // dtype.itemsize
+            raise SizeMismatchError(f"PLY file ended early: read {got} of {vertex.count} vertices")
+        records = raw.view(dtype)
+        return _to_native(records) if header.byte_order != _NATIVE else records
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ply-read") as reader:
+        pending = reader.submit(read_chunk, 0)
+        for index, start in enumerate(starts):
+            records = pending.result()
+            if index + 1 < len(starts):
+                pending = reader.submit(read_chunk, index + 1)
+            columns = _Columns(records, vertex.names)
+            for field, names in groups.items():
+                columns.take(names, out=out[field][start:start + records.shape[0]])
     return splats_from_groups(out, model)
+
+
+def _read_into(f: BinaryIO, buffer: np.ndarray) -> int:
+    """Fill ``buffer`` from the file; the number of bytes read (short only at the end of the file)."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < view.nbytes:
+        got = f.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
 
 
 def _to_native(records: np.ndarray) -> np.ndarray:
