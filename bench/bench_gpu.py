@@ -35,8 +35,13 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def worker(ply: Path, preset: str, device: str, verify: bool) -> dict:
+def worker(ply: Path, preset: str, device: str, verify: bool, precision: str | None) -> dict:
     import torch
+
+    from sogs_compressor.quantize import assign_triton
+
+    if precision:  # A/B of the k-means assignment's tensor-core precision (bench/NOTES-gpu.md)
+        assign_triton.DEFAULT_PRECISION = precision
 
     from sogs_compressor.options import CompressOptions
     from sogs_compressor.pipeline import compress_file, compress_splats
@@ -53,7 +58,7 @@ def worker(ply: Path, preset: str, device: str, verify: bool) -> dict:
                                                      quality_check="off"))
     wall = time.perf_counter() - start
     return {
-        "scene": ply.stem, "preset": preset, "splats": result.counts["output"], "sh": result.sh_degree_out,
+        "scene": ply.stem, "preset": preset + (f" ({precision})" if precision else ""), "splats": result.counts["output"], "sh": result.sh_degree_out,
         "ply_bytes": ply.stat().st_size, "sog_bytes": result.output_bytes, "wall_in_process_s": wall,
         "stages": result.timings, "peak_gpu_bytes": result.peak_gpu_bytes,
         "peak_rss_bytes": peak_rss_bytes(),
@@ -69,11 +74,15 @@ def main() -> int:
     parser.add_argument("--verify", action="store_true", help="also decode and measure errors (timed separately)")
     parser.add_argument("--peer", nargs="*", default=[], help="scenes to run splat-transform's GPU path on ($ST)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
+    parser.add_argument("--assign-precision", nargs="+", default=[""],
+                        help="k-means assignment precisions to compare (assign_triton.PRECISIONS; default: its own)")
     parser.add_argument("--worker", nargs=2, metavar=("PLY", "PRESET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(worker(Path(args.worker[0]), args.worker[1], args.device, args.verify)), flush=True)
+        precision = args.assign_precision[0] or None
+        print(json.dumps(worker(Path(args.worker[0]), args.worker[1], args.device, args.verify, precision)),
+              flush=True)
         return 0
 
     from bench_codec import prepare_scenes_in_subprocess, run_measured
@@ -83,10 +92,12 @@ def main() -> int:
     print(f"scenes ready in {time.perf_counter() - t:.1f} s", flush=True)
     rows = []
     for name, ply in scenes.items():
-        for preset in args.presets:
+        for preset, precision in [(p, q) for p in args.presets for q in args.assign_precision]:
             command = [sys.executable, __file__, "--worker", str(ply), preset, "--device", args.device]
             if args.verify:
                 command.append("--verify")
+            if precision:
+                command += ["--assign-precision", precision]
             run = run_measured(command, timeout=900)
             if run["rc"] != 0:
                 print(f"{name}/{preset} failed: {run.get('stderr_tail')}", flush=True)

@@ -88,7 +88,7 @@ def section_correctness(device: torch.device) -> None:
             pts = sh_like(65536, d, seed=d, device=device)
             cents = sh_like(k, d, seed=100 + d, device=device)
             ref, ref_d = reference_nearest_centroid(pts, cents, chunk_rows=2048)
-            for precision in ("ieee", "tf32", "tf32x3"):
+            for precision in ("ieee", "tf32", "tf32x3", "fp16"):
                 lab = triton_nearest_centroid(pts, cents, precision=precision)
                 chosen = ((pts.double() - cents.double()[lab]) ** 2).sum(1)
                 excess = (chosen - ref_d) / ref_d.clamp_min(1e-30)
@@ -131,7 +131,7 @@ def section_lloyd(device: torch.device, n: int, k: int) -> None:
     for d in (24, 45):
         pts = sh_like(n, d, seed=7 + d, device=device)
         base = None
-        for precision in ("ieee", "tf32", "tf32x3"):
+        for precision in ("ieee", "tf32", "tf32x3", "fp16"):
             torch.cuda.synchronize(device)
             start = time.perf_counter()
             sse, _ = lloyd(pts, k, 10, lambda p, c, pr=precision: triton_nearest_centroid(p, c, precision=pr))
@@ -171,8 +171,8 @@ def section_speed(device: torch.device, n: int, k: int, sweep: bool) -> None:
         log(
             f"{d:>3} {'torch chunked fp32 (32K rows)':>34} {t_torch * 1e3:>9.1f} {flops / t_torch / 1e12:>8.1f} {'-':>14} {peak:>8.2f}"
         )
-        for precision in ("tf32", "tf32x3", "ieee"):
-            for cfg in configs if precision == "tf32" else configs[:1]:
+        for precision in ("tf32", "fp16", "tf32x3", "ieee"):
+            for cfg in configs if precision in ("tf32", "fp16") else configs[:1]:
                 torch.cuda.reset_peak_memory_stats(device)
                 base_mem = torch.cuda.memory_allocated(device)
                 t, lab = timed(

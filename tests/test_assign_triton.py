@@ -99,6 +99,16 @@ INTERPRETER_SCRIPT = textwrap.dedent(
         for precision in ("ieee", "tf32"):
             lab = triton_nearest_centroid(x, c, precision=precision, block_m=32, block_n=32, num_warps=1)
             out[f"{d}-{precision}"] = int((lab != ref).sum())
+        # fp16: the chosen centroid is as near as the true one, up to float16 rounding of the cross term
+        lab = triton_nearest_centroid(x, c, precision="fp16", block_m=32, block_n=32, num_warps=1)
+        chosen = ((x.double() - c[lab].double()) ** 2).sum(dim=1)
+        best = ((x.double() - c[ref].double()) ** 2).sum(dim=1)
+        out[f"{d}-fp16-excess"] = float(((chosen - best) / best.clamp_min(1e-12)).max())
+        out[f"{d}-fp16-disagree"] = int((lab != ref).sum())
+        big = x * 1e5  # beyond float16: the fp32 path runs instead
+        out[f"{d}-fp16-big"] = int((triton_nearest_centroid(big, c * 1e5, precision="fp16", block_m=32,
+                                                             block_n=32) != reference_nearest_centroid(
+                                                                 big, c * 1e5)[0]).sum())
     # ties go to the lowest index: centroid 5 duplicated in the same column slot of later tiles (37, 69)
     # and in another slot (40)
     c = torch.randn(80, 24, generator=g)
@@ -131,6 +141,8 @@ def test_kernel_matches_reference_in_triton_interpreter() -> None:
     for d in (9, 24, 45):
         assert result[f"{d}-ieee"] == 0
         assert result[f"{d}-tf32"] == 0
+        assert result[f"{d}-fp16-excess"] < 0.02 and result[f"{d}-fp16-disagree"] <= 10
+        assert result[f"{d}-fp16-big"] == 0
     assert result["tie"] == [5, 5, 5]
     assert result["nan"] == [0, 0]
 

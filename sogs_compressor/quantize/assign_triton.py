@@ -24,9 +24,15 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-PRECISIONS = ("ieee", "tf32", "tf32x3")
+PRECISIONS = ("ieee", "tf32", "tf32x3", "fp16")
 """``tl.dot`` input precisions: ``ieee`` = exact fp32 FMA (no tensor cores), ``tf32`` = tensor cores with
-10-bit mantissa inputs, ``tf32x3`` = three tf32 products (about fp32 accuracy, ~3x the tensor-core work)."""
+10-bit mantissa inputs, ``tf32x3`` = three tf32 products (about fp32 accuracy, ~3x the tensor-core work),
+``fp16`` = points and centroids rounded to float16 (the same 10-bit mantissa as tf32, at twice the tensor-core
+rate; products still accumulate in fp32 on top of the fp32 bias). ``fp16`` falls back to ``tf32`` when a value
+is beyond FP16_SAFE_MAGNITUDE (SH coefficients never are)."""
+
+FP16_SAFE_MAGNITUDE = 30000.0
+"""Largest |value| for which the ``fp16`` path is used (float16 overflows at 65504)."""
 
 DEFAULT_PRECISION = "tf32"
 """Measured on an H100 (bench/NOTES-gpu.md): 10 Lloyd iterations with tf32 assignment end within 0.012% of the
@@ -71,6 +77,7 @@ if triton is not None:
         BLOCK_N: tl.constexpr,
         BLOCK_D: tl.constexpr,
         PRECISION: tl.constexpr,
+        HALF: tl.constexpr,
     ):
         """One program: BLOCK_M points against every centroid tile; writes BLOCK_M labels.
 
@@ -84,6 +91,8 @@ if triton is not None:
         row_ok = rows < n_points
         x_offsets = rows.to(tl.int64)[:, None] * stride_x + dims[None, :]
         x = tl.load(x_ptr + x_offsets, mask=row_ok[:, None] & (dims[None, :] < dim), other=0.0)
+        if HALF:  # the centroids are stored as float16 already
+            x = x.to(tl.float16)
 
         best = tl.full([BLOCK_M, BLOCK_N], float("-inf"), tl.float32)
         best_start = tl.zeros([BLOCK_M, BLOCK_N], tl.int32)
@@ -119,8 +128,11 @@ def _check_inputs(points: torch.Tensor, centroids: torch.Tensor) -> None:
         raise ValueError(f"points on {points.device} but centroids on {centroids.device}")
 
 
-def prepare_centroids(centroids: torch.Tensor, block_n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Transposed, zero-padded centroids (D_pad, K_pad) and the bias ``-||c||^2 / 2`` (-inf for padding).
+def prepare_centroids(
+    centroids: torch.Tensor, block_n: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Transposed, zero-padded centroids (D_pad, K_pad) in ``dtype`` and the fp32 bias ``-||c||^2 / 2``
+    (-inf for padding).
 
     The bias is computed in fp32 from the unpadded centroids and enters the dot as its fp32 accumulator, so
     only the cross term ``x.c`` carries the reduced tensor-core precision.
@@ -128,7 +140,7 @@ def prepare_centroids(centroids: torch.Tensor, block_n: int) -> tuple[torch.Tens
     k, d = centroids.shape
     d_pad = padded_dim(d)
     k_pad = -(-k // block_n) * block_n
-    ct = torch.zeros((d_pad, k_pad), dtype=torch.float32, device=centroids.device)
+    ct = torch.zeros((d_pad, k_pad), dtype=dtype, device=centroids.device)
     ct[:d, :k] = centroids.t()
     bias = torch.full((k_pad,), float("-inf"), dtype=torch.float32, device=centroids.device)
     bias[:k] = -0.5 * (centroids * centroids).sum(dim=1)
@@ -139,7 +151,7 @@ def triton_nearest_centroid(
     points: torch.Tensor,
     centroids: torch.Tensor,
     *,
-    precision: str = DEFAULT_PRECISION,
+    precision: str | None = None,
     block_m: int = DEFAULT_CONFIG["block_m"],
     block_n: int = DEFAULT_CONFIG["block_n"],
     num_warps: int = DEFAULT_CONFIG["num_warps"],
@@ -148,7 +160,7 @@ def triton_nearest_centroid(
     """Index of the nearest centroid (squared Euclidean) for every point: (N, D) x (K, D) -> (N,) int64.
 
     Ties go to the lowest centroid index. Rows with NaN get label 0. Runs on CUDA, or on CPU tensors under
-    ``TRITON_INTERPRET=1``.
+    ``TRITON_INTERPRET=1``. ``precision`` None: the module's DEFAULT_PRECISION at call time.
     """
     if triton is None:
         raise RuntimeError("triton is not installed; use the torch assignment path")
@@ -157,6 +169,7 @@ def triton_nearest_centroid(
         raise ValueError(
             f"the Triton kernel needs CUDA tensors, got {points.device} (use the torch path on CPU)"
         )
+    precision = DEFAULT_PRECISION if precision is None else precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     n, d = points.shape
@@ -164,7 +177,10 @@ def triton_nearest_centroid(
     if n == 0:
         return labels
     points = points.contiguous()
-    ct, bias = prepare_centroids(centroids, block_n)
+    half = precision == "fp16" and _fits_half(points, centroids)
+    if precision == "fp16":
+        precision = "tf32"  # the dot's setting for float32 inputs; float16 inputs ignore it
+    ct, bias = prepare_centroids(centroids, block_n, torch.float16 if half else torch.float32)
     grid = (triton.cdiv(n, block_m),)
     _nearest_centroid_kernel[grid](
         points,
@@ -179,10 +195,20 @@ def triton_nearest_centroid(
         BLOCK_N=block_n,
         BLOCK_D=ct.shape[0],
         PRECISION=precision,
+        HALF=half,
         num_warps=num_warps,
         num_stages=num_stages,
     )
     return labels
+
+
+def _fits_half(points: torch.Tensor, centroids: torch.Tensor) -> bool:
+    """Whether every value is small enough for float16 (a NaN anywhere: no, and the fp32 path decides)."""
+    for values in (points, centroids):
+        low, high = torch.aminmax(values)
+        if not (float(low) >= -FP16_SAFE_MAGNITUDE and float(high) <= FP16_SAFE_MAGNITUDE):
+            return False
+    return True
 
 
 def reference_nearest_centroid(
