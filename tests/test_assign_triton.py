@@ -124,7 +124,10 @@ INTERPRETER_SCRIPT = textwrap.dedent(
 
 
 def test_kernel_matches_reference_in_triton_interpreter() -> None:
-    pytest.importorskip("triton")
+    triton = pytest.importorskip("triton")
+    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 9):
+        pytest.skip("Triton's interpreter before 3.9 fails inside this kernel (TypeError, seen with 3.6 on the "
+                    "GPU machine); there the compiled kernel is checked on CUDA instead")
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
     proc = subprocess.run(
@@ -157,8 +160,11 @@ def test_kernel_on_cuda_matches_float64_reference(d: int) -> None:
     ref, ref_d = reference_nearest_centroid(x, c)
     exact = triton_nearest_centroid(x, c, precision="ieee")
     assert torch.equal(exact, ref)
-    fast = triton_nearest_centroid(x, c, precision="tf32")
-    chosen = ((x.double() - c.double()[fast]) ** 2).sum(1)
-    # tf32 may pick a near-tie: bounded excess distance, and rarely.
-    assert float(((chosen - ref_d) / ref_d).max()) < 0.05
-    assert float((fast != ref).float().mean()) < 0.02
+    for precision in ("tf32", "fp16", None):  # None: the default (fp16)
+        fast = triton_nearest_centroid(x, c, precision=precision)
+        chosen = ((x.double() - c.double()[fast]) ** 2).sum(1)
+        # tf32 and fp16 may pick a near-tie: bounded excess distance, and rarely.
+        assert float(((chosen - ref_d) / ref_d).max()) < 0.05
+        assert float((fast != ref).float().mean()) < 0.02
+    big = triton_nearest_centroid(x * 1e5, c * 1e5, precision="fp16")  # beyond float16: fp32 inputs instead
+    assert float((big != ref).float().mean()) < 0.02

@@ -109,8 +109,8 @@ def encode_sog(
             centroids, labels = order_palette(result.centroids, result.labels, palette_order)
             timings["kmeans"] = time.perf_counter() - t1
             progress("kmeans", 1.0)
+            emit("shN_labels.webp", attr.encode_labels(labels))  # the largest image: its encoding starts first
             sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, 0.0)  # SH error shows: MSE-optimal
-            emit("shN_labels.webp", attr.encode_labels(labels))
             emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
             meta["shN"] = {
                 "count": int(centroids.shape[0]),

@@ -34,17 +34,22 @@ is beyond FP16_SAFE_MAGNITUDE (SH coefficients never are)."""
 FP16_SAFE_MAGNITUDE = 30000.0
 """Largest |value| for which the ``fp16`` path is used (float16 overflows at 65504)."""
 
-DEFAULT_PRECISION = "tf32"
-"""Measured on an H100 (bench/NOTES-gpu.md): 10 Lloyd iterations with tf32 assignment end within 0.012% of the
-SSE of exact fp32 assignment (D = 24 and 45; the rule allows 1%), although 0.1-0.6% of single assignments pick
-a near-tie; tf32x3 is exact but 3.5x slower."""
+DEFAULT_PRECISION = "fp16"
+"""Measured on an H200 (bench/NOTES-gpu.md, 2026-11-26): 10 Lloyd iterations at N = 1M, K = 65,536 end within
+0.009% (D = 24) / 0.007% (D = 45) of the SSE of exact fp32 assignment with fp16 inputs (tf32: 0.014% / 0.013%;
+the rule allows 1%), with fewer near-tie disagreements than tf32, and one assignment at N = 4M takes 75 / 89 ms
+against tf32's 153 / 255 ms. The encoded scenes' f_rest errors are the same to five digits."""
 
 MAX_DIM = 256
 """Largest point dimension the kernel accepts (SH palettes use 9, 24 or 45)."""
 
-DEFAULT_CONFIG = {"block_m": 256, "block_n": 64, "num_warps": 8, "num_stages": 3}
-"""Tile shape and launch settings: the fastest of the six that bench/gpu_kernels.py sweeps, for D = 24 and 45
-(H100: 151 ms and 253 ms for N = 4M, K = 65536)."""
+DEFAULT_CONFIGS = {
+    "fp16": {"block_m": 128, "block_n": 64, "num_warps": 4, "num_stages": 3},
+    "fp32": {"block_m": 256, "block_n": 64, "num_warps": 8, "num_stages": 3},
+}
+"""Tile shape and launch settings per input width: the fastest of the six that bench/gpu_kernels.py sweeps, for
+D = 24 and 45 (fp16 inputs on an H200: 75 / 89 ms; fp32 inputs (ieee, tf32, tf32x3) on an H100: 151 / 253 ms,
+for N = 4M, K = 65,536)."""
 
 
 def _interpreting() -> bool:
@@ -152,15 +157,16 @@ def triton_nearest_centroid(
     centroids: torch.Tensor,
     *,
     precision: str | None = None,
-    block_m: int = DEFAULT_CONFIG["block_m"],
-    block_n: int = DEFAULT_CONFIG["block_n"],
-    num_warps: int = DEFAULT_CONFIG["num_warps"],
-    num_stages: int = DEFAULT_CONFIG["num_stages"],
+    block_m: int | None = None,
+    block_n: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
 ) -> torch.Tensor:
     """Index of the nearest centroid (squared Euclidean) for every point: (N, D) x (K, D) -> (N,) int64.
 
     Ties go to the lowest centroid index. Rows with NaN get label 0. Runs on CUDA, or on CPU tensors under
-    ``TRITON_INTERPRET=1``. ``precision`` None: the module's DEFAULT_PRECISION at call time.
+    ``TRITON_INTERPRET=1``. ``precision`` None: the module's DEFAULT_PRECISION at call time; launch settings
+    left None come from DEFAULT_CONFIGS for the input width.
     """
     if triton is None:
         raise RuntimeError("triton is not installed; use the torch assignment path")
@@ -180,6 +186,11 @@ def triton_nearest_centroid(
     half = precision == "fp16" and _fits_half(points, centroids)
     if precision == "fp16":
         precision = "tf32"  # the dot's setting for float32 inputs; float16 inputs ignore it
+    config = DEFAULT_CONFIGS["fp16" if half else "fp32"]
+    block_m = block_m or config["block_m"]
+    block_n = block_n or config["block_n"]
+    num_warps = num_warps or config["num_warps"]
+    num_stages = num_stages or config["num_stages"]
     ct, bias = prepare_centroids(centroids, block_n, torch.float16 if half else torch.float32)
     grid = (triton.cdiv(n, block_m),)
     _nearest_centroid_kernel[grid](
