@@ -238,3 +238,22 @@ def test_chunked_sorted_segment_sums_match_index_add(monkeypatch):
     labels = torch.from_numpy(rng.integers(0, 6, 50))
     expected = torch.zeros(6, 4, dtype=torch.float64).index_add_(0, labels, x.double())
     assert torch.allclose(km.sorted_segment_sums(x, labels, 6), expected)
+
+
+def test_negative_zero_rows_share_one_exact_entry() -> None:
+    """-0.0 and +0.0 are the same value to the palette (hash and uniqueness both)."""
+    rng = np.random.default_rng(8)
+    palette = rng.normal(size=(30, 9)).astype(np.float32)
+    palette[:, 3] = 0.0
+    data = palette[rng.integers(0, 30, 2000)]
+    data[::2, 3] = -0.0
+    r = kmeans(data, 30)
+    assert r.method == "exact" and r.centroids.shape[0] == 30 and r.sse == 0.0
+
+
+def test_non_finite_input_is_refused_with_a_count() -> None:
+    data = np.zeros((600_000, 3), np.float32)
+    data[599_999, 2] = np.nan
+    data[3, 0] = np.inf
+    with pytest.raises(InvalidValuesError, match="2 non-finite"):
+        kmeans(data, 4)

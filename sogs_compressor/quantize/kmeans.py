@@ -106,7 +106,7 @@ def kmeans(
     data = np.ascontiguousarray(data, dtype=np.float32)
     if data.ndim != 2:
         raise ValueError(f"data must be (N, D), not {data.shape}")
-    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    bad = count_non_finite(data)
     if bad:
         raise InvalidValuesError(f"k-means input holds {bad} non-finite values; drop those splats first")
     device = torch.device(device)
@@ -158,11 +158,11 @@ def exact_palette(data: np.ndarray, k: int) -> KMeansResult | None:
     n, dim = data.shape
     if n == 0:
         return KMeansResult(np.zeros((0, dim), np.float32), np.zeros(0, np.int32), 0.0, 0, "exact")
-    data = data + np.float32(0.0)  # -0.0 -> +0.0, so equal values hash alike
     if n > k:
         prefix = min(n, 4 * k)
         if np.unique(_row_hash(data[:prefix])).size > k or np.unique(_row_hash(data)).size > k:
             return None
+    data = data + np.float32(0.0)  # -0.0 -> +0.0, so equal rows are one palette entry (only a small set gets here)
     rows, inverse = np.unique(data, axis=0, return_inverse=True)
     if rows.shape[0] > k:
         return None
@@ -175,14 +175,23 @@ def exact_palette(data: np.ndarray, k: int) -> KMeansResult | None:
     )
 
 
+def count_non_finite(data: np.ndarray, block_rows: int = 1 << 18) -> int:
+    """Number of NaN/inf values, in row blocks (no full-size boolean temporary)."""
+    return sum(int(block.size - np.count_nonzero(np.isfinite(block)))
+               for block in (data[start:start + block_rows] for start in range(0, data.shape[0], block_rows)))
+
+
 def _row_hash(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row's bits (collisions only merge rows, never split them)."""
+    """A 64-bit hash of each row's bits, -0.0 hashed as +0.0 (collisions only merge rows, never split them)."""
     bits = rows.view(np.uint32)
+    negative_zero = np.uint32(0x80000000)
     h = np.full(rows.shape[0], 1469598103934665603, dtype=np.uint64)
     prime = np.uint64(1099511628211)
     with np.errstate(over="ignore"):
         for j in range(bits.shape[1]):
-            h = (h ^ bits[:, j].astype(np.uint64)) * prime
+            column = bits[:, j].astype(np.uint64)
+            column[column == negative_zero] = 0  # one column at a time: no full-size copy of the data
+            h = (h ^ column) * prime
     return h
 
 
