@@ -35,6 +35,39 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def current_rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class StageMemory:
+    """Peak host RSS per pipeline stage: a 5 ms sampler thread, the stage named by the progress callback."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stage = "start"
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def progress(self, stage: str, fraction: float) -> None:
+        self.stage = stage
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), current_rss_bytes())
+            self._stop.wait(0.005)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks
+
+
 def worker(ply: Path, preset: str, device: str, verify: bool, precision: str | None) -> dict:
     import torch
 
@@ -53,15 +86,18 @@ def worker(ply: Path, preset: str, device: str, verify: bool, precision: str | N
                                         quality_check="off"))
     torch.cuda.synchronize()
     out = OUT / "gpu" / preset / ply.stem
+    rss_before = current_rss_bytes()
+    memory = StageMemory()
     start = time.perf_counter()
     result = compress_file(ply, out, CompressOptions(device=device, preset=preset, layout="bundle", verify=verify,
-                                                     quality_check="off"))
+                                                     quality_check="off"), progress=memory.progress)
     wall = time.perf_counter() - start
+    stage_rss = memory.stop()
     return {
         "scene": ply.stem, "preset": preset + (f" ({precision})" if precision else ""), "splats": result.counts["output"], "sh": result.sh_degree_out,
         "ply_bytes": ply.stat().st_size, "sog_bytes": result.output_bytes, "wall_in_process_s": wall,
         "stages": result.timings, "peak_gpu_bytes": result.peak_gpu_bytes,
-        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_rss_bytes": peak_rss_bytes(), "rss_before_bytes": rss_before, "stage_peak_rss_bytes": stage_rss,
         "errors": result.errors, "device_name": result.device_name, "palette": result.palette_size,
     }
 
@@ -124,8 +160,8 @@ def main() -> int:
 def render(rows: list[dict]) -> str:
     stage_names = ["read", "sanitize", "order", "quantize", "kmeans", "codebook_wait", "webp_wait", "write", "verify"]
     lines = ["| scene | tool/preset | splats | PLY -> .sog s | process s | " + " | ".join(stage_names)
-             + " | peak GPU GiB | peak RSS GiB | PLY MB | SOG MB |",
-             "|---|---|--:|--:|--:|" + "--:|" * len(stage_names) + "--:|--:|--:|--:|"]
+             + " | peak GPU GiB | RSS before GiB | peak RSS GiB | PLY MB | SOG MB |",
+             "|---|---|--:|--:|--:|" + "--:|" * len(stage_names) + "--:|--:|--:|--:|--:|"]
     for r in rows:
         if "peer" in r:
             p = r["peer"]
@@ -133,7 +169,7 @@ def render(rows: list[dict]) -> str:
             size = f"{p['bytes'] / 1e6:.2f}" if p.get("bytes") else "-"
             rss = f"{p['rss_bytes'] / 2**30:.2f}" if p.get("rss_bytes") else "-"
             lines.append(f"| {r['scene']} | {r['preset']} | | | {secs} | " + " | ".join("" for _ in stage_names)
-                         + f" | | {rss} | | {size} |")
+                         + f" | | | {rss} | | {size} |")
             continue
         if "failed" in r:
             lines.append(f"| {r['scene']} | {r['preset']} | failed |")
@@ -142,6 +178,7 @@ def render(rows: list[dict]) -> str:
         encode = r["stages"].get("total", r["wall_in_process_s"]) - r["stages"].get("verify", 0.0)
         lines.append(f"| {r['scene']} | ours {r['preset']} | {r['splats']} | {encode:.2f} | "
                      f"{r['process_wall_s']:.2f} | {stages} | {r['peak_gpu_bytes'] / 2**30:.2f} | "
+                     f"{r.get('rss_before_bytes', 0) / 2**30:.2f} | "
                      f"{r['peak_rss_bytes'] / 2**30:.2f} | {r['ply_bytes'] / 1e6:.0f} | {r['sog_bytes'] / 1e6:.2f} |")
     return "\n".join(lines)
 
