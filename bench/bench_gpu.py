@@ -158,7 +158,7 @@ def main() -> int:
 
 
 def render(rows: list[dict]) -> str:
-    stage_names = ["read", "sanitize", "order", "quantize", "kmeans", "codebook_wait", "webp_wait", "write", "verify"]
+    stage_names = ["read", "sanitize", "order", "quantize", "kmeans", "sh_codebook", "codebook_wait", "webp_wait", "write", "verify"]
     lines = ["| scene | tool/preset | splats | PLY -> .sog s | process s | " + " | ".join(stage_names)
              + " | peak GPU GiB | RSS before GiB | peak RSS GiB | PLY MB | SOG MB |",
              "|---|---|--:|--:|--:|" + "--:|" * len(stage_names) + "--:|--:|--:|--:|--:|"]

@@ -110,8 +110,10 @@ def encode_sog(
             timings["kmeans"] = time.perf_counter() - t1
             progress("kmeans", 1.0)
             emit("shN_labels.webp", attr.encode_labels(labels))  # the largest image: its encoding starts first
+            t1 = time.perf_counter()
             sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, 0.0)  # SH error shows: MSE-optimal
             emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
+            timings["sh_codebook"] = time.perf_counter() - t1
             meta["shN"] = {
                 "count": int(centroids.shape[0]),
                 "bands": splats.sh_degree,
