@@ -1,6 +1,7 @@
 """GPU encoder benchmark (issue 4): per-stage times, peak GPU memory, host RSS, bytes and errors.
 
-Each scene runs in a fresh process that first warms up on a small scene (CUDA context, Triton compile cache),
+Each scene runs in a fresh process that first warms up on small scenes of SH degree 1-3 (CUDA context, the
+Triton kernel compiled for each SH dimension),
 then compresses the benchmark PLY from local disk to a ``.sog`` in-process and prints one JSON line. The parent
 collects them into a Markdown table (and bench/out/gpu.json). Optionally runs splat-transform's WebGPU path on the
 same files for a side-by-side ratio (``--peer`` with $ST set by ../shared/tools/splat-transform-gpu.sh's env.sh).
@@ -81,9 +82,10 @@ def worker(ply: Path, preset: str, device: str, verify: bool, precision: str | N
     from sogs_compressor.sample import generate_scene
 
     with tempfile.TemporaryDirectory() as warm:  # CUDA context + Triton compile, not part of the measurement
-        compress_splats(generate_scene(70_000, sh_degree=3, seed=5), warm, "warm",
-                        CompressOptions(device=device, preset=preset, layout="bundle", verify=False,
-                                        quality_check="off"))
+        for degree in (1, 2, 3):  # the assignment kernel is compiled per SH dimension (9, 24, 45)
+            compress_splats(generate_scene(70_000, sh_degree=degree, seed=5), warm, "warm",
+                            CompressOptions(device=device, preset=preset, layout="bundle", verify=False,
+                                            quality_check="off"))
     torch.cuda.synchronize()
     out = OUT / "gpu" / preset / ply.stem
     rss_before = current_rss_bytes()

@@ -24,7 +24,8 @@ python3 -c 'import torch, triton; print("torch", torch.__version__, "cuda", torc
 
 if [ "$what" = tests ] || [ "$what" = all ]; then
     timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_assign_triton.py tests/test_kmeans.py tests/test_pipeline.py \
-        tests/test_morton.py tests/test_render.py 2>&1 | tail -5 | tee "$OUT/tests.txt"
+        tests/test_morton.py tests/test_render.py tests/test_reorder.py \
+        tests/test_attributes_torch.py tests/test_splats.py 2>&1 | tail -5 | tee "$OUT/tests.txt"
 fi
 if [ "$what" = encode ] || [ "$what" = all ]; then
     if [ -f .peer-gpu/env.sh ]; then

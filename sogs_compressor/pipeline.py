@@ -19,6 +19,7 @@ from sogs_compressor.device import device_name, out_of_memory_error, resolve_dev
 from sogs_compressor.encode.sog import encode_sog
 from sogs_compressor.errors import Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
+from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_scene
 from sogs_compressor.read.sanitize import sanitize
@@ -96,7 +97,7 @@ def compress_splats(
     progress("order", 0.0)
     try:
         permutation = order_splats(splats, options.order, device, options.seed)
-        ordered = splats.reorder_in_place(permutation) if consume_input else splats.take(permutation)
+        ordered = reorder_in_place(splats, permutation, device) if consume_input else splats.take(permutation)
         timings["order"] = time.perf_counter() - t
         progress("order", 1.0)
 
