@@ -57,12 +57,14 @@ def test_generated_scene_matches_numpy(count, seed):
                               nearest_codebook_index(values, codebook))
 
 
-@pytest.mark.parametrize("rate_weight, position_bits", [(0.0, 16), (2.0, 15), (4.0, 14)])
-def test_encode_sog_bytes_identical(monkeypatch, rate_weight, position_bits):
-    """The whole quantize stage through encode_sog: same textures and meta.json with the torch path on."""
-    splats = generate_scene(6000, sh_degree=0, seed=7)
+@pytest.mark.parametrize("rate_weight, position_bits, sh_degree", [(0.0, 16, 0), (2.0, 15, 0), (4.0, 14, 0),
+                                                                    (2.0, 15, 2)])
+def test_encode_sog_bytes_identical(monkeypatch, rate_weight, position_bits, sh_degree):
+    """The whole quantize stage through encode_sog: same textures and meta.json with the torch path on
+    (with SH: the palette's codebook built from every centroid value, its labels on the device)."""
+    splats = generate_scene(6000, sh_degree=sh_degree, seed=7)
     monkeypatch.setattr(sog, "CODEBOOK_SAMPLE", 4000)  # 18K pooled values: the sampled codebook + labelling path
-    kwargs = dict(palette_size=0, iterations=1, seed=3, device=CPU, rate_weight=rate_weight,
+    kwargs = dict(palette_size=500 if sh_degree else 0, iterations=1, seed=3, device=CPU, rate_weight=rate_weight,
                   position_bits=position_bits)
     reference = sog.encode_sog(splats, **kwargs)
     monkeypatch.setattr(sog, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))

@@ -20,7 +20,7 @@ from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
-from sogs_compressor.quantize.codebook import nearest_codebook_index
+from sogs_compressor.quantize.codebook import build_codebook, nearest_codebook_index
 from sogs_compressor.quantize.kmeans import kmeans
 from sogs_compressor.quantize.palette import order_palette
 from sogs_compressor.splats import SplatSet
@@ -111,7 +111,7 @@ def encode_sog(
             progress("kmeans", 1.0)
             emit("shN_labels.webp", attr.encode_labels(labels))  # the largest image: its encoding starts first
             t1 = time.perf_counter()
-            sh_codebook, centroid_labels = rd.quantize_1d_rd(centroids, 0.0)  # SH error shows: MSE-optimal
+            sh_codebook, centroid_labels = codebook_for(centroids, 0.0, seed, device=on, sample=False)
             emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
             timings["sh_codebook"] = time.perf_counter() - t1
             meta["shN"] = {
@@ -167,16 +167,21 @@ CODEBOOK_SAMPLE = 1 << 20
 
 
 def codebook_for(
-    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None
+    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None, sample: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
 
     Building costs O(n log n) on the host; a million values already pin down 256 levels, so for millions of splats the
     codebook comes from a seeded sample (with the minimum and maximum, so the range is covered) and every value
-    then takes its nearest entry, on ``device`` when one is given (same labels as on the host).
+    then takes its nearest entry, on ``device`` when one is given (same labels as on the host). ``sample`` False
+    builds from every value (the SH palette's codebook: its error shows); with rate weight 0 the labels then
+    still come from ``device``.
     """
     flat = values.reshape(-1)
-    if flat.size <= CODEBOOK_SAMPLE or not np.all(np.isfinite(flat)):
+    if rate_weight == 0 and not sample and device is not None and np.all(np.isfinite(flat)):
+        codebook = build_codebook(flat.astype(np.float32, copy=False), 256)  # quantize_1d's codebook
+        return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
+    if not sample or flat.size <= CODEBOOK_SAMPLE or not np.all(np.isfinite(flat)):
         return rd.quantize_1d_rd(values, rate_weight)
     rng = np.random.default_rng(seed)
     sample = flat[rng.integers(0, flat.size, CODEBOOK_SAMPLE)]
