@@ -166,6 +166,8 @@ SWEEPS: dict[str, list[Variant]] = {
     "joint": [Variant(f"rw {w:g} pos {b}", rate_weight=w, position_bits=b)
               for b in (16, 14, 13, 12) for w in (0.0, 2.0, 4.0, 8.0)],
     "order": [Variant("morton", order="morton"), Variant("plas", order="plas")],
+    "small": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
+              for p in ("st", "n/2", "n/4") for w in (4.0, 8.0) for b in (14, 13)],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),
