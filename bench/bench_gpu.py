@@ -86,7 +86,8 @@ def worker(ply: Path, preset: str, device: str, verify: bool, precision: str | N
             compress_splats(generate_scene(70_000, sh_degree=degree, seed=5), warm, "warm",
                             CompressOptions(device=device, preset=preset, layout="bundle", verify=False,
                                             quality_check="off"))
-    torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     out = OUT / "gpu" / preset / ply.stem
     rss_before = current_rss_bytes()
     memory = StageMemory()
@@ -179,7 +180,7 @@ def render(rows: list[dict]) -> str:
         stages = " | ".join(f"{r['stages'].get(s, 0):.2f}" for s in stage_names)
         encode = r["stages"].get("total", r["wall_in_process_s"]) - r["stages"].get("verify", 0.0)
         lines.append(f"| {r['scene']} | ours {r['preset']} | {r['splats']} | {encode:.2f} | "
-                     f"{r['process_wall_s']:.2f} | {stages} | {r['peak_gpu_bytes'] / 2**30:.2f} | "
+                     f"{r['process_wall_s']:.2f} | {stages} | {(r['peak_gpu_bytes'] or 0) / 2**30:.2f} | "
                      f"{r.get('rss_before_bytes', 0) / 2**30:.2f} | "
                      f"{r['peak_rss_bytes'] / 2**30:.2f} | {r['ply_bytes'] / 1e6:.0f} | {r['sog_bytes'] / 1e6:.2f} |")
     return "\n".join(lines)

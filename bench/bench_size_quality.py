@@ -64,6 +64,8 @@ class Variant:
     webp_method: int | None = None
     webp_quality: int | None = None
     order: str | None = None
+    kmeans_method: str = "auto"
+    iterations: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -118,8 +120,8 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
         if getattr(variant, key) is not None:
             settings[key] = getattr(variant, key)
     encoder = WebpEncoder(options.webp_method, options.webp_quality)
-    encoded = encode_sog(ordered, iterations=options.iterations, seed=options.seed, device=device,
-                         on_image=encoder.submit, **settings)
+    encoded = encode_sog(ordered, iterations=variant.iterations or options.iterations, seed=options.seed,
+                         device=device, on_image=encoder.submit, kmeans_method=variant.kmeans_method, **settings)
     webps = encoder.results()
     files = write_sog(work, "variant", "bundle", encoded.meta, webps)
     seconds = time.perf_counter() - started
@@ -166,6 +168,10 @@ SWEEPS: dict[str, list[Variant]] = {
     "joint": [Variant(f"rw {w:g} pos {b}", rate_weight=w, position_bits=b)
               for b in (16, 14, 13, 12) for w in (0.0, 2.0, 4.0, 8.0)],
     "order": [Variant("morton", order="morton"), Variant("plas", order="plas")],
+    "kmeans": [Variant(f"{name} k-means {method}{f' {it} it' if it else ''}", rate_weight=w, position_bits=b,
+                       kmeans_method=method, iterations=it)
+               for name, w, b in (("balanced", None, None), ("rw 0 pos 16", 0.0, 16))
+               for method, it in (("hierarchical", None), ("flat", None), ("flat", 20))],
     "small": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
               for p in ("st", "n/2", "n/4") for w in (4.0, 8.0) for b in (14, 13)],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
