@@ -194,6 +194,22 @@ def measure_quality(original: SplatSet, decoded: SplatSet, mode: str, device: to
         return {"mode": mode, "error": str(error)}
 
 
+def prepare_device(requested: str | None) -> None:
+    """Start the GPU's one-time work (CUDA start-up, kernel compiles) in the background, to overlap reading.
+
+    Silent when the device is not a usable GPU: compress_splats reports device problems where they matter.
+    """
+    from sogs_compressor.errors import DeviceError
+    from sogs_compressor.quantize.assign_triton import warm_up
+
+    try:
+        device = resolve_device(requested)
+    except DeviceError:
+        return
+    if device.type == "cuda":
+        warm_up(device)
+
+
 def compress_file(
     input_path: str | Path,
     output_dir: str | Path,
@@ -205,6 +221,7 @@ def compress_file(
     options = (options or CompressOptions()).validate()
     progress = progress or no_progress
     started = time.perf_counter()
+    prepare_device(options.device)
 
     progress("read", 0.0)
     t = time.perf_counter()

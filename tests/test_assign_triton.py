@@ -168,3 +168,23 @@ def test_kernel_on_cuda_matches_float64_reference(d: int) -> None:
         assert float((fast != ref).float().mean()) < 0.02
     big = triton_nearest_centroid(x * 1e5, c * 1e5, precision="fp16")  # beyond float16: fp32 inputs instead
     assert float((big != ref).float().mean()) < 0.02
+
+
+def test_warm_up_is_a_no_op_without_cuda() -> None:
+    from sogs_compressor.quantize.assign_triton import warm_up
+
+    assert warm_up(torch.device("cpu")) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_warm_up_compiles_once_in_the_background() -> None:
+    from sogs_compressor.quantize.assign_triton import warm_up
+
+    device = torch.device("cuda")
+    thread = warm_up(device)
+    assert thread is not None and warm_up(torch.device("cuda", torch.cuda.current_device())) is thread
+    x, c = _data(500, 70, 24, seed=9)
+    labels = triton_nearest_centroid(x.to(device), c.to(device))  # waits for the warm-up, then runs
+    assert not thread.is_alive()
+    ref, _ = reference_nearest_centroid(x, c)
+    assert float((labels.cpu() != ref).float().mean()) < 0.02

@@ -56,6 +56,10 @@ def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: s
         import torch
 
         torch.set_num_threads(max(1, threads))
+    else:
+        from sogs_compressor.pipeline import prepare_device
+
+        prepare_device(device)  # CUDA start-up and kernel compiles overlap the first download
     runner = SceneRunner(replace(ctx, options=replace(ctx.options, device=device)), load_callable(compress_ref),
                          stop_event.is_set, make_s3 if ctx.s3_output else None)
     while True:

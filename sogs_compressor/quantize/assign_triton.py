@@ -14,6 +14,7 @@ interpreter, which is how the tests check it without a GPU.
 from __future__ import annotations
 
 import os
+import threading
 
 import torch
 
@@ -59,6 +60,57 @@ def _interpreting() -> bool:
 def triton_available(device: torch.device) -> bool:
     """True when ``device`` is a usable CUDA device and Triton imports (the fused kernel can run there)."""
     return triton is not None and device.type == "cuda" and torch.cuda.is_available()
+
+
+SH_DIMS = (9, 24, 45)
+"""Point dimensions of the SH palettes (degree 1, 2, 3): the kernel is compiled once per dimension."""
+
+_warm_ups: dict[str, threading.Thread] = {}
+_warm_up_lock = threading.Lock()
+
+
+def _device_key(device: torch.device) -> str:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index}"
+
+
+def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS) -> threading.Thread | None:
+    """Start CUDA and compile the kernel for ``dims`` in a background thread (once per process and device).
+
+    A fresh process (a SageMaker container, a CLI run) otherwise pays the CUDA start-up and one Triton compile per
+    SH dimension inside the k-means; started before the scene is read, that work overlaps the read. The kernel
+    waits for a warm-up in flight before its first launch, so the two never compile side by side. None when the
+    kernel cannot run on ``device``.
+    """
+    device = torch.device(device)
+    if not triton_available(device):
+        return None
+    with _warm_up_lock:
+        key = _device_key(device)
+        thread = _warm_ups.get(key)
+        if thread is None:
+            thread = threading.Thread(target=_compile, args=(torch.device(key), dims), name="triton-warm-up",
+                                      daemon=True)
+            _warm_ups[key] = thread
+            thread.start()
+        return thread
+
+
+def _compile(device: torch.device, dims: tuple[int, ...]) -> None:
+    generator = torch.Generator().manual_seed(0)
+    for dim in dims:
+        try:
+            points = torch.randn(64, dim, generator=generator).to(device)
+            triton_nearest_centroid(points, points[:32].contiguous())
+        except Exception:  # noqa: BLE001 - a failed warm-up changes nothing: the real call compiles or reports
+            return
+    torch.cuda.synchronize(device)
+
+
+def _wait_for_warm_up(device: torch.device) -> None:
+    thread = _warm_ups.get(_device_key(device)) if _warm_ups else None
+    if thread is not None and thread is not threading.current_thread() and thread.is_alive():
+        thread.join()
 
 
 def padded_dim(d: int) -> int:
@@ -178,6 +230,8 @@ def triton_nearest_centroid(
     precision = DEFAULT_PRECISION if precision is None else precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if points.device.type == "cuda":
+        _wait_for_warm_up(points.device)
     n, d = points.shape
     labels = torch.empty((n,), dtype=torch.int64, device=points.device)
     if n == 0:
