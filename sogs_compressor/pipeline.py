@@ -22,9 +22,10 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_scene
+from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
-from sogs_compressor.splats import SplatSet
+from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import write_sog
 from sogs_compressor.write.webp import WebpEncoder
@@ -194,20 +195,31 @@ def measure_quality(original: SplatSet, decoded: SplatSet, mode: str, device: to
         return {"mode": mode, "error": str(error)}
 
 
-def prepare_device(requested: str | None) -> None:
+def prepare_device(requested: str | None, input_path: str | Path | None = None,
+                   options: CompressOptions | None = None) -> None:
     """Start the GPU's one-time work (CUDA start-up, kernel compiles) in the background, to overlap reading.
 
-    Silent when the device is not a usable GPU: compress_splats reports device problems where they matter.
+    With a standard PLY as ``input_path`` only the k-means kernel for its SH dimension is compiled (its header
+    says which); otherwise every SH dimension. Silent when the device is not a usable GPU: compress_splats reports
+    device problems where they matter.
     """
     from sogs_compressor.errors import DeviceError
-    from sogs_compressor.quantize.assign_triton import warm_up
+    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up
 
     try:
         device = resolve_device(requested)
     except DeviceError:
         return
-    if device.type == "cuda":
-        warm_up(device)
+    if device.type != "cuda":
+        return
+    dims = SH_DIMS
+    rest = sh_rest_count_hint(input_path) if input_path is not None else None
+    if rest is not None:
+        degree = sh_degree_for_rest_count(rest)
+        if options is not None and options.sh_bands is not None:
+            degree = min(degree, options.sh_bands)
+        dims = (3 * COEFFS_PER_DEGREE[degree],) if degree > 0 else ()
+    warm_up(device, dims)
 
 
 def compress_file(
@@ -221,7 +233,7 @@ def compress_file(
     options = (options or CompressOptions()).validate()
     progress = progress or no_progress
     started = time.perf_counter()
-    prepare_device(options.device)
+    prepare_device(options.device, input_path, options)
 
     progress("read", 0.0)
     t = time.perf_counter()

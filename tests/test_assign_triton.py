@@ -178,13 +178,18 @@ def test_warm_up_is_a_no_op_without_cuda() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_warm_up_compiles_once_in_the_background() -> None:
-    from sogs_compressor.quantize.assign_triton import warm_up
+    from sogs_compressor.quantize import assign_triton
 
     device = torch.device("cuda")
-    thread = warm_up(device)
-    assert thread is not None and warm_up(torch.device("cuda", torch.cuda.current_device())) is thread
+    thread = assign_triton.warm_up(device, dims=(24, 9))
+    assert thread is not None
     x, c = _data(500, 70, 24, seed=9)
-    labels = triton_nearest_centroid(x.to(device), c.to(device))  # waits for the warm-up, then runs
-    assert not thread.is_alive()
+    labels = triton_nearest_centroid(x.to(device), c.to(device))  # waits for the D = 24 compile, then runs
+    key = assign_triton._device_key(device)
+    assert assign_triton._compiled[(key, 24)].is_set()
+    thread.join()
+    assert assign_triton._compiled[(key, 9)].is_set()
+    again = assign_triton.warm_up(torch.device("cuda", torch.cuda.current_device()), dims=(24, 9))
+    again.join()  # nothing left to compile: only the (already made) CUDA context
     ref, _ = reference_nearest_centroid(x, c)
     assert float((labels.cpu() != ref).float().mean()) < 0.02

@@ -351,3 +351,16 @@ def test_chunked_binary_read_matches_whole_read(tmp_path, splats, encoding, chun
     path = write_ply_variant(tmp_path / "s.ply", splats, encoding=encoding, types="double")
     monkeypatch.setattr(ply, "CHUNK_BYTES", chunk_bytes)
     assert_splats_equal(read_scene(path).splats, expected_splats(splats, "double"))
+
+
+def test_sh_rest_count_hint_reads_only_the_header(tmp_path, splats):
+    from sogs_compressor.read.ply import sh_rest_count_hint
+
+    path = write_ply_variant(tmp_path / "s.ply", splats)
+    assert sh_rest_count_hint(path) == 45
+    truncated = tmp_path / "t.ply"
+    truncated.write_bytes(path.read_bytes()[: path.read_bytes().index(b"end_header") + 20])
+    assert sh_rest_count_hint(truncated) == 45  # the data is not looked at
+    (tmp_path / "junk.ply").write_bytes(b"not a ply at all")
+    assert sh_rest_count_hint(tmp_path / "junk.ply") is None
+    assert sh_rest_count_hint(tmp_path / "missing.ply") is None

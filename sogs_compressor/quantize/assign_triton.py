@@ -65,8 +65,10 @@ def triton_available(device: torch.device) -> bool:
 SH_DIMS = (9, 24, 45)
 """Point dimensions of the SH palettes (degree 1, 2, 3): the kernel is compiled once per dimension."""
 
-_warm_ups: dict[str, threading.Thread] = {}
+_compiled: dict[tuple[str, int], threading.Event] = {}
+"""Per (device, dimension): set once a warm-up compiled (or gave up compiling) the kernel for it."""
 _warm_up_lock = threading.Lock()
+_WARM_UP_WAIT_S = 120.0
 
 
 def _device_key(device: torch.device) -> str:
@@ -75,42 +77,47 @@ def _device_key(device: torch.device) -> str:
 
 
 def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS) -> threading.Thread | None:
-    """Start CUDA and compile the kernel for ``dims`` in a background thread (once per process and device).
+    """Start CUDA and compile the kernel for ``dims`` in a background thread (each dimension once per process).
 
     A fresh process (a SageMaker container, a CLI run) otherwise pays the CUDA start-up and one Triton compile per
-    SH dimension inside the k-means; started before the scene is read, that work overlaps the read. The kernel
-    waits for a warm-up in flight before its first launch, so the two never compile side by side. None when the
-    kernel cannot run on ``device``.
+    SH dimension inside the k-means; started before the scene is read, that work overlaps the read. A kernel call
+    for a dimension being compiled waits for that compile (not for the others), so the two never compile side by
+    side. None when the kernel cannot run on ``device``.
     """
     device = torch.device(device)
     if not triton_available(device):
         return None
     with _warm_up_lock:
         key = _device_key(device)
-        thread = _warm_ups.get(key)
-        if thread is None:
-            thread = threading.Thread(target=_compile, args=(torch.device(key), dims), name="triton-warm-up",
-                                      daemon=True)
-            _warm_ups[key] = thread
-            thread.start()
-        return thread
+        todo = [d for d in dict.fromkeys(dims) if (key, d) not in _compiled]
+        for dim in todo:
+            _compiled[(key, dim)] = threading.Event()
+    thread = threading.Thread(target=_compile, args=(torch.device(key), todo), name="triton-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
-def _compile(device: torch.device, dims: tuple[int, ...]) -> None:
+def _compile(device: torch.device, dims: list[int]) -> None:
+    key = _device_key(device)
     generator = torch.Generator().manual_seed(0)
-    for dim in dims:
-        try:
+    try:
+        torch.zeros(1, device=device)  # the CUDA context, also for what runs before the k-means
+        for dim in dims:
             points = torch.randn(64, dim, generator=generator).to(device)
             triton_nearest_centroid(points, points[:32].contiguous())
-        except Exception:  # noqa: BLE001 - a failed warm-up changes nothing: the real call compiles or reports
-            return
-    torch.cuda.synchronize(device)
+            torch.cuda.synchronize(device)
+            _compiled[(key, dim)].set()
+    except Exception:  # noqa: BLE001, S110 - a failed warm-up changes nothing: the real call compiles or reports
+        pass
+    finally:
+        for dim in dims:
+            _compiled[(key, dim)].set()
 
 
-def _wait_for_warm_up(device: torch.device) -> None:
-    thread = _warm_ups.get(_device_key(device)) if _warm_ups else None
-    if thread is not None and thread is not threading.current_thread() and thread.is_alive():
-        thread.join()
+def _wait_for_warm_up(device: torch.device, dim: int) -> None:
+    event = _compiled.get((_device_key(device), dim)) if _compiled else None
+    if event is not None and threading.current_thread().name != "triton-warm-up":
+        event.wait(_WARM_UP_WAIT_S)
 
 
 def padded_dim(d: int) -> int:
@@ -230,9 +237,9 @@ def triton_nearest_centroid(
     precision = DEFAULT_PRECISION if precision is None else precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    if points.device.type == "cuda":
-        _wait_for_warm_up(points.device)
     n, d = points.shape
+    if points.device.type == "cuda":
+        _wait_for_warm_up(points.device, d)
     labels = torch.empty((n,), dtype=torch.int64, device=points.device)
     if n == 0:
         return labels

@@ -23,6 +23,7 @@ from sogs_compressor.errors import (
     NotAPlyError,
     ShCountError,
     SizeMismatchError,
+    SogsError,
     UnsupportedFormatError,
 )
 from sogs_compressor.read import Scene, input_path
@@ -299,6 +300,21 @@ def header_facts(header: PlyHeader, vertex: PlyElement) -> dict:
 def _refuse_empty(vertex: PlyElement, path: Path) -> None:
     if vertex.count == 0:
         raise EmptySceneError(f"{path} holds zero splats")
+
+
+def sh_rest_count_hint(path: str | os.PathLike) -> int | None:
+    """The number of ``f_rest_*`` properties a standard PLY's header declares, or None (not a readable standard
+    PLY). Reads only the header and never raises: a hint for work that can start before the file is read."""
+    try:
+        with open(path, "rb") as f:
+            header = parse_ply_header(f)
+        from sogs_compressor.read.compressed_ply import is_compressed_header
+
+        if is_compressed_header(header):
+            return None
+        return len(rest_names(vertex_element(header)))
+    except (OSError, SogsError):
+        return None
 
 
 def read_ply(path: str | os.PathLike) -> Scene:
