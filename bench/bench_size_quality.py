@@ -172,6 +172,8 @@ SWEEPS: dict[str, list[Variant]] = {
                        kmeans_method=method, iterations=it)
                for name, w, b in (("balanced", None, None), ("rw 0 pos 16", 0.0, 16))
                for method, it in (("hierarchical", None), ("flat", None), ("flat", 20))],
+    "isolate": [Variant(f"rw {w:g} pos {b}", rate_weight=w, position_bits=b)
+                for w, b in ((0.0, 16), (0.0, 15), (1.0, 16), (2.0, 16), (2.0, 15))],
     "small": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
               for p in ("st", "n/2", "n/4") for w in (4.0, 8.0) for b in (14, 13)],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
