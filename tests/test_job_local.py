@@ -189,3 +189,23 @@ def test_sogs_compressor_job_subcommand_runs_the_same_job(tmp_path):
                          env=job_env(tmp_path / "ml"), capture_output=True, text=True, timeout=120)
     assert run.returncode == 14, run.stdout[-2000:] + run.stderr[-2000:]
     assert read_json(tmp_path / "out" / "job_report-h1.json")["failures"][0]["exit_code"] == 14
+
+
+@pytest.mark.slow
+def test_changed_input_is_compressed_again_with_its_new_digest(tmp_path):
+    """Same size, other bytes: the earlier report is found, the hash differs, the scene is redone; another size
+    is redone without hashing first. Either way the report holds the input's own sha256 (hashed beside the codec
+    when nothing earlier could match)."""
+    from sogs_compressor.report.hashing import sha256_file
+
+    root = opt_ml_tree(tmp_path, inputs={"scenes": "s3://bucket/scenes/"})
+    scene = root / "processing/input/scenes/a.ply"
+    report_path = root / "processing/output/sog/a/compression_report.json"
+    for count, seed in ((300, 1), (300, 2), (350, 2)):
+        write_ply(scene, count, seed=seed)
+        run = run_job(["--layout", "bundle", "--quality-check", "off"], job_env(root))
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        report = read_json(report_path)
+        assert report["status"] == "ok" and report["input"]["sha256"] == sha256_file(scene)
+        assert report["input"]["bytes"] == scene.stat().st_size
+        assert not any(e["event"] == "cache_hit" for e in log_events(run.stdout))

@@ -303,3 +303,29 @@ def test_quick_gpu_check(tmp_path):
     quick_gpu_check("auto", missing)
     (tmp_path / "nvidiactl").write_text("")
     quick_gpu_check("cuda", missing)
+
+
+def test_cache_pre_check_needs_same_size_and_key():
+    from sogs_compressor.job.cache import may_match
+
+    report = {"status": "ok", "cache_key": "k", "input": {"bytes": 10, "sha256": "abc"}}
+    assert may_match(report, 10, "k")
+    assert not may_match(report, 11, "k") and not may_match(report, 10, "other") and not may_match(None, 10, "k")
+    assert not may_match({"cache_key": "k"}, 10, "k")
+
+
+def test_hashing_stops_between_chunks(tmp_path):
+    from sogs_compressor.errors import Interrupted
+    from sogs_compressor.report.hashing import CHUNK, sha256_file
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * (3 * CHUNK))
+    asked = []
+
+    def stop_on_second_chunk() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
+    with pytest.raises(Interrupted):
+        sha256_file(path, stop_on_second_chunk)
+    assert len(asked) == 2

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,16 +222,26 @@ class SceneRunner:
         if not scene.path.is_file():
             raise InputError(f"{scene.rel}: input file vanished before it could be read")
         input_bytes = scene.path.stat().st_size
-        input_sha = sha256_file(scene.path)
         final = ctx.output_root / scene.out_rel
         target = ctx.s3_output.join(scene.out_rel) if ctx.s3_output else None
 
-        if not ctx.force:
+        input_sha: str | None = None
+        if not ctx.force and self._may_be_cached(final, target, input_bytes):
+            input_sha = sha256_file(scene.path, self.should_stop)
             hit = self._cached(final, target, input_sha)
             if hit is not None:
                 location = str(target) if target else str(final)
                 self.log.info("cache_hit", scene=scene.rel, location=location)
                 return _outcome_from_report(scene, "reused", hit, time.monotonic() - start, location)
+        with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hashing:
+            # Nothing earlier to compare with: the digest (for the report) is computed beside the codec.
+            digest = hashing.submit(sha256_file, scene.path, self.should_stop) if input_sha is None else None
+            return self._compress(scene, start, input_bytes, digest.result if digest else (lambda: input_sha),
+                                  final, target)
+
+    def _compress(self, scene: Scene, start: float, input_bytes: int, input_sha: Callable[[], str], final: Path,
+                  target: S3Uri | None) -> dict:
+        ctx = self.ctx
 
         metadata, warning = read_metadata(scene.path)
         if warning:
@@ -248,7 +259,8 @@ class SceneRunner:
                 raise Interrupted(f"stopped while compressing {scene.rel}")
             report = build_scene_report(
                 scene=scene.rel,
-                input_info={"name": scene.path.name, "source": scene.source, "bytes": input_bytes, "sha256": input_sha},
+                input_info={"name": scene.path.name, "source": scene.source, "bytes": input_bytes,
+                            "sha256": input_sha()},
                 result=result, outputs=_output_files(staging, result), cache_key=ctx.cache_key,
                 job=ctx.job, metadata=metadata)
             if warning:
@@ -267,6 +279,20 @@ class SceneRunner:
         finally:
             self.current_staging = None
         return _outcome_from_report(scene, "ok", report, time.monotonic() - start, location)
+
+    def _may_be_cached(self, final: Path, target: S3Uri | None, input_bytes: int) -> bool:
+        """Whether an earlier report for this scene exists with the same input size and cache key: only then is
+        the input hashed before compressing (a multi-GB hash costs seconds)."""
+        try:
+            if target is not None:
+                earlier = cache.parse_report(self.s3.read_small(target.join(JSON_NAME)))
+            else:
+                report_path = final / JSON_NAME
+                earlier = cache.parse_report(report_path.read_bytes()) if report_path.is_file() else None
+        except (OSError, SogsError) as error:  # as in _cached: a failed look-up is a miss
+            self.log.warning("cache_lookup_failed", error=str(error))
+            return False
+        return cache.may_match(earlier, input_bytes, self.ctx.cache_key)
 
     def _cached(self, final: Path, target: S3Uri | None, input_sha: str) -> dict | None:
         try:

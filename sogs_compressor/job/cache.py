@@ -48,6 +48,12 @@ def report_matches(report: dict | None, input_sha256: str, key: str) -> bool:
     )
 
 
+def may_match(report: dict | None, input_bytes: int, key: str) -> bool:
+    """A cheap first test (no hashing): the report is of an input of this size, made with this cache key."""
+    return (report is not None and report.get("cache_key") == key
+            and (report.get("input") or {}).get("bytes") == input_bytes)
+
+
 def find_local(folder: Path, input_sha256: str, key: str) -> dict | None:
     """The earlier report in ``folder`` when it is a complete, intact output of this input and key."""
     report = parse_report((folder / JSON_NAME).read_bytes()) if (folder / JSON_NAME).is_file() else None
