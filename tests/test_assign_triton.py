@@ -193,3 +193,16 @@ def test_warm_up_compiles_once_in_the_background() -> None:
     again.join()  # nothing left to compile: only the (already made) CUDA context
     ref, _ = reference_nearest_centroid(x, c)
     assert float((labels.cpu() != ref).float().mean()) < 0.02
+
+
+def test_cards_older_than_ampere_use_the_torch_path(monkeypatch) -> None:
+    """T4 / V100 (compute capability 7.x): Triton does not support them, so the chunked torch path runs."""
+    from sogs_compressor.quantize import assign_triton
+
+    pytest.importorskip("triton")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    capability = {"value": (7, 5)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability["value"])
+    assert assign_triton.triton_available(torch.device("cuda", 0)) is False
+    capability["value"] = (8, 0)
+    assert assign_triton.triton_available(torch.device("cuda", 0)) is True

@@ -57,9 +57,16 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+MIN_CAPABILITY = (8, 0)
+"""Triton supports NVIDIA GPUs of compute capability 8.0 and newer (its README); since Triton 3.3 a ``tl.dot`` on
+older cards (T4, V100) compiles to plain FMA, no faster than the chunked PyTorch path, which those cards use."""
+
+
 def triton_available(device: torch.device) -> bool:
-    """True when ``device`` is a usable CUDA device and Triton imports (the fused kernel can run there)."""
-    return triton is not None and device.type == "cuda" and torch.cuda.is_available()
+    """True when ``device`` is a usable CUDA device of a capability Triton supports and Triton imports."""
+    if triton is None or device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device) >= MIN_CAPABILITY
 
 
 SH_DIMS = (9, 24, 45)
