@@ -84,3 +84,34 @@ def test_coarsen_grid_rounds_to_the_step_and_stays_in_range():
     lt = attr.log_transform(decoded.astype(np.float64))
     assert np.all(lt >= np.array(mins) - 1e-6) and np.all(lt <= np.array(maxs) + 1e-6)
     np.testing.assert_array_equal(coarsen_grid(low, high, np.full(1000, 16))[0], low)
+
+
+def test_render_weights_favour_big_opaque_splats_and_leave_unweighted_results_alone():
+    from sogs_compressor.quantize.codebook_rd import render_weights
+
+    log_scales = np.array([[-5.0, -5.0, -6.0], [-1.0, -1.0, -9.0], [-5.0, -np.inf, -5.0]], np.float32)
+    weights = render_weights(log_scales, np.array([0.0, 0.0, 0.0], np.float32), 3)
+    assert weights.shape == (3, 3) and np.all(weights[:, 0:1] == weights)
+    assert weights[1, 0] > weights[0, 0] > 0.0  # a bigger footprint weighs more
+    faint = render_weights(log_scales, np.array([0.0, -8.0, 0.0], np.float32), 3)
+    assert faint[1, 0] < weights[1, 0]  # the same splat, nearly transparent, weighs less
+
+    rng = np.random.default_rng(3)
+    values = rng.laplace(size=(4000, 3)).astype(np.float32)
+    plain = quantize_1d_rd(values, 2.0)
+    ones = quantize_1d_rd(values, 2.0, weights=np.ones_like(values))
+    assert np.array_equal(plain[0], ones[0]) and np.array_equal(plain[1], ones[1])
+
+
+def test_weighted_codebook_moves_error_to_light_weights():
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=20000).astype(np.float32)
+    heavy = values > 1.5  # the upper tail counts 5x
+    weights = np.where(heavy, 5.0, 1.0)
+    plain_cb, plain_labels = quantize_1d_rd(values, 2.0)
+    cb, labels = quantize_1d_rd(values, 2.0, weights=weights)
+
+    def tail_error(codebook, lab):
+        return float(np.mean((codebook[lab][heavy] - values[heavy]) ** 2))
+
+    assert tail_error(cb, labels) < tail_error(plain_cb, plain_labels)

@@ -133,18 +133,29 @@ def _distinct_sorted(sorted_values: np.ndarray) -> np.ndarray:
 
 
 class _SortedStats:
-    """Prefix sums over sorted values, shifted by their median so that ``S2 - S1^2/n`` keeps its precision."""
+    """Prefix sums over sorted values, shifted by their median so that ``S2 - S1^2/n`` keeps its precision.
 
-    def __init__(self, sorted_values: np.ndarray) -> None:
+    With ``sorted_weights`` every sum is weighted (squared error becomes weighted squared error, means weighted
+    means); without, every value counts once.
+    """
+
+    def __init__(self, sorted_values: np.ndarray, sorted_weights: np.ndarray | None = None) -> None:
         self.values = sorted_values.astype(np.float64)
         self.shift = float(sorted_values[sorted_values.size // 2])
         centred = self.values - self.shift
-        self.s1 = np.concatenate(([0.0], np.cumsum(centred)))
-        self.s2 = np.concatenate(([0.0], np.cumsum(centred * centred)))
+        if sorted_weights is None:
+            self.s0 = np.arange(self.values.size + 1, dtype=np.float64)
+            self.s1 = np.concatenate(([0.0], np.cumsum(centred)))
+            self.s2 = np.concatenate(([0.0], np.cumsum(centred * centred)))
+        else:
+            weights = np.asarray(sorted_weights, np.float64)
+            self.s0 = np.concatenate(([0.0], np.cumsum(weights)))
+            self.s1 = np.concatenate(([0.0], np.cumsum(weights * centred)))
+            self.s2 = np.concatenate(([0.0], np.cumsum(weights * centred * centred)))
 
     def sse(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-        """Squared error of each run ``values[start:stop]`` around its own mean (0 for empty runs)."""
-        count = (stop - start).astype(np.float64)
+        """(Weighted) squared error of each run ``values[start:stop]`` around its own mean (0 for empty runs)."""
+        count = self.s0[stop] - self.s0[start]
         s1 = self.s1[stop] - self.s1[start]
         s2 = self.s2[stop] - self.s2[start]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -152,8 +163,8 @@ class _SortedStats:
         return np.maximum(err, 0.0)
 
     def mean(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-        """Mean of each run (NaN for empty runs)."""
-        count = (stop - start).astype(np.float64)
+        """(Weighted) mean of each run (NaN for empty runs)."""
+        count = self.s0[stop] - self.s0[start]
         with np.errstate(invalid="ignore", divide="ignore"):
             return (self.s1[stop] - self.s1[start]) / count + self.shift
 
