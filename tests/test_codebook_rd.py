@@ -90,11 +90,11 @@ def test_render_weights_favour_big_opaque_splats_and_leave_unweighted_results_al
     from sogs_compressor.quantize.codebook_rd import render_weights
 
     log_scales = np.array([[-5.0, -5.0, -6.0], [-1.0, -1.0, -9.0], [-5.0, -np.inf, -5.0]], np.float32)
-    weights = render_weights(log_scales, np.array([0.0, 0.0, 0.0], np.float32), 3)
-    assert weights.shape == (3, 3) and np.all(weights[:, 0:1] == weights)
-    assert weights[1, 0] > weights[0, 0] > 0.0  # a bigger footprint weighs more
-    faint = render_weights(log_scales, np.array([0.0, -8.0, 0.0], np.float32), 3)
-    assert faint[1, 0] < weights[1, 0]  # the same splat, nearly transparent, weighs less
+    weights = render_weights(log_scales, np.array([0.0, 0.0, 0.0], np.float32))
+    assert weights.shape == (3,)
+    assert weights[1] > weights[0] > 0.0  # a bigger footprint weighs more
+    faint = render_weights(log_scales, np.array([0.0, -8.0, 0.0], np.float32))
+    assert faint[1] < weights[1]  # the same splat, nearly transparent, weighs less
 
     rng = np.random.default_rng(3)
     values = rng.laplace(size=(4000, 3)).astype(np.float32)

@@ -73,22 +73,22 @@ def encode_sog(
     t0 = time.perf_counter()
     progress("quantize", 0.0)
     on = quantize_device(device)
-    with ThreadPoolExecutor(3, thread_name_prefix="codebook") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix="codebook") as pool:
         # The two 256-entry codebooks are host work (sorting, a dynamic programme): they are built, and their
         # images handed on, beside the per-splat encoders and the SH k-means instead of before them. Rate-aware
         # codebooks weight each value by the footprint of its splat (codebook_rd.render_weights).
-        weights = pool.submit(rd.render_weights, splats.log_scales, splats.opacity_logits, 3) \
-            if rate_weight > 0 else None
+        def row_weights(rows: np.ndarray) -> np.ndarray:
+            return rd.render_weights(splats.log_scales[rows], splats.opacity_logits[rows])
+
+        weights = row_weights if rate_weight > 0 else None
 
         def build_scales() -> np.ndarray:
-            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, device=on,
-                                            weights=weights.result() if weights else None)
+            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, device=on, weights=weights)
             emit("scales.webp", with_alpha(labels))
             return codebook
 
         def build_colors() -> np.ndarray:
-            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, device=on,
-                                            weights=weights.result() if weights else None)
+            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, device=on, weights=weights)
             alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
                 attr_torch.encode_opacity(splats.opacity_logits, on)
             emit("sh0.webp", with_alpha(labels, alpha))
@@ -174,7 +174,7 @@ CODEBOOK_SAMPLE = 1 << 20
 
 def codebook_for(
     values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None, sample: bool = True,
-    weights: np.ndarray | None = None,
+    weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
 
@@ -182,19 +182,23 @@ def codebook_for(
     codebook comes from a seeded sample (with the minimum and maximum, so the range is covered) and every value
     then takes its nearest entry, on ``device`` when one is given (same labels as on the host). ``sample`` False
     builds from every value (the SH palette's codebook: its error shows); with rate weight 0 the labels then
-    still come from ``device``. ``weights`` (shape of ``values``): per-value error weights for the rate-aware
-    codebook (``codebook_rd.quantize_1d_rd``), sampled with the values.
+    still come from ``device``. ``weights(rows)``: the error weight of each given row of ``values`` (every value of
+    a row shares it) for the rate-aware codebook (``codebook_rd.quantize_1d_rd``); asked only for the rows the
+    codebook is built from.
     """
     flat = values.reshape(-1)
     if rate_weight == 0 and not sample and device is not None and np.all(np.isfinite(flat)):
         codebook = build_codebook(flat.astype(np.float32, copy=False), 256)  # quantize_1d's codebook
         return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
+    per_row = flat.size // max(1, values.shape[0])
     if not sample or flat.size <= CODEBOOK_SAMPLE or not np.all(np.isfinite(flat)):
-        return rd.quantize_1d_rd(values, rate_weight, weights=weights)
+        value_weights = None if weights is None or rate_weight == 0 else \
+            np.repeat(weights(np.arange(values.shape[0])), per_row)
+        return rd.quantize_1d_rd(values, rate_weight, weights=value_weights)
     rng = np.random.default_rng(seed)
     picked = np.concatenate([rng.integers(0, flat.size, CODEBOOK_SAMPLE), [flat.argmin(), flat.argmax()]])
     codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight,
-                                    weights=None if weights is None else weights.reshape(-1)[picked])
+                                    weights=None if weights is None else weights(picked // per_row))
     if device is None:
         return codebook, nearest_codebook_index(values, codebook)
     return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
