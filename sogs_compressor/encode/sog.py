@@ -108,26 +108,10 @@ def encode_sog(
         meta["means"] = {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]}
         encoded = EncodedSog(meta=meta, images=images, timings=timings)
         if splats.sh_degree > 0 and palette_size > 0:
-            t1 = time.perf_counter()
-            progress("kmeans", 0.0)
-            result = kmeans(splats.f_rest, min(palette_size, splats.count), iterations=iterations, seed=seed,
-                            device=device, method=kmeans_method)
-            centroids, labels = order_palette(result.centroids, result.labels, palette_order)
-            timings["kmeans"] = time.perf_counter() - t1
-            progress("kmeans", 1.0)
-            emit("shN_labels.webp", attr.encode_labels(labels))  # the largest image: its encoding starts first
-            t1 = time.perf_counter()
-            sh_codebook, centroid_labels = codebook_for(centroids, 0.0, seed, device=on, sample=False)
-            emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
-            timings["sh_codebook"] = time.perf_counter() - t1
-            meta["shN"] = {
-                "count": int(centroids.shape[0]),
-                "bands": splats.sh_degree,
-                "codebook": _floats(sh_codebook),
-                "files": ["shN_centroids.webp", "shN_labels.webp"],
-            }
-            encoded.palette_size = int(centroids.shape[0])
-            encoded.kmeans_method = result.method
+            meta["shN"], encoded.palette_size, encoded.kmeans_method = encode_sh_palette(
+                splats, min(palette_size, splats.count), iterations=iterations, seed=seed, device=device,
+                kmeans_method=kmeans_method, palette_order=palette_order, emit=emit, timings=timings,
+                progress=progress)
 
         t2 = time.perf_counter()
         scale_codebook, color_codebook = scales_future.result(), colors_future.result()
@@ -139,6 +123,35 @@ def encode_sog(
         meta["shN"] = meta.pop("shN")  # keep the documented key order: means, scales, quats, sh0, shN
     progress("quantize", 1.0)
     return encoded
+
+
+def encode_sh_palette(
+    splats: SplatSet, size: int, *, iterations: int, seed: int, device: torch.device, kmeans_method: str,
+    palette_order: str, emit: Callable[..., None], timings: dict, progress: ProgressCallback,
+) -> tuple[dict, int, str]:
+    """The SH palette: k-means of ``f_rest``, its labels and centroid textures; (shN meta, entries, k-means method).
+
+    The labels texture, the largest image, goes to ``emit`` first so its WebP encoding overlaps the palette's
+    codebook; that codebook stays MSE-optimal (SH error shows: bench/SIZE.md), its labels on the device.
+    """
+    t = time.perf_counter()
+    progress("kmeans", 0.0)
+    result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method)
+    centroids, labels = order_palette(result.centroids, result.labels, palette_order)
+    timings["kmeans"] = time.perf_counter() - t
+    progress("kmeans", 1.0)
+    emit("shN_labels.webp", attr.encode_labels(labels))
+    t = time.perf_counter()
+    codebook, centroid_labels = codebook_for(centroids, 0.0, seed, device=quantize_device(device), sample=False)
+    emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
+    timings["sh_codebook"] = time.perf_counter() - t
+    meta = {
+        "count": int(centroids.shape[0]),
+        "bands": splats.sh_degree,
+        "codebook": _floats(codebook),
+        "files": ["shN_centroids.webp", "shN_labels.webp"],
+    }
+    return meta, int(centroids.shape[0]), result.method
 
 
 QUANTIZE_ON_DEVICE = frozenset({"cuda"})
