@@ -2,7 +2,7 @@
 # Everything the GPU machine checks and measures, in one call (device tool; see bench/RESULTS.md):
 #   CUDA test paths, the encoder benchmark (ours + splat-transform's WebGPU path), the renderer benchmark and
 #   the renderer cross-check. Logs go to $OUT (or ./bench/out/gpu-suite). Carry: .whl .bench-data .peer-gpu
-# Usage: bash bench/run_gpu_suite.sh [tests|encode|render|all] [scenes...]
+# Usage: bash bench/run_gpu_suite.sh [tests|encode|cold|render|all] [scenes...]
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-bench/out/gpu-suite}
@@ -35,6 +35,13 @@ if [ "$what" = encode ] || [ "$what" = all ]; then
     timeout 480 python3 bench/bench_gpu.py --verify --presets "${presets[@]}" --scenes "${scenes[@]}" \
         --peer gen-1m-sh2 gen-4m-sh2 gen-4m-sh3 2>&1 | tee "$OUT/encode.txt" | tail -30
     cp "$BENCH_OUT/gpu.json" "$OUT/" 2>/dev/null || true
+fi
+if [ "$what" = cold ] || [ "$what" = all ]; then
+    # first scene of a fresh process with an empty Triton cache (scenes made by the encode step or here)
+    python3 -c 'import sys; sys.path.insert(0, "bench"); from pathlib import Path; from bench_codec import prepare_scenes; prepare_scenes(["gen-1m-sh2", "gen-4m-sh3"], Path("/tmp/sogs-bench"))'
+    for scene in gen-1m-sh2 gen-4m-sh3; do
+        timeout 120 python3 bench/bench_cold_start.py "/tmp/sogs-bench/$scene.ply" --runs 3 2>&1 | tee -a "$OUT/cold.txt"
+    done
 fi
 if [ "$what" = render ] || [ "$what" = all ]; then
     timeout 120 python3 bench/bench_render.py --device cuda 2>&1 | tee "$OUT/render.txt" | tail -8
