@@ -7,6 +7,7 @@ rotation or colour/SH, or a NaN scale or opacity. Infinite scales (-inf: flat 2D
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,40 +48,44 @@ def _row_sums(values: np.ndarray) -> np.ndarray:
         return rows @ np.ones(rows.shape[1], rows.dtype)
 
 
-def _all_finite(values: np.ndarray) -> np.ndarray:
-    """Per row, whether every value is finite.
+RowTest = Callable[[np.ndarray], np.ndarray]
 
-    A row sum is non-finite whenever a value is (inf and NaN propagate through a sum), so the sums screen the
-    rows; rows whose finite values merely overflow the sum are then checked element by element.
+
+def _rows_where(values: np.ndarray, candidate: RowTest, exact: RowTest) -> np.ndarray:
+    """Per row, ``exact(rows)``, for a property that makes ``candidate(row sum)`` true wherever it holds.
+
+    The float32 row sums rule out most rows at once; only candidate rows are tested element by element (NaN and
+    inf propagate through a sum, a zero row sums to 0; finite values that overflow or cancel are the rare
+    candidates the exact test then clears).
     """
     rows = values.reshape(values.shape[0], -1)
     if rows.dtype != np.float32 or rows.shape[1] < 2:
-        return np.isfinite(rows).all(axis=1)
-    finite = np.isfinite(_row_sums(rows))
-    suspect = np.flatnonzero(~finite)
+        return exact(rows)
+    found = candidate(_row_sums(rows))
+    suspect = np.flatnonzero(found)
     if suspect.size:
-        finite[suspect] = np.isfinite(rows[suspect]).all(axis=1)
-    return finite
+        found[suspect] = exact(rows[suspect])
+    return found
+
+
+def _any_non_finite(values: np.ndarray) -> np.ndarray:
+    return _rows_where(values, lambda sums: ~np.isfinite(sums), lambda rows: ~np.isfinite(rows).all(axis=1))
 
 
 def _any_nan(values: np.ndarray) -> np.ndarray:
-    """Per row, whether a value is NaN (screened by the row sums like ``_all_finite``: +inf + -inf is NaN too)."""
-    rows = values.reshape(values.shape[0], -1)
-    if rows.dtype != np.float32 or rows.shape[1] < 2:
-        return np.isnan(rows).any(axis=1)
-    nan = np.isnan(_row_sums(rows))
-    suspect = np.flatnonzero(nan)
-    if suspect.size:
-        nan[suspect] = np.isnan(rows[suspect]).any(axis=1)
-    return nan
+    return _rows_where(values, np.isnan, lambda rows: np.isnan(rows).any(axis=1))
+
+
+def _all_zero(values: np.ndarray) -> np.ndarray:
+    return _rows_where(values, lambda sums: sums == 0, lambda rows: ~rows.any(axis=1))
 
 
 def invalid_masks(splats: SplatSet) -> dict[str, np.ndarray]:
     """Per reason, a boolean mask of the splats that have that problem (a splat may be in several)."""
     return {
-        "non_finite_position": ~_all_finite(splats.positions),
-        "non_finite_rotation": ~_all_finite(splats.rotations),
-        "non_finite_color": ~(_all_finite(splats.f_dc) & _all_finite(splats.f_rest)),
+        "non_finite_position": _any_non_finite(splats.positions),
+        "non_finite_rotation": _any_non_finite(splats.rotations),
+        "non_finite_color": _any_non_finite(splats.f_dc) | _any_non_finite(splats.f_rest),
         "nan_scale": _any_nan(splats.log_scales),
         "nan_opacity": np.isnan(splats.opacity_logits),
     }
@@ -98,10 +103,7 @@ def attribute_reasons(masks: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[st
 
 
 def _replace_zero_quaternions(splats: SplatSet) -> tuple[SplatSet, int]:
-    zero = _row_sums(splats.rotations) == 0  # a zero row sums to 0; rows that merely cancel are checked exactly
-    suspect = np.flatnonzero(zero)
-    if suspect.size:
-        zero[suspect] = ~splats.rotations[suspect].any(axis=1)
+    zero = _all_zero(splats.rotations)
     count = int(zero.sum())
     if not count:
         return splats, 0
