@@ -193,25 +193,27 @@ def codebook_for(
 
     Building costs O(n log n) on the host; a million values already pin down 256 levels, so for millions of splats the
     codebook comes from a seeded sample (with the minimum and maximum, so the range is covered) and every value
-    then takes its nearest entry, on ``device`` when one is given (same labels as on the host). ``sample`` False
-    builds from every value (the SH palette's codebook: its error shows); with rate weight 0 the labels then
-    still come from ``device``. ``weights(rows)``: the error weight of each given row of ``values`` (every value of
+    then takes its nearest entry, on ``device`` when one is given (same labels as on the host), as with rate weight 0
+    at any size. ``sample`` False builds from every value (the SH palette's codebook: its error shows).
+    ``weights(rows)``: the error weight of each given row of ``values`` (every value of
     a row shares it) for the rate-aware codebook (``codebook_rd.quantize_1d_rd``); asked only for the rows the
     codebook is built from.
     """
     flat = values.reshape(-1)
-    if rate_weight == 0 and not sample and device is not None and np.all(np.isfinite(flat)):
-        codebook = build_codebook(flat.astype(np.float32, copy=False), 256)  # quantize_1d's codebook
-        return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
-    per_row = flat.size // max(1, values.shape[0])
-    if not sample or flat.size <= CODEBOOK_SAMPLE or not np.all(np.isfinite(flat)):
-        value_weights = None if weights is None or rate_weight == 0 else \
-            np.repeat(weights(np.arange(values.shape[0])), per_row)
+    whole = not sample or flat.size <= CODEBOOK_SAMPLE
+    if flat.size == 0 or not np.all(np.isfinite(flat)):
+        return rd.quantize_1d_rd(values, rate_weight)  # the MSE codebook's sentinels for infinities
+    per_row = flat.size // values.shape[0]
+    if whole and rate_weight == 0:
+        codebook = build_codebook(flat.astype(np.float32, copy=False), 256)  # quantize_1d's; labels below
+    elif whole:  # the rate-aware labels are its own groups, not the nearest entries
+        value_weights = None if weights is None else np.repeat(weights(np.arange(values.shape[0])), per_row)
         return rd.quantize_1d_rd(values, rate_weight, weights=value_weights)
-    rng = np.random.default_rng(seed)
-    picked = np.concatenate([rng.integers(0, flat.size, CODEBOOK_SAMPLE), [flat.argmin(), flat.argmax()]])
-    codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight,
-                                    weights=None if weights is None else weights(picked // per_row))
+    else:
+        rng = np.random.default_rng(seed)
+        picked = np.concatenate([rng.integers(0, flat.size, CODEBOOK_SAMPLE), [flat.argmin(), flat.argmax()]])
+        codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight,
+                                        weights=None if weights is None else weights(picked // per_row))
     if device is None:
         return codebook, nearest_codebook_index(values, codebook)
     return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
