@@ -17,7 +17,7 @@ import torch
 from sogs_compressor import __version__, presets
 from sogs_compressor.device import device_name, out_of_memory_error, resolve_device
 from sogs_compressor.encode.sog import encode_sog
-from sogs_compressor.errors import Interrupted, OutputError
+from sogs_compressor.errors import DeviceError, Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.progress import ProgressCallback, no_progress
@@ -203,8 +203,7 @@ def prepare_device(requested: str | None, input_path: str | Path | None = None,
     says which); otherwise every SH dimension. Silent when the device is not a usable GPU: compress_splats reports
     device problems where they matter.
     """
-    from sogs_compressor.errors import DeviceError
-    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up
+    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only when asked
 
     try:
         device = resolve_device(requested)
