@@ -60,6 +60,7 @@ class Variant:
     palette: str | None = None  # policy name, or "n/K" for count // K entries, or an int as a string
     palette_order: str | None = None
     rate_weight: float | None = None
+    palette_rate_weight: float | None = None
     position_bits: int | None = None
     webp_method: int | None = None
     webp_quality: int | None = None
@@ -98,7 +99,10 @@ def _size_and_degree(name: str) -> tuple[int, int]:
 
 
 def resolve_palette(spec: str, count: int) -> int:
-    """A sweep's palette: a policy name, ``n/K`` (count // K entries) or a number of entries."""
+    """A sweep's palette: a policy name, ``n/K`` (count // K entries), ``st*F`` (F x splat-transform's rule) or
+    a number of entries."""
+    if spec.startswith("st*"):
+        return max(1, int(float(spec[3:]) * palette_size(count, "st")))
     if spec.startswith("n/"):
         return max(1, count // int(spec[2:]))
     if spec.isdigit():
@@ -116,7 +120,7 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
     settings = presets.encoder_settings(options, ordered.count)
     if variant.palette is not None:
         settings["palette_size"] = resolve_palette(variant.palette, ordered.count)
-    for key in ("palette_order", "rate_weight", "position_bits"):
+    for key in ("palette_order", "rate_weight", "palette_rate_weight", "position_bits"):
         if getattr(variant, key) is not None:
             settings[key] = getattr(variant, key)
     encoder = WebpEncoder(options.webp_method, options.webp_quality)
@@ -176,6 +180,11 @@ SWEEPS: dict[str, list[Variant]] = {
                 for w, b in ((0.0, 16), (0.0, 15), (1.0, 16), (2.0, 16), (2.0, 15))],
     "small": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
               for p in ("st", "n/2", "n/4") for w in (4.0, 8.0) for b in (14, 13)],
+    "palette_rd": [Variant(f"palette {p} prw {w:g}", palette=p, palette_rate_weight=w)
+                   for p in ("st", "st*0.85", "st*0.7") for w in (0.0, 4.0, 8.0, 16.0, 32.0)],
+    "palette_joint": [Variant(f"palette {p} prw {pw:g} rw {w:g} pos {b}", palette=p, palette_rate_weight=pw,
+                              rate_weight=w, position_bits=b)
+                      for p in ("st", "st*0.85", "st*0.7") for pw in (8.0, 16.0) for w, b in ((2.0, 15), (4.0, 14))],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),

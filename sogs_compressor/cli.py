@@ -47,6 +47,8 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webp-method", type=int, default=None, metavar="M", help="lossless WebP method 0-6")
     parser.add_argument("--rate-weight", type=float, default=None, metavar="W",
                         help="scale/colour codebooks trade W x the squared error for fewer bits (0 = exact-as-possible)")
+    parser.add_argument("--palette-rate-weight", type=float, default=None, metavar="W",
+                        help="the same trade for the SH palette's centroid codebook (0 = MSE-optimal)")
     parser.add_argument("--position-bits", type=int, default=None, metavar="B",
                         help="position precision of opaque splats, 8-16 (faint splats keep 1-2 fewer)")
     parser.add_argument("--palette", choices=("st", "auto"), default=None,
@@ -60,7 +62,7 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
 
 CODEC_OPTION_FIELDS = (
     "layout", "device", "sh_bands", "iterations", "palette_size", "seed", "invalid", "order", "preset",
-    "webp_method", "quality_check", "rate_weight", "position_bits", "palette", "palette_order",
+    "webp_method", "quality_check", "rate_weight", "palette_rate_weight", "position_bits", "palette", "palette_order",
 )
 """CompressOptions fields set by the codec flags of the same (argparse) name."""
 

@@ -33,6 +33,8 @@ class CompressOptions:
     rate_weight: 0 = MSE-optimal 256-entry codebooks; > 0 trades squared error for bytes
         (quantize/codebook_rd.py; about ``rate_weight`` x the error for ``log2(rate_weight)/2`` fewer bits per
         value); None = the preset's.
+    palette_rate_weight: the same trade for the 256-entry codebook of the SH palette's centroid values (weighted
+        by the footprint each entry serves); 0 = MSE-optimal; None = the preset's.
     position_bits: bits of the 16-bit position grid kept for opaque splats (faint ones keep 1-2 fewer;
         quantize/codebook_rd.py); 16 = full precision; None = the preset's.
     verify: decode our own output and measure the per-attribute errors.
@@ -54,6 +56,7 @@ class CompressOptions:
     palette: str = "st"
     palette_order: str = "frequency"
     rate_weight: float | None = None
+    palette_rate_weight: float | None = None
     position_bits: int | None = None
     verify: bool = True
     quality_check: str = "fast"
@@ -81,6 +84,7 @@ class CompressOptions:
         ranges = (  # (flag, value or None, lowest, highest or None)
             ("--sh-bands", self.sh_bands, 0, 3), ("--iterations", self.iterations, 0, None),
             ("--palette-size", self.palette_size, 1, 65536), ("--rate-weight", self.rate_weight, 0, 64),
+            ("--palette-rate-weight", self.palette_rate_weight, 0, 64),
             ("--position-bits", self.position_bits, 8, 16), ("--webp-method", self.webp_method, 0, 6),
             ("--webp-quality", self.webp_quality, 0, 100),
         )

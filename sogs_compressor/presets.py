@@ -20,17 +20,19 @@ class Preset:
     iterations: int
     order: str
     rate_weight: float
+    palette_rate_weight: float
     position_bits: int
 
 
 PRESETS = {
     # fast: cheapest WebP effort that is not larger than splat-transform's output (bench/SIZE.md section 4)
-    "fast": Preset(webp_method=2, webp_quality=25, iterations=5, order="morton", rate_weight=2.0, position_bits=15),
+    "fast": Preset(webp_method=2, webp_quality=25, iterations=5, order="morton", rate_weight=2.0, palette_rate_weight=8.0, position_bits=15),
     # balanced: smaller than splat-transform while each attribute stays about as exact as its output
     "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton", rate_weight=2.0,
-                       position_bits=15),
+                       palette_rate_weight=8.0, position_bits=15),
     # max: smallest files; spends more of the rendered-quality headroom (still above splat-transform's PSNR)
-    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0, position_bits=14),
+    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0, palette_rate_weight=8.0,
+                  position_bits=14),
 }
 
 
@@ -48,5 +50,6 @@ def encoder_settings(options: CompressOptions, count: int) -> dict:
         "palette_size": options.palette_size or palette_size(count, options.palette),
         "palette_order": options.palette_order,
         "rate_weight": float(options.rate_weight or 0.0),
+        "palette_rate_weight": float(options.palette_rate_weight or 0.0),
         "position_bits": 16 if options.position_bits is None else int(options.position_bits),
     }

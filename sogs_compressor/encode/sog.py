@@ -22,7 +22,7 @@ from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.codebook import build_codebook, nearest_codebook_index
 from sogs_compressor.quantize.kmeans import kmeans
-from sogs_compressor.quantize.palette import order_palette
+from sogs_compressor.quantize.palette import order_palette, palette_weights
 from sogs_compressor.splats import SplatSet
 
 GENERATOR = f"sogs-compressor v{__version__}"
@@ -49,6 +49,7 @@ def encode_sog(
     kmeans_method: str = "auto",
     palette_order: str = "frequency",
     rate_weight: float = 0.0,
+    palette_rate_weight: float = 0.0,
     position_bits: int = 16,
     on_image: ImageSink | None = None,
     progress: ProgressCallback = no_progress,
@@ -57,7 +58,8 @@ def encode_sog(
 
     palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``frequency`` or ``pca``).
     rate_weight: 0 = MSE-optimal codebooks; > 0 = rate-aware ones (``quantize.codebook_rd``) for scales and sh0,
-    trading squared error for smaller label textures (the shN codebook stays MSE-optimal: bench/SIZE.md).
+    trading squared error for smaller label textures.
+    palette_rate_weight: the same for the codebook of the SH palette's centroid values (``encode_sh_palette``).
     position_bits: bits of the 16-bit position grid kept for opaque splats (fewer for faint ones,
     ``codebook_rd.position_bits``); 16 stores positions at full precision.
     """
@@ -110,8 +112,8 @@ def encode_sog(
         if splats.sh_degree > 0 and palette_size > 0:
             meta["shN"], encoded.palette_size, encoded.kmeans_method = encode_sh_palette(
                 splats, min(palette_size, splats.count), iterations=iterations, seed=seed, device=device,
-                kmeans_method=kmeans_method, palette_order=palette_order, emit=emit, timings=timings,
-                progress=progress)
+                kmeans_method=kmeans_method, palette_order=palette_order, rate_weight=palette_rate_weight,
+                emit=emit, timings=timings, progress=progress)
 
         t2 = time.perf_counter()
         scale_codebook, color_codebook = scales_future.result(), colors_future.result()
@@ -127,22 +129,29 @@ def encode_sog(
 
 def encode_sh_palette(
     splats: SplatSet, size: int, *, iterations: int, seed: int, device: torch.device, kmeans_method: str,
-    palette_order: str, emit: Callable[..., None], timings: dict, progress: ProgressCallback,
+    palette_order: str, rate_weight: float, emit: Callable[..., None], timings: dict, progress: ProgressCallback,
 ) -> tuple[dict, int, str]:
     """The SH palette: k-means of ``f_rest``, its labels and centroid textures; (shN meta, entries, k-means method).
 
-    The labels texture, the largest image, goes to ``emit`` first so its WebP encoding overlaps the palette's
-    codebook; that codebook stays MSE-optimal (SH error shows: bench/SIZE.md), its labels on the device.
+    The k-means weights each splat by its footprint (``palette.palette_weights``): the entries go where SH error
+    shows. The labels texture, the largest image, goes to ``emit`` first so its WebP encoding overlaps the
+    palette's codebook. That codebook of the centroid values is rate-aware with ``rate_weight`` > 0, each
+    entry's values weighted by the footprint it serves: the k-means error, not this rounding, sets the SH error,
+    so a coarser rounding costs little picture for many bytes (bench/SIZE.md).
     """
     t = time.perf_counter()
     progress("kmeans", 0.0)
-    result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method)
+    weights = palette_weights(splats.log_scales, splats.opacity_logits)
+    result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method,
+                    weights=weights)
     centroids, labels = order_palette(result.centroids, result.labels, palette_order)
     timings["kmeans"] = time.perf_counter() - t
     progress("kmeans", 1.0)
     emit("shN_labels.webp", attr.encode_labels(labels))
     t = time.perf_counter()
-    codebook, centroid_labels = codebook_for(centroids, 0.0, seed, device=quantize_device(device), sample=False)
+    served = np.bincount(labels, weights=weights, minlength=centroids.shape[0])
+    codebook, centroid_labels = codebook_for(centroids, rate_weight, seed, device=quantize_device(device),
+                                             sample=False, weights=lambda rows: served[rows])
     emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
     timings["sh_codebook"] = time.perf_counter() - t
     meta = {

@@ -103,14 +103,31 @@ def render_weights(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.nda
     tried (none, ``a``, ``sqrt(a)``, this): +1.0-1.2 dB content PSNR on guitar and +0.3-0.5 dB on a 30K SH3
     scene at equal bytes. The median is that of the splats given (a random sample estimates it well).
     """
-    scales = np.where(np.isfinite(log_scales), log_scales, -30.0).astype(np.float64)
-    two_largest = scales.sum(axis=1) - scales.min(axis=1)
-    with np.errstate(over="ignore"):
-        alpha = 1.0 / (1.0 + np.exp(-np.asarray(opacity_logits, np.float64)))
-        footprint = alpha * np.exp(np.minimum(two_largest, 700.0))
-    footprint = np.nan_to_num(footprint, nan=0.0)
+    footprint = footprints(log_scales, opacity_logits)
     median = float(np.median(footprint)) if footprint.size else 0.0
-    return np.log1p(footprint / median) if median > 0 else np.ones_like(footprint)
+    return np.log1p(footprint / median) if median > 0 else np.ones(footprint.shape, np.float64)
+
+
+FOOTPRINT_BLOCK_ROWS = 1 << 20
+"""Rows per block when computing footprints (bounds the float64 temporaries to a few tens of MB)."""
+
+
+def footprints(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.ndarray:
+    """float32 (N,) on-screen footprint of each splat, up to a common factor: opacity x exp(two largest log-scales).
+
+    Non-finite log-scales count as tiny, and the exponent is capped so the result stays finite.
+    """
+    n = log_scales.shape[0]
+    out = np.empty(n, np.float32)
+    for start in range(0, n, FOOTPRINT_BLOCK_ROWS):
+        stop = min(n, start + FOOTPRINT_BLOCK_ROWS)
+        scales = np.where(np.isfinite(log_scales[start:stop]), log_scales[start:stop], -30.0).astype(np.float64)
+        two_largest = scales.sum(axis=1) - scales.min(axis=1)
+        with np.errstate(over="ignore"):
+            alpha = 1.0 / (1.0 + np.exp(-np.asarray(opacity_logits[start:stop], np.float64)))
+        footprint = alpha * np.exp(np.clip(two_largest, -80.0, 80.0))
+        out[start:stop] = np.nan_to_num(footprint, nan=0.0)
+    return out
 
 
 def ecsq_partition(stats: _SortedStats, lam: float, size: int) -> np.ndarray:

@@ -16,6 +16,12 @@ Methods:
   N*(C + PROBES*k/C)*D per iteration instead of N*k*D, i.e. ~100x less at k = 65,536.
 ``auto`` takes ``flat`` while N*k*D per iteration is below ``FLAT_WORK_LIMIT`` for the device.
 
+Weights (optional, one per row, >= 0): the update step takes each cluster's weighted mean, so the palette spends
+its entries where an error costs the most (the SH palette weights each splat by its on-screen footprint,
+``codebook_rd.render_weights``: +2-4 dB rendered PSNR at equal size on 30K-splat SH3 scenes, bench/SIZE.md). The
+assignment is unchanged (each row's nearest centroid does not depend on its weight); a cluster whose members
+all weigh 0 takes their plain mean; an empty cluster is re-seeded with the row of largest weighted error.
+
 Large scenes: when N is more than ``SAMPLE_FACTOR * k`` (and more than ``SAMPLE_MIN_ROWS``), the Lloyd
 iterations run on a seeded random sample of that many rows; then every row is assigned once and the centroids
 are set to the means of their members. Ten iterations at 4M splats then cost about what they cost at 1M, and the
@@ -50,12 +56,12 @@ PROBES = 3
 """Coarse clusters whose sub-palettes each point searches in the hierarchical method."""
 
 ERROR_CHUNK_ROWS = 1 << 18
+"""Rows per chunk when measuring point-to-centroid errors (bounds the (rows, D) temporaries)."""
 SUM_CHUNK_ROWS = 1 << 20
 """Rows per deterministic segment-sum pass (bounds the float64 scratch to ~D * 16 MiB)."""
 SAMPLE_FACTOR = 16
 SAMPLE_MIN_ROWS = 1 << 20
 """Lloyd iterations run on max(SAMPLE_FACTOR * k, SAMPLE_MIN_ROWS) sampled rows when N is larger."""
-"""Rows per chunk when measuring point-to-centroid errors (bounds the (rows, D) temporaries)."""
 
 
 @dataclass
@@ -95,8 +101,12 @@ def kmeans(
     seed: int = 0,
     device: torch.device | str = "cpu",
     method: str = "auto",
+    weights: np.ndarray | None = None,
 ) -> KMeansResult:
-    """Cluster the rows of ``data`` (N, D) into at most ``k`` centroids; see the module docstring."""
+    """Cluster the rows of ``data`` (N, D) into at most ``k`` centroids; see the module docstring.
+
+    ``weights``: (N,) finite, >= 0, the importance of each row's squared error (None: all equal).
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if k < 1:
@@ -110,28 +120,33 @@ def kmeans(
     if bad:
         raise InvalidValuesError(f"k-means input holds {bad} non-finite values; drop those splats first")
     device = torch.device(device)
+    w = _checked_weights(weights, data.shape[0])
 
     exact = exact_palette(data, k)
     if exact is not None:
         return exact
 
     x = torch.from_numpy(data).to(device)
+    w = None if w is None else torch.from_numpy(w).to(device)
     generator = torch.Generator().manual_seed(seed)
     n = data.shape[0]
     sample_rows = max(SAMPLE_FACTOR * k, SAMPLE_MIN_ROWS)
     sampled = n > sample_rows
-    train = x[_random_rows(n, sample_rows, generator).to(device)] if sampled else x
+    train, train_w = x, w
+    if sampled:
+        rows = _random_rows(n, sample_rows, generator).to(device)
+        train, train_w = x[rows], None if w is None else w[rows]
     if method == "auto":
         method = choose_method(train.shape[0], k, data.shape[1], device)
     if method == "flat":
         init = train[_random_rows(train.shape[0], k, generator).to(device)]
-        centroids, labels, done = lloyd(train, init, iterations)
+        centroids, labels, done = lloyd(train, init, iterations, update=weighted_update(train_w))
     else:
-        centroids, labels, done = hierarchical_lloyd(train, k, iterations, generator)
-    if sampled:  # every splat: one assignment, then centroids = means of their members
-        del train, labels
+        centroids, labels, done = hierarchical_lloyd(train, k, iterations, generator, train_w)
+    if sampled:  # every splat: one assignment, then centroids = (weighted) means of their members
+        del train, train_w, labels
         labels = nearest_centroid(x, centroids)
-        centroids, _ = update_centroids(x, labels, centroids)
+        centroids, _ = update_centroids(x, labels, centroids, w)
     centroids, labels = _drop_unused(centroids, labels)
     sse = float(point_errors(x, centroids, labels).sum())
     return KMeansResult(
@@ -195,6 +210,25 @@ def _row_hash(rows: np.ndarray) -> np.ndarray:
     return h
 
 
+def _checked_weights(weights: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Row weights as float32 (N,), or None; ValueError for a wrong shape, non-finite or negative values."""
+    if weights is None:
+        return None
+    w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"{w.shape[0]} weights for {n} rows")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and >= 0")
+    return w
+
+
+def weighted_update(weights: torch.Tensor | None):
+    """``update_centroids`` with these row weights, as ``lloyd``'s ``update``."""
+    if weights is None:
+        return update_centroids
+    return lambda x, labels, centroids: update_centroids(x, labels, centroids, weights)
+
+
 def _random_rows(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """``k`` distinct row indices (k <= n), drawn on the CPU so every device gets the same ones."""
     return torch.randperm(n, generator=generator)[:k]
@@ -229,18 +263,33 @@ def lloyd(
     return centroids, labels, done
 
 
-def update_centroids(x: torch.Tensor, labels: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Means of the members of each cluster; empty clusters get the points farthest from their new centroid.
+def update_centroids(
+    x: torch.Tensor, labels: torch.Tensor, centroids: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int]:
+    """(Weighted) means of the members of each cluster; empty clusters get the points farthest from their new
+    centroid (by weighted squared error when weighted).
 
     Returns (new centroids, number of clusters re-seeded).
     """
     k = centroids.shape[0]
-    sums, counts = segment_sums(x, labels, k)
-    new = (sums / counts.clamp_min(1).unsqueeze(1)).to(x.dtype)
+    if weights is None:
+        sums, counts = segment_sums(x, labels, k)
+        new = (sums / counts.clamp_min(1).unsqueeze(1)).to(x.dtype)
+    else:
+        counts = torch.bincount(labels, minlength=k)
+        sums, totals = segment_sums(x, labels, k, weights)
+        new = sums / totals.clamp_min(torch.finfo(torch.float64).tiny).unsqueeze(1)
+        weightless = (totals <= 0) & (counts > 0)
+        if bool(weightless.any()):  # every member weighs 0: their plain mean
+            plain, _ = segment_sums(x, labels, k)
+            new[weightless] = plain[weightless] / counts[weightless].unsqueeze(1)
+        new = new.to(x.dtype)
     empty = torch.nonzero(counts == 0).flatten()
     if empty.numel() == 0:
         return new, 0
     errors = point_errors(x, new, labels)
+    if weights is not None:
+        errors = errors * weights.to(errors.dtype)
     # topk picks distinct points; ties broken by index so CPU and CUDA agree.
     order = torch.argsort(errors, descending=True, stable=True)
     far = order[: empty.numel()]
@@ -248,32 +297,51 @@ def update_centroids(x: torch.Tensor, labels: torch.Tensor, centroids: torch.Ten
     return new, int(empty.numel())
 
 
-def segment_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-cluster float64 sums (k, D), member counts (k,)), deterministic on every device.
+def segment_sums(
+    x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-cluster float64 sums (k, D), member counts (k,)), deterministic on every device; with ``weights``,
+    (per-cluster float64 sums of weight x row, float64 weight totals (k,)).
 
     CPU ``index_add_`` runs in index order; on CUDA it uses atomics (run-to-run float noise), so there the rows
     are sorted by label and summed by float64 prefix sums instead.
     """
-    counts = torch.bincount(labels, minlength=k)
+    if weights is None:
+        counts = torch.bincount(labels, minlength=k)
+        if x.device.type == "cpu":
+            sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
+            sums.index_add_(0, labels, x.to(torch.float64))
+            return sums, counts
+        return sorted_segment_sums(x, labels, k), counts
     if x.device.type == "cpu":
+        w = weights.to(torch.float64)
         sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
-        sums.index_add_(0, labels, x.to(torch.float64))
-        return sums, counts
-    return sorted_segment_sums(x, labels, k), counts
+        sums.index_add_(0, labels, x.to(torch.float64) * w.unsqueeze(1))
+        return sums, torch.zeros(k, dtype=torch.float64).index_add_(0, labels, w)
+    both = sorted_segment_sums(x, labels, k, weights)
+    return both[:, :-1], both[:, -1]
 
 
-def sorted_segment_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+def sorted_segment_sums(
+    x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-cluster float64 sums (k, D) without atomics: the same bits on every run, on any device.
 
     Chunks in a fixed order; inside a chunk, rows sorted by label and summed by a float64 prefix scan along each
     (contiguous) column: much faster than a scan down the rows of an (N, D) tensor, and memory stays bounded.
+    With ``weights``: sums of weight x row, plus the weight totals as column D (shape (k, D + 1)).
     """
-    sums = torch.zeros(x.shape[1], k, dtype=torch.float64, device=x.device)
+    width = x.shape[1] + (weights is not None)
+    sums = torch.zeros(width, k, dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], SUM_CHUNK_ROWS):
         chunk_labels = labels[start : start + SUM_CHUNK_ROWS]
         order = torch.argsort(chunk_labels, stable=True)
-        columns = x[start : start + SUM_CHUNK_ROWS][order].to(torch.float64).t().contiguous()
-        prefix = torch.zeros(x.shape[1], columns.shape[1] + 1, dtype=torch.float64, device=x.device)
+        columns = x[start : start + SUM_CHUNK_ROWS][order].to(torch.float64)
+        if weights is not None:
+            w = weights[start : start + SUM_CHUNK_ROWS][order].to(torch.float64).unsqueeze(1)
+            columns = torch.cat([columns * w, w], dim=1)
+        columns = columns.t().contiguous()
+        prefix = torch.zeros(width, columns.shape[1] + 1, dtype=torch.float64, device=x.device)
         torch.cumsum(columns, dim=1, out=prefix[:, 1:])
         chunk_counts = torch.bincount(chunk_labels, minlength=k)
         ends = torch.cumsum(chunk_counts, dim=0)
@@ -305,14 +373,19 @@ def _drop_unused(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 
 
 def hierarchical_lloyd(
-    x: torch.Tensor, k: int, iterations: int, generator: torch.Generator
+    x: torch.Tensor, k: int, iterations: int, generator: torch.Generator, weights: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Coarse k-means, per-cluster sub-palettes, then Lloyd iterations with a probed (inverted-file) search."""
+    """Coarse k-means, per-cluster sub-palettes, then Lloyd iterations with a probed (inverted-file) search.
+
+    With ``weights`` every level takes weighted means and the sub-palettes follow the weighted coarse error.
+    """
     n = x.shape[0]
     coarse_k = max(1, min(k, round(math.sqrt(k))))
     coarse_init = x[_random_rows(n, coarse_k, generator).to(x.device)]
-    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations)
+    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations, update=weighted_update(weights))
     errors = point_errors(x, coarse, coarse_labels)
+    if weights is not None:
+        errors = errors * weights.to(errors.dtype)
     group_size = torch.bincount(coarse_labels, minlength=coarse_k).cpu().numpy()
     group_error = torch.zeros(coarse_k, dtype=torch.float64, device=x.device)
     group_error.index_add_(0, coarse_labels, errors)  # only sets sizes: float noise is harmless
@@ -327,7 +400,7 @@ def hierarchical_lloyd(
         return probed_nearest(points, probes, centroids, fine_group)
 
     def update(points, labels, centroids):
-        new, reseeded = update_centroids(points, labels, centroids)
+        new, reseeded = update_centroids(points, labels, centroids, weights)
         if reseeded:
             # A re-seeded centroid joins the coarse cluster nearest to its new position.
             moved = torch.nonzero(torch.bincount(labels, minlength=centroids.shape[0]) == 0).flatten()

@@ -6,6 +6,10 @@ the splat count (``n / AUTO_SPLATS_PER_ENTRY`` in whole rows of 64, capped by th
 flowers_3_0 but renders well below splat-transform's content PSNR; ``st`` stays the default and ``auto`` is an
 explicit size-first choice.
 
+Weights: the k-means weights each splat's squared SH error by its on-screen footprint (``palette_weights``), so
+the entries go where colour error shows; the centroid values' 256-entry codebook is rate-aware, weighted by the
+footprint each entry serves (``encode.sog.encode_sh_palette``).
+
 Order: ``frequency`` (most used entries first: small label values, a mostly constant high byte) is the default;
 ``pca`` (entries along the centroids' first principal axis, so that neighbouring texels of the centroid texture
 hold similar values) was measured no smaller (within 0.3%).
@@ -17,6 +21,7 @@ import numpy as np
 
 from sogs_compressor.options import PALETTE_ORDERS as ORDERS
 from sogs_compressor.options import PALETTE_POLICIES as POLICIES
+from sogs_compressor.quantize.codebook_rd import footprints
 from sogs_compressor.quantize.kmeans import palette_size_rule
 
 MAX_ENTRIES = 65536
@@ -44,6 +49,32 @@ def palette_size(count: int, policy: str = "auto") -> int:
     entries = -(-count // AUTO_SPLATS_PER_ENTRY)
     entries = -(-entries // 64) * 64
     return int(min(MAX_ENTRIES, count, max(entries, AUTO_MIN_ENTRIES)))
+
+
+WEIGHT_CAP_QUANTILE = 0.999
+"""Footprints above this quantile count as this quantile's: a few huge splats (floaters, sky) cannot claim
+whole clusters of their own (measured within noise of the uncapped weights, bench/SIZE.md)."""
+
+
+WEIGHT_FLOOR = 1e-6
+"""Smallest weight (relative to the median footprint): every cluster and codebook group keeps a defined mean."""
+
+
+def palette_weights(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.ndarray:
+    """float32 (N,) k-means weight of each splat's SH row: its footprint over the median footprint, capped.
+
+    A splat's SH error changes the image about in proportion to the pixels it covers times its opacity, so the
+    weight is that footprint itself (linear; measured on 30K-splat scenes at 12,000 entries, rendered content
+    PSNR: unweighted 40.4 / 39.0 / 46.0 dB, log1p of the footprint 42.0 / 42.8, the footprint 42.8 / 45.0 / 50.3,
+    bench/SIZE.md). At least ``WEIGHT_FLOOR``; all splats weigh the same when the median footprint is 0.
+    """
+    footprint = footprints(log_scales, opacity_logits)
+    if footprint.size == 0:
+        return footprint
+    cap, median = np.quantile(footprint, [WEIGHT_CAP_QUANTILE, 0.5])
+    if not median > 0:
+        return np.ones_like(footprint)
+    return np.clip(footprint / median, WEIGHT_FLOOR, cap / median).astype(np.float32)
 
 
 def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca") -> tuple[np.ndarray, np.ndarray]:
