@@ -257,3 +257,96 @@ def test_non_finite_input_is_refused_with_a_count() -> None:
     data[3, 0] = np.inf
     with pytest.raises(InvalidValuesError, match="2 non-finite"):
         kmeans(data, 4)
+
+
+# --- weighted k-means (the SH palette weights each splat by its footprint) ------------------------------------
+
+
+def test_weighted_update_takes_weighted_means_and_plain_means_for_weightless_clusters():
+    x = torch.tensor([[0.0], [1.0], [10.0], [12.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    weights = torch.tensor([3.0, 1.0, 0.0, 0.0])
+    new, reseeded = update_centroids(x, labels, torch.zeros(2, 1), weights)
+    assert reseeded == 0
+    assert new[0, 0].item() == pytest.approx(0.25)  # (3 * 0 + 1 * 1) / 4
+    assert new[1, 0].item() == pytest.approx(11.0)  # every member weighs 0: their plain mean
+
+
+def test_weighted_empty_cluster_is_reseeded_with_the_row_of_largest_weighted_error():
+    x = torch.tensor([[0.0], [5.0], [4.0], [100.0]])
+    labels = torch.tensor([0, 0, 0, 0])
+    # Unweighted, row 3 (at 100) is the farthest; its weight makes its weighted error negligible.
+    weights = torch.tensor([1.0, 1000.0, 1.0, 1e-6])
+    new, reseeded = update_centroids(x, labels, torch.zeros(2, 1), weights)
+    assert reseeded == 1
+    assert new[1, 0].item() != 100.0
+    expected_mean = (0.0 * 1 + 5.0 * 1000 + 4.0 * 1 + 100.0 * 1e-6) / (1002 + 1e-6)
+    errors = weights * (x[:, 0] - expected_mean) ** 2
+    assert new[1, 0].item() == x[int(errors.argmax()), 0].item()
+
+
+def test_weighted_segment_sums_agree_on_both_paths(monkeypatch):
+    from sogs_compressor.quantize import kmeans as km
+
+    monkeypatch.setattr(km, "SUM_CHUNK_ROWS", 7)
+    rng = np.random.default_rng(13)
+    x = torch.from_numpy(rng.normal(size=(50, 4)).astype(np.float32))
+    labels = torch.from_numpy(rng.integers(0, 6, 50))
+    w = torch.from_numpy(rng.random(50).astype(np.float32))
+    sums, totals = km.segment_sums(x, labels, 6, w)  # CPU: index_add_
+    both = km.sorted_segment_sums(x, labels, 6, w)  # the CUDA path, run here on the CPU
+    assert torch.allclose(both[:, :4], sums) and torch.allclose(both[:, 4], totals)
+    assert torch.allclose(totals, torch.zeros(6, dtype=torch.float64).index_add_(0, labels, w.double()))
+
+
+@pytest.mark.parametrize("method", ["flat", "hierarchical"])
+def test_unit_weights_give_the_unweighted_palette(method):
+    data = _correlated(3000, 9, seed=5)
+    plain = kmeans(data, 64, iterations=5, seed=2, method=method)
+    ones = kmeans(data, 64, iterations=5, seed=2, method=method, weights=np.ones(3000, np.float32))
+    assert np.array_equal(plain.labels, ones.labels)
+    assert np.allclose(plain.centroids, ones.centroids, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["flat", "hierarchical"])
+def test_weights_move_entries_to_the_rows_that_matter(method):
+    """A small heavy group gets a much smaller error when weighted, the rest pays a little more."""
+    data = _correlated(4000, 9, seed=6)
+    heavy = np.zeros(4000, bool)
+    heavy[::40] = True  # 100 rows
+    weights = np.where(heavy, 100.0, 1.0).astype(np.float32)
+
+    def errors(result):
+        err = ((data - result.centroids[result.labels]) ** 2).sum(1)
+        return err[heavy].mean(), err[~heavy].mean()
+
+    plain = errors(kmeans(data, 64, iterations=10, seed=0, method=method))
+    weighted = errors(kmeans(data, 64, iterations=10, seed=0, method=method, weights=weights))
+    assert weighted[0] < 0.5 * plain[0]
+    assert weighted[1] > plain[1]
+
+
+def test_weighted_kmeans_on_a_sample_weighs_every_row_in_the_final_means(monkeypatch):
+    from sogs_compressor.quantize import kmeans as km
+
+    monkeypatch.setattr(km, "SAMPLE_MIN_ROWS", 500)
+    monkeypatch.setattr(km, "SAMPLE_FACTOR", 4)
+    data = _correlated(5000, 9, seed=7)
+    weights = np.random.default_rng(1).random(5000).astype(np.float32) + 0.01
+    result = km.kmeans(data, 32, iterations=5, seed=3, weights=weights)
+    for c in range(result.centroids.shape[0]):
+        members = result.labels == c
+        expected = (data[members] * weights[members, None]).sum(0) / weights[members].sum()
+        assert np.allclose(result.centroids[c], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("weights", [np.ones(10), np.full(20, -1.0), np.full(20, np.nan)])
+def test_bad_weights_are_refused(weights):
+    with pytest.raises(ValueError, match="weights"):
+        kmeans(_correlated(20, 9, seed=1), 4, weights=weights)
+
+
+def test_exact_palette_ignores_weights():
+    data = np.repeat(_correlated(10, 9, seed=2), 3, axis=0)
+    result = kmeans(data, 16, weights=np.arange(30, dtype=np.float32))
+    assert result.method == "exact" and result.sse == 0.0

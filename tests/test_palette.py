@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from sogs_compressor.quantize.kmeans import palette_size_rule
-from sogs_compressor.quantize.palette import order_palette, palette_size, principal_projection
+import torch
+
+from sogs_compressor.quantize.palette import (
+    WEIGHT_CAP_QUANTILE,
+    WEIGHT_FLOOR,
+    order_palette,
+    palette_size,
+    palette_weights,
+    principal_projection,
+)
 
 
 @pytest.mark.parametrize("count", [0, 1, 100, 1023, 1024, 26_895, 70_000, 10_000_000])
@@ -60,3 +69,42 @@ def test_pca_order_sorts_points_on_a_line():
 def test_principal_projection_degenerate_inputs():
     assert principal_projection(np.zeros((1, 4))).shape == (1,)
     assert np.all(principal_projection(np.ones((5, 3))) == 0)
+
+
+def test_palette_weights_grow_with_footprint_relative_to_the_median():
+    log_scales = np.array([[-2.0, -2.0, -5.0], [-1.0, -1.0, -5.0], [-2.0, -2.0, -5.0]], np.float32)
+    logits = np.array([0.0, 0.0, -30.0], np.float32)
+    w = palette_weights(log_scales, logits)
+    assert w.dtype == np.float32 and w.shape == (3,)
+    # Footprints: 0.5 e^-4, 0.5 e^-2, ~0: median 0.5 e^-4; the largest is capped near the top quantile.
+    assert w[0] == pytest.approx(1.0)
+    assert 1.0 < w[1] <= np.exp(2.0)
+    assert w[2] == pytest.approx(WEIGHT_FLOOR)
+
+
+def test_palette_weights_cap_a_few_huge_splats():
+    rng = np.random.default_rng(0)
+    log_scales = rng.normal(-4, 0.3, size=(10_000, 3)).astype(np.float32)
+    log_scales[0] = 20.0  # a floater the size of the scene
+    w = palette_weights(log_scales, np.zeros(10_000, np.float32))
+    assert w[0] == pytest.approx(np.quantile(w, WEIGHT_CAP_QUANTILE), rel=1e-3)
+    assert w[0] < 100
+
+
+def test_palette_weights_survive_bad_values_and_empty_input():
+    log_scales = np.array([[np.inf, 0.0, 0.0], [np.nan, 0.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    w = palette_weights(log_scales, np.array([0.0, 0.0, 1e30], np.float32))
+    assert np.all(np.isfinite(w)) and np.all(w >= WEIGHT_FLOOR)
+    assert palette_weights(np.zeros((0, 3), np.float32), np.zeros(0, np.float32)).shape == (0,)
+    zero = palette_weights(np.zeros((4, 3), np.float32), np.full(4, -1e4, np.float32))  # median footprint 0
+    assert np.array_equal(zero, np.ones(4, np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_palette_weights_on_cuda_match_the_host():
+    rng = np.random.default_rng(3)
+    log_scales = rng.normal(-4, 1.0, size=(100_001, 3)).astype(np.float32)
+    logits = rng.normal(0, 2, size=100_001).astype(np.float32)
+    host = palette_weights(log_scales, logits)
+    cuda = palette_weights(log_scales, logits, torch.device("cuda"))
+    np.testing.assert_allclose(cuda, host, rtol=1e-4)

@@ -48,7 +48,8 @@ def test_encoder_settings_palette():
 
 
 @pytest.mark.parametrize("field,value", [("palette", "big"), ("palette_order", "random"), ("rate_weight", -1.0),
-                                         ("rate_weight", 100.0), ("position_bits", 7), ("position_bits", 17)])
+                                         ("rate_weight", 100.0), ("palette_rate_weight", -0.5),
+                                         ("palette_rate_weight", 65.0), ("position_bits", 7), ("position_bits", 17)])
 def test_bad_new_options_are_usage_errors(field, value):
     with pytest.raises(SogsError) as info:
         CompressOptions(**{field: value}).validate()
@@ -71,3 +72,23 @@ def test_balanced_settings_shrink_the_textures_they_touch():
     for name in ("means_l.webp", "scales.webp", "sh0.webp"):
         assert _webp_bytes(traded.images[name]) < _webp_bytes(exact.images[name]), name
     np.testing.assert_array_equal(traded.images["quats.webp"], exact.images["quats.webp"])
+
+
+def test_palette_rate_weight_shrinks_the_centroid_texture_of_continuous_sh():
+    """The centroid codebook trades its (small) rounding error for bytes; labels and palette stay the same."""
+    splats = generate_scene(6_000, sh_degree=2, seed=4)
+    splats = splats.take(morton_order(splats.positions, device=torch.device("cpu")))
+    common = dict(palette_size=1024, iterations=3, seed=0, device=torch.device("cpu"))
+    exact = encode_sog(splats, palette_rate_weight=0.0, **common)
+    traded = encode_sog(splats, palette_rate_weight=16.0, **common)
+    np.testing.assert_array_equal(traded.images["shN_labels.webp"], exact.images["shN_labels.webp"])
+    assert _webp_bytes(traded.images["shN_centroids.webp"]) < 0.9 * _webp_bytes(exact.images["shN_centroids.webp"])
+    assert traded.meta["shN"]["count"] == exact.meta["shN"]["count"]
+
+
+def test_presets_set_a_palette_rate_weight():
+    for name in presets.PRESETS:
+        settings = presets.encoder_settings(presets.resolve(CompressOptions(preset=name)), 50_000)
+        assert settings["palette_rate_weight"] > 0
+    off = presets.resolve(CompressOptions(preset="max", palette_rate_weight=0.0))
+    assert presets.encoder_settings(off, 50_000)["palette_rate_weight"] == 0.0

@@ -141,7 +141,7 @@ def encode_sh_palette(
     """
     t = time.perf_counter()
     progress("kmeans", 0.0)
-    weights = palette_weights(splats.log_scales, splats.opacity_logits)
+    weights = palette_weights(splats.log_scales, splats.opacity_logits, quantize_device(device))
     result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method,
                     weights=weights)
     centroids, labels = order_palette(result.centroids, result.labels, palette_order)
