@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sogs_compressor.quantize.kmeans import palette_size_rule
 import torch
 
+from sogs_compressor.quantize.kmeans import palette_size_rule
 from sogs_compressor.quantize.palette import (
     WEIGHT_CAP_QUANTILE,
     WEIGHT_FLOOR,
