@@ -2,8 +2,9 @@
 
 For every scene, every encoder variant is written as a .sog bundle, decoded, rendered from the quality check's
 ``fast`` cameras (4 orbit views, 256x256) and compared with renders of the original (content PSNR: pixels with
-opacity in either render). splat-transform 3.7.0's output of the same PLY (``-g cpu``, cached in
-bench/out/peer/NAME.sog; produced once by bench_codec.py or by this script with ``--peer``) is measured the same
+opacity in either render). splat-transform 3.7.0's output of the same PLY (``-g cpu``, or its WebGPU path where $ST names the
+GPU machine's packed copy; cached in bench/out/peer/NAME.sog; produced once by bench_codec.py or by this script
+with ``--peer``) is measured the same
 way. Prints one Markdown table per sweep; full numbers go to bench/out/size_quality.json.
 
     .venv/bin/python bench/bench_size_quality.py --sweep palette --scenes flowers_3_0 tile-30k-sh3
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -142,9 +144,11 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
 def peer_output(name: str, ply: Path, run_peer: bool) -> Path | None:
     """splat-transform's cached .sog of the scene (made now with ``run_peer``; ~100 s per 30K SH scene)."""
     target = OUT / "peer" / f"{name}.sog"
-    if not target.exists() and run_peer and PEER.exists():
+    if not target.exists() and run_peer and (PEER.exists() or os.environ.get("ST")):
         target.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(PEER), "-g", "cpu", "-q", "-w", str(ply), str(target)], check=True, timeout=1800)
+        # $ST (the GPU machine's packed splat-transform, bench/run_gpu_suite.sh): its WebGPU path
+        command = shlex.split(os.environ["ST"]) if os.environ.get("ST") else [str(PEER), "-g", "cpu"]
+        subprocess.run([*command, "-q", "-w", str(ply), str(target)], check=True, timeout=1800)
     return target if target.exists() else None
 
 
@@ -184,7 +188,7 @@ SWEEPS: dict[str, list[Variant]] = {
                    for p in ("st", "st*0.85", "st*0.7") for w in (0.0, 4.0, 8.0, 16.0, 32.0)],
     "palette_joint": [Variant(f"palette {p} prw {pw:g} rw {w:g} pos {b}", palette=p, palette_rate_weight=pw,
                               rate_weight=w, position_bits=b)
-                      for p in ("st", "st*0.85", "st*0.7") for pw in (8.0, 16.0) for w, b in ((2.0, 15), (4.0, 14))],
+                      for p in ("st", "st*0.85", "st*0.75") for pw in (16.0, 32.0) for w, b in ((2.0, 15), (4.0, 14))],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),

@@ -2,7 +2,7 @@
 # Everything the GPU machine checks and measures, in one call (device tool; see bench/RESULTS.md):
 #   CUDA test paths, the encoder benchmark (ours + splat-transform's WebGPU path), the renderer benchmark and
 #   the renderer cross-check. Logs go to $OUT (or ./bench/out/gpu-suite). Carry: .whl .bench-data .peer-gpu
-# Usage: bash bench/run_gpu_suite.sh [tests|encode|cold|render|all] [scenes...]
+# Usage: bash bench/run_gpu_suite.sh [tests|encode|cold|render|size|all] [scenes...]
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-bench/out/gpu-suite}
@@ -23,7 +23,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 python3 -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)' | tee -a "$OUT/gpu.txt"
 
 if [ "$what" = tests ] || [ "$what" = all ]; then
-    timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_assign_triton.py tests/test_kmeans.py tests/test_pipeline.py \
+    timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_assign_triton.py tests/test_kmeans.py tests/test_pipeline.py \
+        tests/test_palette.py tests/test_presets.py \
         tests/test_morton.py tests/test_render.py tests/test_reorder.py \
         tests/test_attributes_torch.py tests/test_splats.py 2>&1 | tail -5 | tee "$OUT/tests.txt"
 fi
@@ -47,4 +48,15 @@ if [ "$what" = render ] || [ "$what" = all ]; then
     timeout 120 python3 bench/bench_render.py --device cuda 2>&1 | tee "$OUT/render.txt" | tail -8
     timeout 120 python3 bench/crosscheck_render.py .bench-data/flowers_3_0/meta.json --device cuda --size 512 --views 4 \
         2>&1 | tee "$OUT/crosscheck.txt" | tail -8
+fi
+if [ "$what" = size ] || [ "$what" = all ]; then
+    # rendered quality and bytes at scale against splat-transform's WebGPU output (bench/SIZE.md)
+    if [ -f .peer-gpu/env.sh ] && [ -z "${ST:-}" ]; then
+        # shellcheck disable=SC1091
+        source .peer-gpu/env.sh >"$OUT/peer-env.txt" 2>&1 || true
+    fi
+    [ $# -gt 0 ] || scenes=(gen-1m-sh3 tile-1m-sh3)
+    timeout 420 python3 bench/bench_size_quality.py --device cuda --peer --sweep "${SWEEP:-presets}" \
+        --scenes "${scenes[@]}" --work /tmp/sogs-size 2>&1 | tee "$OUT/size.txt" | grep -v '^  '
+    cp bench/out/size_quality.json "$OUT/" 2>/dev/null || true
 fi

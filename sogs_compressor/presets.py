@@ -26,12 +26,13 @@ class Preset:
 
 PRESETS = {
     # fast: cheapest WebP effort that is not larger than splat-transform's output (bench/SIZE.md section 4)
-    "fast": Preset(webp_method=2, webp_quality=25, iterations=5, order="morton", rate_weight=2.0, palette_rate_weight=8.0, position_bits=15),
+    "fast": Preset(webp_method=2, webp_quality=25, iterations=5, order="morton", rate_weight=2.0,
+                   palette_rate_weight=16.0, position_bits=15),
     # balanced: smaller than splat-transform while each attribute stays about as exact as its output
     "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton", rate_weight=2.0,
-                       palette_rate_weight=8.0, position_bits=15),
+                       palette_rate_weight=16.0, position_bits=15),
     # max: smallest files; spends more of the rendered-quality headroom (still above splat-transform's PSNR)
-    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0, palette_rate_weight=8.0,
+    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0, palette_rate_weight=32.0,
                   position_bits=14),
 }
 
