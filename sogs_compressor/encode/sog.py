@@ -137,7 +137,9 @@ def encode_sh_palette(
     shows. The labels texture, the largest image, goes to ``emit`` first so its WebP encoding overlaps the
     palette's codebook. That codebook of the centroid values is rate-aware with ``rate_weight`` > 0, each
     entry's values weighted by the footprint it serves: the k-means error, not this rounding, sets the SH error,
-    so a coarser rounding costs little picture for many bytes (bench/SIZE.md).
+    so a coarser rounding costs little picture for many bytes (bench/SIZE.md). Past ``PALETTE_CODEBOOK_SAMPLE``
+    values it is built from a sample and every value takes its nearest entry (same bytes and picture measured on
+    30K-splat SH3 scenes; 64K x 45 values in one piece took ~1 s on the GPU machine's host).
     """
     t = time.perf_counter()
     progress("kmeans", 0.0)
@@ -151,7 +153,7 @@ def encode_sh_palette(
     t = time.perf_counter()
     served = np.bincount(labels, weights=weights, minlength=centroids.shape[0])
     codebook, centroid_labels = codebook_for(centroids, rate_weight, seed, device=quantize_device(device),
-                                             sample=False, weights=lambda rows: served[rows])
+                                             sample_size=PALETTE_CODEBOOK_SAMPLE, weights=lambda rows: served[rows])
     emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
     timings["sh_codebook"] = time.perf_counter() - t
     meta = {
@@ -192,24 +194,27 @@ def encode_positions(
 
 CODEBOOK_SAMPLE = 1 << 20
 """Pooled values above which a codebook is built from a seeded sample of this many (plus the extremes)."""
+PALETTE_CODEBOOK_SAMPLE = 1 << 18
+"""The same for the SH palette's centroid values (up to 65,536 x 45; on the critical path after the k-means)."""
 
 
 def codebook_for(
-    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None, sample: bool = True,
-    weights: Callable[[np.ndarray], np.ndarray] | None = None,
+    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None,
+    sample_size: int | None = None, weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
 
     Building costs O(n log n) on the host; a million values already pin down 256 levels, so for millions of splats the
-    codebook comes from a seeded sample (with the minimum and maximum, so the range is covered) and every value
-    then takes its nearest entry, on ``device`` when one is given (same labels as on the host), as with rate weight 0
-    at any size. ``sample`` False builds from every value (the SH palette's codebook: its error shows).
+    codebook comes from a seeded sample of ``sample_size`` (default ``CODEBOOK_SAMPLE``) values (with the minimum
+    and maximum, so the range is covered) and every value then takes its nearest entry, on ``device`` when one is
+    given (same labels as on the host), as with rate weight 0 at any size.
     ``weights(rows)``: the error weight of each given row of ``values`` (every value of
     a row shares it) for the rate-aware codebook (``codebook_rd.quantize_1d_rd``); asked only for the rows the
     codebook is built from.
     """
     flat = values.reshape(-1)
-    whole = not sample or flat.size <= CODEBOOK_SAMPLE
+    sample_size = CODEBOOK_SAMPLE if sample_size is None else sample_size
+    whole = flat.size <= sample_size
     if flat.size == 0 or not np.all(np.isfinite(flat)):
         return rd.quantize_1d_rd(values, rate_weight)  # the MSE codebook's sentinels for infinities
     per_row = flat.size // values.shape[0]
@@ -220,7 +225,7 @@ def codebook_for(
         return rd.quantize_1d_rd(values, rate_weight, weights=value_weights)
     else:
         rng = np.random.default_rng(seed)
-        picked = np.concatenate([rng.integers(0, flat.size, CODEBOOK_SAMPLE), [flat.argmin(), flat.argmax()]])
+        picked = np.concatenate([rng.integers(0, flat.size, sample_size), [flat.argmin(), flat.argmax()]])
         codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight,
                                         weights=None if weights is None else weights(picked // per_row))
     if device is None:
