@@ -189,6 +189,8 @@ SWEEPS: dict[str, list[Variant]] = {
     "palette_joint": [Variant(f"palette {p} prw {pw:g} rw {w:g} pos {b}", palette=p, palette_rate_weight=pw,
                               rate_weight=w, position_bits=b)
                       for p in ("st", "st*0.85", "st*0.75") for pw in (16.0, 32.0) for w, b in ((2.0, 15), (4.0, 14))],
+    "palettized": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
+                   for p in ("st*0.75", "st*0.7") for w, b in ((4.0, 14), (8.0, 14), (4.0, 13), (8.0, 13))],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),
