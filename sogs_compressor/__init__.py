@@ -1,3 +1,3 @@
 """sogs-compressor: 3D Gaussian Splatting scenes -> PlayCanvas SOG, fast, verified."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

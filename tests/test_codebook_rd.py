@@ -115,3 +115,29 @@ def test_weighted_codebook_moves_error_to_light_weights():
         return float(np.mean((codebook[lab][heavy] - values[heavy]) ** 2))
 
     assert tail_error(cb, labels) < tail_error(plain_cb, plain_labels)
+
+
+def test_sampled_codebook_keeps_already_quantized_values_exact():
+    """Past the sample size a codebook is built from a sample; a column of <= 256 distinct values (a re-encoded
+    SOG) must still come back exact even when a rare value is missing from the sample."""
+    from sogs_compressor.encode.sog import codebook_for
+
+    rng = np.random.default_rng(3)
+    levels = np.sort(rng.normal(size=200)).astype(np.float32)
+    values = levels[rng.integers(0, 199, size=(30_000, 3))]  # level 199 is not drawn...
+    values[12_345, 1] = levels[199]  # ...but for one value
+    for rate_weight in (0.0, 8.0):
+        codebook, labels = codebook_for(values, rate_weight, seed=0, sample_size=1000)
+        np.testing.assert_array_equal(codebook[labels], values)
+
+
+def test_sampled_rate_aware_codebook_labels_every_value_with_its_nearest_entry():
+    from sogs_compressor.encode.sog import codebook_for
+    from sogs_compressor.quantize.codebook import nearest_codebook_index
+
+    values = np.random.default_rng(4).normal(size=(20_000, 4)).astype(np.float32)
+    weights = np.random.default_rng(5).random(20_000)
+    codebook, labels = codebook_for(values, 16.0, seed=0, sample_size=5000, weights=lambda rows: weights[rows])
+    np.testing.assert_array_equal(labels, nearest_codebook_index(values, codebook))
+    whole, _ = codebook_for(values, 16.0, seed=0, weights=lambda rows: weights[rows])
+    assert np.unique(codebook).size < 256 and np.unique(whole).size < 256  # the rate term merged entries

@@ -194,6 +194,8 @@ def encode_positions(
 
 CODEBOOK_SAMPLE = 1 << 20
 """Pooled values above which a codebook is built from a seeded sample of this many (plus the extremes)."""
+EXACT_ENTRIES = 256
+"""Columns with at most this many distinct values keep them exactly (the codebook's size)."""
 PALETTE_CODEBOOK_SAMPLE = 1 << 18
 """The same for the SH palette's centroid values (up to 65,536 x 45; on the critical path after the k-means)."""
 
@@ -226,6 +228,9 @@ def codebook_for(
     else:
         rng = np.random.default_rng(seed)
         picked = np.concatenate([rng.integers(0, flat.size, sample_size), [flat.argmin(), flat.argmax()]])
+        if np.unique(flat[picked]).size <= EXACT_ENTRIES and np.unique(flat).size <= EXACT_ENTRIES:
+            # Already quantized (a re-encoded SOG): a sample can miss a rare value; the whole set is kept exact.
+            return rd.quantize_1d_rd(values, rate_weight)
         codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight,
                                         weights=None if weights is None else weights(picked // per_row))
     if device is None:
