@@ -51,6 +51,9 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
                         help="the same trade for the SH palette's centroid codebook (0 = MSE-optimal)")
     parser.add_argument("--position-bits", type=int, default=None, metavar="B",
                         help="position precision of opaque splats, 8-16 (faint splats keep 1-2 fewer)")
+    parser.add_argument("--target-psnr", type=float, default=None, metavar="DB",
+                        help="smallest output whose rendered content PSNR is at least DB (searches position bits, "
+                             "rate weights and palette size; a few encodes)")
     parser.add_argument("--palette", choices=("st", "auto"), default=None,
                         help="SH palette size policy: st = splat-transform's rule (default), auto = one per 8 splats")
     parser.add_argument("--palette-order", choices=("frequency", "pca"), default=None, help="SH palette entry order")
@@ -62,7 +65,8 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
 
 CODEC_OPTION_FIELDS = (
     "layout", "device", "sh_bands", "iterations", "palette_size", "seed", "invalid", "order", "preset",
-    "webp_method", "quality_check", "rate_weight", "palette_rate_weight", "position_bits", "palette", "palette_order",
+    "webp_method", "quality_check", "rate_weight", "palette_rate_weight", "position_bits", "target_psnr", "palette",
+    "palette_order",
 )
 """CompressOptions fields set by the codec flags of the same (argparse) name."""
 

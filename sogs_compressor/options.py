@@ -37,6 +37,9 @@ class CompressOptions:
         by the footprint each entry serves); 0 = MSE-optimal; None = the preset's.
     position_bits: bits of the 16-bit position grid kept for opaque splats (faint ones keep 1-2 fewer;
         quantize/codebook_rd.py); 16 = full precision; None = the preset's.
+    target_psnr: when set, the smallest output whose rendered content PSNR (mean over the quality check's views)
+        is at least this many dB: a search over position bits, rate weights and palette size (``target.py``);
+        needs the quality check. None = the preset's settings as they are.
     verify: decode our own output and measure the per-attribute errors.
     quality_check: render original and decoded output and compare (PSNR/SSIM + preview image): off|fast|full.
     name: base name of the outputs (default: the input's name without extensions).
@@ -58,6 +61,7 @@ class CompressOptions:
     rate_weight: float | None = None
     palette_rate_weight: float | None = None
     position_bits: int | None = None
+    target_psnr: float | None = None
     verify: bool = True
     quality_check: str = "fast"
     name: str | None = None
@@ -86,12 +90,15 @@ class CompressOptions:
             ("--palette-size", self.palette_size, 1, 65536), ("--rate-weight", self.rate_weight, 0, 64),
             ("--palette-rate-weight", self.palette_rate_weight, 0, 64),
             ("--position-bits", self.position_bits, 8, 16), ("--webp-method", self.webp_method, 0, 6),
-            ("--webp-quality", self.webp_quality, 0, 100),
+            ("--webp-quality", self.webp_quality, 0, 100), ("--target-psnr", self.target_psnr, 10, 99),
         )
         for flag, value, low, high in ranges:
             if value is not None and not (low <= value and (high is None or value <= high)):
                 bounds = f">= {low}" if high is None else f"{low}..{high}"
                 raise bad(f"{flag} must be {bounds}, not {value}")
+        if self.target_psnr is not None and (not self.verify or self.quality_check == "off"):
+            raise bad("--target-psnr measures rendered quality: it cannot be combined with --no-verify or "
+                      "--quality-check off")
         return self
 
     def to_dict(self) -> dict:

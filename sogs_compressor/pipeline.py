@@ -7,6 +7,7 @@ module; this file only sequences them, times them and collects what they report.
 from __future__ import annotations
 
 import resource
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sogs_compressor import __version__, presets
+from sogs_compressor import __version__, presets, target
 from sogs_compressor.device import device_name, out_of_memory_error, resolve_device
-from sogs_compressor.encode.sog import encode_sog
+from sogs_compressor.encode.sog import EncodedSog, encode_sog
 from sogs_compressor.errors import DeviceError, Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
@@ -74,6 +75,7 @@ def compress_splats(
     ``cameras_near``: the input file, next to which a 3DGS ``cameras.json`` is looked for (quality check).
     ``consume_input``: the caller hands ``splats`` over; it is reordered in place instead of copied.
     """
+    explicit = {key for key in target.SEARCHED if getattr(options, key) is not None}
     options = presets.resolve(options.validate())
     progress = progress or no_progress
     result = result or CompressionResult(input_path="<memory>", input_format="memory", input_bytes=0)
@@ -103,23 +105,25 @@ def compress_splats(
         progress("order", 1.0)
 
         checkpoint()
-        encoder = WebpEncoder(options.webp_method, options.webp_quality)
-        try:
-            encoded = encode_sog(ordered, **presets.encoder_settings(options, ordered.count),
-                                 iterations=options.iterations, seed=options.seed, device=device,
-                                 on_image=encoder.submit, progress=progress)
-            checkpoint()
+        settings = presets.encoder_settings(options, ordered.count)
+        target_report = None
+        if options.target_psnr is not None:
             t = time.perf_counter()
-            progress("webp", 0.0)
-            webps = encoder.results()
-        except BaseException:
-            encoder.cancel()
-            raise
+            reference = ordered if original is splats else original
+            found = search_target(ordered, reference, settings, explicit, options, device, cameras_near, checkpoint,
+                                  progress)
+            timings["target_search"] = time.perf_counter() - t
+            if found is not None:
+                (encoded, webps, webp_wait), target_report = found
+            else:  # nothing visible to measure: the preset's settings, and the report says why
+                target_report = {"psnr_content": options.target_psnr, "met": False,
+                                 "error": "the original renders nothing from the quality check's cameras"}
+        if target_report is None or "error" in target_report:
+            encoded, webps, webp_wait = encode_and_pack(ordered, settings, options, device, progress, checkpoint)
     except torch.cuda.OutOfMemoryError:
         raise out_of_memory_error(device, "encoding") from None
     timings.update(encoded.timings)
-    timings["webp_wait"] = time.perf_counter() - t
-    progress("webp", 1.0)
+    timings["webp_wait"] = webp_wait
     result.palette_size = encoded.palette_size
 
     checkpoint()
@@ -143,6 +147,8 @@ def compress_splats(
             reference = ordered if original is splats else original  # renders ignore the splat order
             result.quality = measure_quality(reference, decoded, options.quality_check, device,
                                              Path(output_dir), name, cameras_near)
+            if target_report is not None:
+                result.quality["target"] = target_report
             preview = result.quality.get("preview")
             if preview:
                 path = Path(output_dir) / preview
@@ -157,6 +163,74 @@ def compress_splats(
     if device.type == "cuda":
         result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
     return result
+
+
+def encode_and_pack(
+    ordered: SplatSet, settings: dict, options: CompressOptions, device: torch.device,
+    progress: ProgressCallback, checkpoint: Callable[[], None],
+) -> tuple[EncodedSog, dict[str, bytes], float]:
+    """Quantize and WebP-encode (each texture compressed as soon as it is ready): (encoded, WebP bytes by
+    name, seconds waited for the WebP encoders after the quantizers were done)."""
+    encoder = WebpEncoder(options.webp_method, options.webp_quality)
+    try:
+        encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed, device=device,
+                             on_image=encoder.submit, progress=progress)
+        checkpoint()
+        t = time.perf_counter()
+        progress("webp", 0.0)
+        webps = encoder.results()
+        progress("webp", 1.0)
+        return encoded, webps, time.perf_counter() - t
+    except BaseException:
+        encoder.cancel()
+        raise
+
+
+def search_target(
+    ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
+    device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None], progress: ProgressCallback,
+) -> tuple[tuple[EncodedSog, dict[str, bytes], float], dict] | None:
+    """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait) and the report's ``target``
+    section (``target.py``); None when the original shows nothing from the quality check's cameras."""
+    from sogs_compressor.read.sog import read_sog
+    from sogs_compressor.render.quality import quality_check, render_views
+
+    cameras, _ = quality_cameras(original, options.quality_check, cameras_near)
+    reference = render_views(original, cameras, device, allow_empty=True)
+    if any(view.visible == 0 for view in reference):
+        return None
+
+    def evaluate(rung: int) -> target.Probe:
+        checkpoint()
+        progress("target", rung / len(target.LADDER))
+        rung_settings = target.rung_settings(settings, target.LADDER[rung], explicit)
+        packed = encode_and_pack(ordered, rung_settings, options, device, no_progress, checkpoint)
+        with tempfile.TemporaryDirectory(prefix="sogs-target-") as probe_dir:
+            files = write_sog(Path(probe_dir), "probe", "bundle", packed[0].meta, packed[1])
+            bundle = next(f for f in files if f.role == "bundle")
+            decoded = read_sog(bundle.path).splats
+        quality = quality_check(original, decoded, options.quality_check, device, cameras, reference=reference)
+        psnr = quality["summary"]["psnr_content"]["mean"]
+        return target.Probe(rung, rung_settings, bundle.bytes, float("-inf") if psnr is None else float(psnr),
+                            payload=packed)
+
+    chosen, probes = target.search(options.target_psnr, len(target.LADDER), evaluate)
+    progress("target", 1.0)
+    return chosen.payload, target.summary(options.target_psnr, chosen, probes)
+
+
+def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) -> tuple[list, str]:
+    """The quality check's cameras and their source: a deterministic subset of the training cameras when a 3DGS
+    ``cameras.json`` sits next to the input, else orbit views around ``original``."""
+    from sogs_compressor.render.camera import find_cameras_json, load_cameras_json, select_cameras
+    from sogs_compressor.render.quality import default_cameras, mode_settings
+
+    cameras_file = find_cameras_json(cameras_near) if cameras_near is not None else None
+    if cameras_file is not None:
+        views, size = mode_settings(mode)
+        return [c.fit_long_side(size) for c in select_cameras(load_cameras_json(cameras_file), views)], \
+            str(cameras_file)
+    return default_cameras(original, mode), "orbit"
 
 
 def decode_output(result: CompressionResult) -> SplatSet:
@@ -176,19 +250,11 @@ def measure_quality(original: SplatSet, decoded: SplatSet, mode: str, device: to
 
     Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise.
     """
-    from sogs_compressor.render.camera import find_cameras_json, load_cameras_json, select_cameras
-    from sogs_compressor.render.quality import mode_settings, quality_check
-
-    cameras = None
-    source = None
-    cameras_file = find_cameras_json(cameras_near) if cameras_near is not None else None
-    if cameras_file is not None:
-        views, size = mode_settings(mode)
-        cameras = [c.fit_long_side(size) for c in select_cameras(load_cameras_json(cameras_file), views)]
-        source = str(cameras_file)
     from sogs_compressor.render.errors import RenderError
+    from sogs_compressor.render.quality import quality_check
 
     try:
+        cameras, source = quality_cameras(original, mode, cameras_near)
         return quality_check(original, decoded, mode, device=device, cameras=cameras,
                              preview_path=output_dir / f"{name}.preview.png", camera_source=source)
     except RenderError as error:  # the SOG itself is fine; say why there are no numbers

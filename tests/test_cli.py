@@ -94,3 +94,12 @@ def test_invalid_error_policy(tmp_path):
 def test_help_lists_exit_codes():
     proc = cli("compress", "--help")
     assert proc.returncode == 0 and "exit codes" in proc.stdout and "130" in proc.stdout
+
+
+def test_target_psnr_flag(scene_ply, tmp_path):
+    proc = cli("compress", scene_ply, "-o", tmp_path, "--preset", "fast", "--device", "cpu", "--layout", "bundle",
+               "--target-psnr", "30")
+    assert proc.returncode == 0, proc.stderr
+    assert "target: content PSNR >= 30 dB met" in proc.stdout
+    refused = cli("compress", scene_ply, "-o", tmp_path / "x", "--target-psnr", "30", "--no-verify")
+    assert refused.returncode == 2 and "--target-psnr" in refused.stderr and "Traceback" not in refused.stderr

@@ -152,7 +152,21 @@ def quality_lines(quality: dict) -> list[str]:
     ]
     if quality.get("preview"):
         lines.append(f"preview      {quality['preview']}  (original | compressed | difference x8)")
+    lines += target_lines(quality.get("target"))
     return lines
+
+
+def target_lines(target: dict | None) -> list[str]:
+    """What ``--target-psnr`` chose and why (``target.summary``)."""
+    if not target:
+        return []
+    if target.get("error"):
+        return [f"target       content PSNR >= {_number(target.get('psnr_content'))} dB not searched: {target['error']}"]
+    chosen = target.get("chosen") or {}
+    settings = ", ".join(f"{k} {_number(v)}" for k, v in (chosen.get("settings") or {}).items())
+    return [f"target       content PSNR >= {_number(target.get('psnr_content'))} dB "
+            f"{'met' if target.get('met') else 'NOT met'}: rung {chosen.get('rung')} ({settings}), "
+            f"{len(target.get('tried') or [])} encodes tried"]
 
 
 def json_safe(value):
