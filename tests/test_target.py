@@ -54,7 +54,7 @@ def test_rung_settings_hold_explicit_settings_and_scale_the_palette():
 
 
 def test_ladder_gets_coarser_rung_by_rung():
-    for earlier, later in zip(target.LADDER, target.LADDER[1:]):
+    for earlier, later in zip(target.LADDER[:-1], target.LADDER[1:], strict=True):
         assert later["position_bits"] <= earlier["position_bits"]
         assert later["rate_weight"] >= earlier["rate_weight"]
         assert later["palette_scale"] <= earlier["palette_scale"]
