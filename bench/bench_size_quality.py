@@ -36,7 +36,7 @@ from sogs_compressor import presets  # noqa: E402
 from sogs_compressor.device import resolve_device  # noqa: E402
 from sogs_compressor.encode.sog import encode_sog  # noqa: E402
 from sogs_compressor.options import CompressOptions  # noqa: E402
-from sogs_compressor.pipeline import order_splats  # noqa: E402
+from sogs_compressor.pipeline import compress_splats, order_splats  # noqa: E402
 from sogs_compressor.quantize.palette import palette_size  # noqa: E402
 from sogs_compressor.read import read_scene  # noqa: E402
 from sogs_compressor.read.sog import read_sog  # noqa: E402
@@ -191,6 +191,7 @@ SWEEPS: dict[str, list[Variant]] = {
                       for p in ("st", "st*0.85", "st*0.75") for pw in (16.0, 32.0) for w, b in ((2.0, 15), (4.0, 14))],
     "palettized": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
                    for p in ("st*0.75", "st*0.7") for w, b in ((4.0, 14), (8.0, 14), (4.0, 13), (8.0, 13))],
+    "target": [],  # target_rows: --target-psnr at splat-transform's quality
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),
@@ -225,6 +226,8 @@ def main() -> int:
                         "seconds": None, **content_psnr(splats, read_sog(peer).splats, cameras, reference, device)}
             rows.append(peer_row)
         with tempfile.TemporaryDirectory() as tmp:
+            if args.sweep == "target":
+                rows += target_rows(splats, peer_row, device, Path(tmp))
             for variant in SWEEPS[args.sweep]:
                 encoded = encode_variant(splats, variant, device, Path(tmp))
                 decoded = encoded.pop("decoded")
@@ -236,6 +239,28 @@ def main() -> int:
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def target_rows(splats: SplatSet, peer: dict | None, device: torch.device, work: Path) -> list[dict]:
+    """``--target-psnr`` set to splat-transform's content PSNR (and 1 dB above it), through the real pipeline."""
+    if peer is None:
+        return []
+    rows = []
+    for margin in (0.0, 1.0):
+        goal = round(peer["psnr_content"] + margin, 2)
+        started = time.perf_counter()
+        result = compress_splats(splats, work / f"target-{margin}", "scene",
+                                 CompressOptions(preset="balanced", device=str(device), layout="bundle",
+                                                 target_psnr=goal))
+        seconds = time.perf_counter() - started
+        summary, found = result.quality["summary"], result.quality["target"]
+        rows.append({"variant": f"balanced --target-psnr {goal} ({'met' if found['met'] else 'NOT met'}, rung "
+                                f"{found['chosen']['rung']}, {len(found['tried'])} encodes)",
+                     "bytes": result.output_bytes, "palette": result.palette_size, "seconds": round(seconds, 2),
+                     "psnr_content": summary["psnr_content"]["mean"],
+                     "psnr_content_worst": summary["psnr_content"]["worst"],
+                     "psnr": summary["psnr"]["mean"], "ssim": summary["ssim"]["mean"], "target": found})
+    return rows
 
 
 def print_table(scene: str, splats: SplatSet, rows: list[dict], peer: dict | None) -> None:
