@@ -259,7 +259,10 @@ def target_rows(splats: SplatSet, peer: dict | None, device: torch.device, work:
                      "bytes": result.output_bytes, "palette": result.palette_size, "seconds": round(seconds, 2),
                      "psnr_content": summary["psnr_content"]["mean"],
                      "psnr_content_worst": summary["psnr_content"]["worst"],
-                     "psnr": summary["psnr"]["mean"], "ssim": summary["ssim"]["mean"], "target": found})
+                     "psnr": summary["psnr"]["mean"], "ssim": summary["ssim"]["mean"], "target": found,
+                     "timings": {k: round(v, 3) for k, v in result.timings.items()}})
+        print(f"  target {goal}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()), file=sys.stderr,
+              flush=True)
     return rows
 
 
