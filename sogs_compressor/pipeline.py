@@ -111,7 +111,7 @@ def compress_splats(
             t = time.perf_counter()
             reference = ordered if original is splats else original
             found = search_target(ordered, reference, settings, explicit, options, device, cameras_near, checkpoint,
-                                  progress)
+                                  progress, timings)
             timings["target_search"] = time.perf_counter() - t
             if found is not None:
                 (encoded, webps, webp_wait), target_report = found
@@ -189,14 +189,22 @@ def encode_and_pack(
 def search_target(
     ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
     device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None], progress: ProgressCallback,
+    timings: dict,
 ) -> tuple[tuple[EncodedSog, dict[str, bytes], float], dict] | None:
     """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait) and the report's ``target``
-    section (``target.py``); None when the original shows nothing from the quality check's cameras."""
+    section (``target.py``); None when the original shows nothing from the quality check's cameras.
+    Adds the search's seconds per kind of work to ``timings`` (``target_encode``, ``target_decode``,
+    ``target_render``)."""
     from sogs_compressor.read.sog import read_sog
     from sogs_compressor.render.quality import quality_check, render_views
 
+    def add(key: str, since: float) -> None:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - since
+
+    t = time.perf_counter()
     cameras, _ = quality_cameras(original, options.quality_check, cameras_near)
     reference = render_views(original, cameras, device, allow_empty=True)
+    add("target_render", t)
     if any(view.visible == 0 for view in reference):
         return None
 
@@ -204,12 +212,18 @@ def search_target(
         checkpoint()
         progress("target", rung / len(target.LADDER))
         rung_settings = target.rung_settings(settings, target.LADDER[rung], explicit)
+        t = time.perf_counter()
         packed = encode_and_pack(ordered, rung_settings, options, device, no_progress, checkpoint)
+        add("target_encode", t)
+        t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="sogs-target-") as probe_dir:
             files = write_sog(Path(probe_dir), "probe", "bundle", packed[0].meta, packed[1])
             bundle = next(f for f in files if f.role == "bundle")
             decoded = read_sog(bundle.path).splats
+        add("target_decode", t)
+        t = time.perf_counter()
         quality = quality_check(original, decoded, options.quality_check, device, cameras, reference=reference)
+        add("target_render", t)
         psnr = quality["summary"]["psnr_content"]["mean"]
         return target.Probe(rung, rung_settings, bundle.bytes, float("-inf") if psnr is None else float(psnr),
                             payload=packed)
