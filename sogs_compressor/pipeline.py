@@ -106,7 +106,7 @@ def compress_splats(
 
         checkpoint()
         settings = presets.encoder_settings(options, ordered.count)
-        target_report = None
+        target_report, target_views = None, None
         if options.target_psnr is not None:
             t = time.perf_counter()
             reference = ordered if original is splats else original
@@ -114,7 +114,7 @@ def compress_splats(
                                   progress, timings)
             timings["target_search"] = time.perf_counter() - t
             if found is not None:
-                (encoded, webps, webp_wait), target_report = found
+                (encoded, webps, webp_wait), target_report, target_views = found
             else:  # nothing visible to measure: the preset's settings, and the report says why
                 target_report = {"psnr_content": options.target_psnr, "met": False,
                                  "error": "the original renders nothing from the quality check's cameras"}
@@ -146,7 +146,7 @@ def compress_splats(
             progress("quality", 0.0)
             reference = ordered if original is splats else original  # renders ignore the splat order
             result.quality = measure_quality(reference, decoded, options.quality_check, device,
-                                             Path(output_dir), name, cameras_near)
+                                             Path(output_dir), name, cameras_near, target_views)
             if target_report is not None:
                 result.quality["target"] = target_report
             preview = result.quality.get("preview")
@@ -190,9 +190,10 @@ def search_target(
     ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
     device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None], progress: ProgressCallback,
     timings: dict,
-) -> tuple[tuple[EncodedSog, dict[str, bytes], float], dict] | None:
-    """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait) and the report's ``target``
-    section (``target.py``); None when the original shows nothing from the quality check's cameras.
+) -> tuple[tuple[EncodedSog, dict[str, bytes], float], dict, tuple] | None:
+    """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait), the report's ``target`` section
+    (``target.py``) and (cameras, their source, the original's renders) for the final quality check; None when
+    the original shows nothing from the quality check's cameras.
     Adds the search's seconds per kind of work to ``timings`` (``target_encode``, ``target_decode``,
     ``target_render``)."""
     from sogs_compressor.read.sog import read_sog
@@ -202,7 +203,7 @@ def search_target(
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - since
 
     t = time.perf_counter()
-    cameras, _ = quality_cameras(original, options.quality_check, cameras_near)
+    cameras, source = quality_cameras(original, options.quality_check, cameras_near)
     reference = render_views(original, cameras, device, allow_empty=True)
     add("target_render", t)
     if any(view.visible == 0 for view in reference):
@@ -230,7 +231,7 @@ def search_target(
 
     chosen, probes = target.search(options.target_psnr, len(target.LADDER), evaluate)
     progress("target", 1.0)
-    return chosen.payload, target.summary(options.target_psnr, chosen, probes)
+    return chosen.payload, target.summary(options.target_psnr, chosen, probes), (cameras, source, reference)
 
 
 def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) -> tuple[list, str]:
@@ -259,17 +260,18 @@ def decode_output(result: CompressionResult) -> SplatSet:
 
 
 def measure_quality(original: SplatSet, decoded: SplatSet, mode: str, device: torch.device, output_dir: Path,
-                    name: str, cameras_near: Path | None) -> dict:
+                    name: str, cameras_near: Path | None, views: tuple | None = None) -> dict:
     """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
 
-    Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise.
+    Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise;
+    ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused.
     """
     from sogs_compressor.render.errors import RenderError
     from sogs_compressor.render.quality import quality_check
 
     try:
-        cameras, source = quality_cameras(original, mode, cameras_near)
-        return quality_check(original, decoded, mode, device=device, cameras=cameras,
+        cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near), None)
+        return quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
                              preview_path=output_dir / f"{name}.preview.png", camera_source=source)
     except RenderError as error:  # the SOG itself is fine; say why there are no numbers
         return {"mode": mode, "error": str(error)}
