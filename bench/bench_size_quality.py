@@ -191,6 +191,7 @@ SWEEPS: dict[str, list[Variant]] = {
                       for p in ("st", "st*0.85", "st*0.75") for pw in (16.0, 32.0) for w, b in ((2.0, 15), (4.0, 14))],
     "palettized": [Variant(f"palette {p} rw {w:g} pos {b}", palette=p, rate_weight=w, position_bits=b)
                    for p in ("st*0.75", "st*0.7") for w, b in ((4.0, 14), (8.0, 14), (4.0, 13), (8.0, 13))],
+    "palette_order": [Variant(order, palette_order=order) for order in ("frequency", "first-use", "pca")],
     "target": [],  # target_rows: --target-psnr at splat-transform's quality
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",

@@ -18,6 +18,7 @@ from sogs_compressor.options import (
     INVALID_POLICIES,
     LAYOUTS,
     ORDERS,
+    PALETTE_ORDERS,
     PRESETS,
     QUALITY_CHECKS,
     CompressOptions,
@@ -56,7 +57,8 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
                              "rate weights and palette size; a few encodes)")
     parser.add_argument("--palette", choices=("st", "auto"), default=None,
                         help="SH palette size policy: st = splat-transform's rule (default), auto = one per 8 splats")
-    parser.add_argument("--palette-order", choices=("frequency", "pca"), default=None, help="SH palette entry order")
+    parser.add_argument("--palette-order", choices=PALETTE_ORDERS, default=None,
+                        help="SH palette entry order (default frequency)")
     parser.add_argument("--quality-check", choices=QUALITY_CHECKS, default=None,
                         help="render original and output and compare them (PSNR/SSIM + preview); default fast")
     parser.add_argument("--no-verify", action="store_true",

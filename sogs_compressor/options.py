@@ -10,7 +10,7 @@ ORDERS = ("morton", "plas")
 PRESETS = ("fast", "balanced", "max")
 QUALITY_CHECKS = ("off", "fast", "full")
 PALETTE_POLICIES = ("auto", "st")
-PALETTE_ORDERS = ("frequency", "pca")
+PALETTE_ORDERS = ("frequency", "first-use", "pca")
 
 
 @dataclass

@@ -107,3 +107,12 @@ def test_palette_weights_on_cuda_match_the_host():
     host = palette_weights(log_scales, logits)
     cuda = palette_weights(log_scales, logits, torch.device("cuda"))
     np.testing.assert_allclose(cuda, host, rtol=1e-4)
+
+
+def test_first_use_order_numbers_entries_as_the_splats_first_use_them():
+    centroids = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+    labels = np.array([3, 3, 1, 4, 1, 3, 0])  # entry 2 unused
+    ordered, remapped = order_palette(centroids, labels, "first-use")
+    np.testing.assert_array_equal(remapped, [0, 0, 1, 2, 1, 0, 3])
+    np.testing.assert_array_equal(ordered, centroids[[3, 1, 4, 0]])
+    np.testing.assert_array_equal(ordered[remapped], centroids[labels])

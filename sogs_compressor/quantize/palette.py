@@ -104,6 +104,8 @@ def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca")
     """Reorder palette entries (dropping unused ones) and remap the labels to match.
 
     ``frequency``: most used first (small label values, mostly-constant high byte).
+    ``first-use``: in the order the splats (already in their storage order) first use them, so a splat's label
+    is often its predecessor's plus one: smaller label textures (bench/SIZE.md).
     ``pca``: along the centroids' first principal axis (similar entries side by side).
     """
     if order not in ORDERS:
@@ -113,6 +115,10 @@ def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca")
     counts = np.bincount(labels, minlength=centroids.shape[0])
     if order == "frequency":
         permutation = np.argsort(-counts, kind="stable")
+    elif order == "first-use":
+        first = np.full(centroids.shape[0], labels.shape[0], np.int64)
+        np.minimum.at(first, labels, np.arange(labels.shape[0]))
+        permutation = np.argsort(first, kind="stable")
     else:
         permutation = np.argsort(principal_projection(centroids, counts), kind="stable")
     permutation = permutation[counts[permutation] > 0]
