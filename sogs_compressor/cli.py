@@ -58,7 +58,7 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--palette", choices=("st", "auto"), default=None,
                         help="SH palette size policy: st = splat-transform's rule (default), auto = one per 8 splats")
     parser.add_argument("--palette-order", choices=PALETTE_ORDERS, default=None,
-                        help="SH palette entry order (default frequency)")
+                        help="SH palette entry order (default auto: first-use for small palettes' scenes, else frequency)")
     parser.add_argument("--quality-check", choices=QUALITY_CHECKS, default=None,
                         help="render original and output and compare them (PSNR/SSIM + preview); default fast")
     parser.add_argument("--no-verify", action="store_true",

@@ -10,7 +10,7 @@ ORDERS = ("morton", "plas")
 PRESETS = ("fast", "balanced", "max")
 QUALITY_CHECKS = ("off", "fast", "full")
 PALETTE_POLICIES = ("auto", "st")
-PALETTE_ORDERS = ("frequency", "first-use", "pca")
+PALETTE_ORDERS = ("auto", "frequency", "first-use", "pca")
 
 
 @dataclass
@@ -57,7 +57,7 @@ class CompressOptions:
     webp_quality: int | None = None
     palette_size: int | None = None
     palette: str = "st"
-    palette_order: str = "frequency"
+    palette_order: str = "auto"
     rate_weight: float | None = None
     palette_rate_weight: float | None = None
     position_bits: int | None = None

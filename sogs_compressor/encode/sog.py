@@ -47,7 +47,7 @@ def encode_sog(
     seed: int,
     device: torch.device,
     kmeans_method: str = "auto",
-    palette_order: str = "frequency",
+    palette_order: str = "auto",
     rate_weight: float = 0.0,
     palette_rate_weight: float = 0.0,
     position_bits: int = 16,
@@ -56,7 +56,8 @@ def encode_sog(
 ) -> EncodedSog:
     """Encode every attribute; ``palette_size`` 0 or SH degree 0 writes no shN.
 
-    palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``frequency`` or ``pca``).
+    palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``auto``, ``frequency``,
+    ``first-use`` or ``pca``).
     rate_weight: 0 = MSE-optimal codebooks; > 0 = rate-aware ones (``quantize.codebook_rd``) for scales and sh0,
     trading squared error for smaller label textures.
     palette_rate_weight: the same for the codebook of the SH palette's centroid values (``encode_sh_palette``).

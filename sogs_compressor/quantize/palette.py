@@ -100,9 +100,17 @@ def _quantile_sorted(ranked: torch.Tensor, q: float, n: int) -> float:
     return float(ranked[low]) + (position - low) * (float(ranked[high]) - float(ranked[low]))
 
 
+FIRST_USE_MAX_SPLATS_PER_ENTRY = 4
+"""``auto`` order: ``first-use`` below this many splats per entry, ``frequency`` from it on. Measured (bench/SIZE.md):
+first-use saves 15-22% of the label texture (1.2-1.5% of the file) at 1.6-2.2 splats per entry (30K-splat
+scenes) and costs 0.2-0.3% of the file at 15 per entry (1M splats, 65,536 entries)."""
+
+
 def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca") -> tuple[np.ndarray, np.ndarray]:
     """Reorder palette entries (dropping unused ones) and remap the labels to match.
 
+    ``auto``: ``first-use`` for palettes with fewer than ``FIRST_USE_MAX_SPLATS_PER_ENTRY`` splats per entry,
+    else ``frequency``.
     ``frequency``: most used first (small label values, mostly-constant high byte).
     ``first-use``: in the order the splats (already in their storage order) first use them, so a splat's label
     is often its predecessor's plus one: smaller label textures (bench/SIZE.md).
@@ -112,6 +120,9 @@ def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca")
         raise ValueError(f"palette order must be one of {ORDERS}, not {order!r}")
     centroids = np.asarray(centroids)
     labels = np.asarray(labels)
+    if order == "auto":
+        few = labels.shape[0] < FIRST_USE_MAX_SPLATS_PER_ENTRY * centroids.shape[0]
+        order = "first-use" if few else "frequency"
     counts = np.bincount(labels, minlength=centroids.shape[0])
     if order == "frequency":
         permutation = np.argsort(-counts, kind="stable")
