@@ -121,7 +121,7 @@ def test_first_use_order_numbers_entries_as_the_splats_first_use_them():
 def test_auto_order_is_first_use_for_small_palettes_and_frequency_for_large():
     rng = np.random.default_rng(5)
     centroids = rng.normal(size=(100, 9)).astype(np.float32)
-    few = rng.integers(0, 100, 300)  # 3 splats per entry
+    few = rng.integers(0, 100, 250)  # 2.5 splats per entry
     many = rng.integers(0, 100, 2000)  # 20 per entry
     for labels, expected in ((few, "first-use"), (many, "frequency")):
         auto = order_palette(centroids, labels, "auto")

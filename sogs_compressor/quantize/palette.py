@@ -100,10 +100,10 @@ def _quantile_sorted(ranked: torch.Tensor, q: float, n: int) -> float:
     return float(ranked[low]) + (position - low) * (float(ranked[high]) - float(ranked[low]))
 
 
-FIRST_USE_MAX_SPLATS_PER_ENTRY = 4
+FIRST_USE_MAX_SPLATS_PER_ENTRY = 3
 """``auto`` order: ``first-use`` below this many splats per entry, ``frequency`` from it on. Measured (bench/SIZE.md):
-first-use saves 15-22% of the label texture (1.2-1.5% of the file) at 1.6-2.2 splats per entry (30K-splat
-scenes) and costs 0.2-0.3% of the file at 15 per entry (1M splats, 65,536 entries)."""
+first-use saves 15-22% of the label texture (1.1-1.8% of the file) at 1.6-2.4 splats per entry (30K-splat
+scenes), costs 0.4% of the file at 3.7 (gen-30k-sh3, 8,192 entries) and 0.2-0.3% at 15 (1M splats, 65,536)."""
 
 
 def order_palette(centroids: np.ndarray, labels: np.ndarray, order: str = "pca") -> tuple[np.ndarray, np.ndarray]:
