@@ -209,3 +209,18 @@ def test_changed_input_is_compressed_again_with_its_new_digest(tmp_path):
         assert report["status"] == "ok" and report["input"]["sha256"] == sha256_file(scene)
         assert report["input"]["bytes"] == scene.stat().st_size
         assert not any(e["event"] == "cache_hit" for e in log_events(run.stdout))
+
+
+def test_target_psnr_reaches_the_scene_report(tmp_path):
+    """--target-psnr through the entrypoint: the report's quality section says what the search chose."""
+    root = opt_ml_tree(tmp_path, inputs={"scenes": "s3://bucket/scenes/"})
+    write_ply(root / "processing/input/scenes/a.ply", 600, seed=4)
+    run = run_job(["--layout", "bundle", "--target-psnr", "25"], job_env(root))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = root / "processing/output/sog/a"
+    report = read_json(folder / "compression_report.json")
+    target = report["quality"]["target"]
+    assert target["psnr_content"] == 25 and target["met"] is True
+    assert report["quality"]["summary"]["psnr_content"]["mean"] >= 25
+    assert report["settings"]["target_psnr"] == 25
+    assert "target       content PSNR >= 25 dB met" in (folder / "compression_report.txt").read_text()
