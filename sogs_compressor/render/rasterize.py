@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sogs_compressor.quantize.assign_triton import triton_available
 from sogs_compressor.render.camera import Camera, check_size
+from sogs_compressor.render.composite_triton import composite_available, composite_tiles_triton
 from sogs_compressor.render.errors import NothingVisibleError
 from sogs_compressor.render.sh import sh_to_color
 from sogs_compressor.splats import SplatSet
@@ -299,6 +301,22 @@ def _composite_tiles(
     return acc
 
 
+COMPOSITORS = ("auto", "torch", "triton")
+
+
+def _use_triton(compositor: str, device: torch.device) -> bool:
+    """Whether ``render`` composites with the Triton kernel (see its ``compositor``)."""
+    if compositor not in COMPOSITORS:
+        raise ValueError(f"compositor must be one of {COMPOSITORS}, not {compositor!r}")
+    if compositor == "torch":
+        return False
+    if compositor == "triton":
+        if not composite_available(device):
+            raise ValueError(f"the Triton compositor cannot run on {device} here")
+        return True
+    return triton_available(device)
+
+
 def default_budget(device: torch.device) -> tuple[int, int]:
     """(max pairs per band, max tile-pixel x layer elements per compositing step) for ``device``."""
     if device.type == "cuda":
@@ -314,10 +332,16 @@ def render(
     allow_empty: bool = False,
     max_pairs: int | None = None,
     max_elements: int | None = None,
+    compositor: str = "auto",
 ) -> RenderResult:
-    """Render one view. Raises NothingVisibleError when no splat lands in the picture (unless allowed)."""
+    """Render one view. Raises NothingVisibleError when no splat lands in the picture (unless allowed).
+
+    ``compositor``: ``torch`` (this module's), ``triton`` (``composite_triton``: one kernel, CUDA or the Triton
+    interpreter) or ``auto`` (Triton on a CUDA device it supports, else torch).
+    """
     check_size(camera.width, camera.height)
     device = g.device
+    fused = _use_triton(compositor, device)
     default_pairs, default_elements = default_budget(device)
     max_pairs = max_pairs or default_pairs
     max_elements = max_elements or default_elements
@@ -344,6 +368,12 @@ def render(
             first = torch.cumsum(per_tile, 0) - per_tile
             busy = torch.nonzero(per_tile).squeeze(1)
             # busiest tiles first, so each chunk holds tiles of similar depth complexity
+            if fused:  # every busy tile of the band in one launch
+                acc = composite_tiles_triton(table, busy, first[busy], per_tile[busy], splat_of_pair, grid_x,
+                                             ALPHA_CAP, ALPHA_MIN, T_MIN)
+                canvas[busy] = acc[..., :3]
+                t_canvas[busy] = 1.0 - acc[..., 3]
+                continue
             busy = busy[torch.sort(per_tile[busy], descending=True, stable=True).indices]
             busy_counts = per_tile[busy].tolist()
             i = 0

@@ -1,0 +1,77 @@
+"""The fused Triton compositor against the PyTorch one: through Triton's interpreter on CPU (CI), compiled on
+CUDA where a GPU is present."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from sogs_compressor.render.quality import default_cameras
+from sogs_compressor.render.rasterize import prepare, render
+from sogs_compressor.sample import generate_scene
+
+REPO = Path(__file__).resolve().parents[1]
+
+INTERPRETER_SCRIPT = textwrap.dedent(
+    """
+    import json, torch
+    from sogs_compressor.render.quality import default_cameras
+    from sogs_compressor.render.rasterize import prepare, render
+    from sogs_compressor.sample import generate_scene
+    out = {}
+    for n, degree, size in ((300, 1, 40), (1500, 3, 32)):
+        scene = generate_scene(n, sh_degree=degree, seed=n)
+        g = prepare(scene, torch.device("cpu"))
+        for i, cam in enumerate(default_cameras(scene, "fast", size=size)[:2]):
+            a = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")
+            b = render(g, cam, (0.1, 0.2, 0.3), compositor="triton")
+            out[f"{n}-{i}"] = [float((a.image - b.image).abs().max()), float((a.alpha - b.alpha).abs().max()),
+                               a.pairs == b.pairs]
+    print(json.dumps(out))
+    """
+)
+
+
+def test_fused_compositor_matches_torch_in_the_triton_interpreter() -> None:
+    triton = pytest.importorskip("triton")
+    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 9):
+        pytest.skip("Triton's interpreter before 3.9 is not used here; the CUDA test checks the compiled kernel")
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
+    proc = subprocess.run([sys.executable, "-c", INTERPRETER_SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(result) == 4
+    for name, (image_diff, alpha_diff, same_pairs) in result.items():
+        assert image_diff < 1e-5 and alpha_diff < 1e-5 and same_pairs, name
+
+
+def test_unknown_or_unavailable_compositor_is_refused() -> None:
+    scene = generate_scene(50, sh_degree=0, seed=1)
+    g = prepare(scene, torch.device("cpu"))
+    cam = default_cameras(scene, "fast", size=32)[0]
+    with pytest.raises(ValueError, match="compositor"):
+        render(g, cam, compositor="opengl")
+    if os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
+        with pytest.raises(ValueError, match="Triton compositor"):
+            render(g, cam, compositor="triton")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(("n", "degree", "size"), [(20_000, 3, 256), (200_000, 2, 512), (5, 0, 64)])
+def test_fused_compositor_matches_torch_on_cuda(n, degree, size) -> None:
+    scene = generate_scene(n, sh_degree=degree, seed=3)
+    g = prepare(scene, torch.device("cuda"))
+    for cam in default_cameras(scene, "fast", size=size):
+        a = render(g, cam, (0.0, 0.0, 0.0), compositor="torch", allow_empty=True)
+        b = render(g, cam, (0.0, 0.0, 0.0), allow_empty=True)  # auto: the Triton kernel on CUDA
+        assert float((a.image - b.image).abs().max()) < 1e-4
+        assert float((a.alpha - b.alpha).abs().max()) < 1e-4
