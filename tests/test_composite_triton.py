@@ -73,5 +73,11 @@ def test_fused_compositor_matches_torch_on_cuda(n, degree, size) -> None:
     for cam in default_cameras(scene, "fast", size=size):
         a = render(g, cam, (0.0, 0.0, 0.0), compositor="torch", allow_empty=True)
         b = render(g, cam, (0.0, 0.0, 0.0), allow_empty=True)  # auto: the Triton kernel on CUDA
-        assert float((a.image - b.image).abs().max()) < 1e-4
-        assert float((a.alpha - b.alpha).abs().max()) < 1e-4
+        for x, y in ((a.image, b.image), (a.alpha, b.alpha)):
+            diff = (x - y).abs()
+            # CUDA's fast exp and a different order of float operations can flip a pixel's 1/255 alpha cut or
+            # its 1e-4 transmittance stop: isolated pixels move by up to one faint splat's contribution (H200:
+            # at most 1 pixel in 65K, by <= 1.7e-3; the mean difference ~5e-8)
+            assert float(diff.max()) < 1e-2
+            assert float(diff.mean()) < 1e-5
+            assert float((diff > 1e-4).float().mean()) < 1e-3
