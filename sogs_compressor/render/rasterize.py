@@ -13,7 +13,8 @@ Same logic on CPU and CUDA, float32, deterministic. Steps (as in the 3DGS refere
    transmittance under 1e-4 stops the pixel (and is not blended), background added with the final T.
 
 Memory is bounded twice: tile rows are grouped into bands holding at most ``max_pairs`` splat-tile pairs,
-and compositing touches at most ``max_elements`` (tile pixel x layer) values at a time.
+and compositing touches at most ``max_elements`` (tile pixel x layer) values at a time. On CUDA, step 5 runs as
+one Triton kernel instead (``composite_triton``: 2.7-8x faster at 1M splats, bench/RESULTS.md).
 """
 
 from __future__ import annotations
