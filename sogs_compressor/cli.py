@@ -19,6 +19,7 @@ from sogs_compressor.options import (
     LAYOUTS,
     ORDERS,
     PALETTE_ORDERS,
+    PALETTE_POLICIES,
     PRESETS,
     QUALITY_CHECKS,
     CompressOptions,
@@ -55,7 +56,7 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-psnr", type=float, default=None, metavar="DB",
                         help="smallest output whose rendered content PSNR is at least DB (searches position bits, "
                              "rate weights and palette size; a few encodes)")
-    parser.add_argument("--palette", choices=("st", "auto"), default=None,
+    parser.add_argument("--palette", choices=PALETTE_POLICIES, default=None,
                         help="SH palette size policy: st = splat-transform's rule (default), auto = one per 8 splats")
     parser.add_argument("--palette-order", choices=PALETTE_ORDERS, default=None,
                         help="SH palette entry order (default auto: first-use for small palettes' scenes, else frequency)")

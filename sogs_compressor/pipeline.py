@@ -106,20 +106,20 @@ def compress_splats(
 
         checkpoint()
         settings = presets.encoder_settings(options, ordered.count)
-        target_report, target_views = None, None
+        found, target_report, target_views = None, None, None
         if options.target_psnr is not None:
             t = time.perf_counter()
             reference = ordered if original is splats else original
             found = search_target(ordered, reference, settings, explicit, options, device, cameras_near, checkpoint,
                                   progress, timings)
             timings["target_search"] = time.perf_counter() - t
-            if found is not None:
-                (encoded, webps, webp_wait), target_report, target_views = found
-            else:  # nothing visible to measure: the preset's settings, and the report says why
+            if found is None:  # nothing visible to measure: the preset's settings, and the report says why
                 target_report = {"psnr_content": options.target_psnr, "met": False,
                                  "error": "the original renders nothing from the quality check's cameras"}
-        if target_report is None or "error" in target_report:
+        if found is None:
             encoded, webps, webp_wait = encode_and_pack(ordered, settings, options, device, progress, checkpoint)
+        else:
+            (encoded, webps, webp_wait), target_report, target_views = found
     except torch.cuda.OutOfMemoryError:
         raise out_of_memory_error(device, "encoding") from None
     timings.update(encoded.timings)

@@ -32,8 +32,8 @@ PRESETS = {
     "balanced": Preset(webp_method=4, webp_quality=50, iterations=10, order="morton", rate_weight=2.0,
                        palette_rate_weight=16.0, position_bits=15),
     # max: smallest files; spends more of the rendered-quality headroom (still above splat-transform's PSNR)
-    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0, palette_rate_weight=32.0,
-                  position_bits=14),
+    "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0,
+                  palette_rate_weight=32.0, position_bits=14),
 }
 
 

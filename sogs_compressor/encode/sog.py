@@ -144,7 +144,8 @@ def encode_sh_palette(
     """
     t = time.perf_counter()
     progress("kmeans", 0.0)
-    weights = palette_weights(splats.log_scales, splats.opacity_logits, quantize_device(device))
+    on = quantize_device(device)
+    weights = palette_weights(splats.log_scales, splats.opacity_logits, on)
     result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method,
                     weights=weights)
     centroids, labels = order_palette(result.centroids, result.labels, palette_order)
@@ -153,7 +154,7 @@ def encode_sh_palette(
     emit("shN_labels.webp", attr.encode_labels(labels))
     t = time.perf_counter()
     served = np.bincount(labels, weights=weights, minlength=centroids.shape[0])
-    codebook, centroid_labels = codebook_for(centroids, rate_weight, seed, device=quantize_device(device),
+    codebook, centroid_labels = codebook_for(centroids, rate_weight, seed, device=on,
                                              sample_size=PALETTE_CODEBOOK_SAMPLE, weights=lambda rows: served[rows])
     emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
     timings["sh_codebook"] = time.perf_counter() - t

@@ -53,7 +53,8 @@ D = 24 and 45 (fp16 inputs on an H200: 75 / 89 ms; fp32 inputs (ieee, tf32, tf32
 for N = 4M, K = 65,536)."""
 
 
-def _interpreting() -> bool:
+def interpreting() -> bool:
+    """Whether Triton kernels run through its interpreter (``TRITON_INTERPRET=1``, e.g. on CPU tensors)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
@@ -237,7 +238,7 @@ def triton_nearest_centroid(
     if triton is None:
         raise RuntimeError("triton is not installed; use the torch assignment path")
     _check_inputs(points, centroids)
-    if points.device.type != "cuda" and not _interpreting():
+    if points.device.type != "cuda" and not interpreting():
         raise ValueError(
             f"the Triton kernel needs CUDA tensors, got {points.device} (use the torch path on CPU)"
         )

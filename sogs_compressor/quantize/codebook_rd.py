@@ -110,6 +110,10 @@ def render_weights(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.nda
 
 FOOTPRINT_BLOCK_ROWS = 1 << 20
 """Rows per block when computing footprints (bounds the float64 temporaries to a few tens of MB)."""
+NON_FINITE_LOG_SCALE = -30.0
+"""What a non-finite log-scale counts as in a footprint: a tiny axis."""
+FOOTPRINT_LOG_LIMIT = 80.0
+"""Footprint exponents are clipped to +-this, so the result stays a finite, non-zero float32."""
 
 
 def footprints(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.ndarray:
@@ -121,11 +125,12 @@ def footprints(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.ndarray
     out = np.empty(n, np.float32)
     for start in range(0, n, FOOTPRINT_BLOCK_ROWS):
         stop = min(n, start + FOOTPRINT_BLOCK_ROWS)
-        scales = np.where(np.isfinite(log_scales[start:stop]), log_scales[start:stop], -30.0).astype(np.float64)
+        block = log_scales[start:stop]
+        scales = np.where(np.isfinite(block), block, NON_FINITE_LOG_SCALE).astype(np.float64)
         two_largest = scales.sum(axis=1) - scales.min(axis=1)
         with np.errstate(over="ignore"):
             alpha = 1.0 / (1.0 + np.exp(-np.asarray(opacity_logits[start:stop], np.float64)))
-        footprint = alpha * np.exp(np.clip(two_largest, -80.0, 80.0))
+        footprint = alpha * np.exp(np.clip(two_largest, -FOOTPRINT_LOG_LIMIT, FOOTPRINT_LOG_LIMIT))
         out[start:stop] = np.nan_to_num(footprint, nan=0.0)
     return out
 

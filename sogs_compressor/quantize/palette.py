@@ -22,7 +22,7 @@ import torch
 
 from sogs_compressor.options import PALETTE_ORDERS as ORDERS
 from sogs_compressor.options import PALETTE_POLICIES as POLICIES
-from sogs_compressor.quantize.codebook_rd import footprints
+from sogs_compressor.quantize.codebook_rd import FOOTPRINT_LOG_LIMIT, NON_FINITE_LOG_SCALE, footprints
 from sogs_compressor.quantize.kmeans import palette_size_rule
 
 MAX_ENTRIES = 65536
@@ -79,10 +79,11 @@ def palette_weights(
         cap, median = np.quantile(footprint, [WEIGHT_CAP_QUANTILE, 0.5])
     else:
         scales = torch.from_numpy(np.ascontiguousarray(log_scales)).to(device)
-        scales = torch.where(torch.isfinite(scales), scales, torch.full_like(scales, -30.0))
+        scales = torch.where(torch.isfinite(scales), scales, torch.full_like(scales, NON_FINITE_LOG_SCALE))
         two_largest = scales.sum(dim=1) - scales.min(dim=1).values
         alpha = torch.sigmoid(torch.from_numpy(np.ascontiguousarray(opacity_logits)).to(device).float())
-        footprint = torch.nan_to_num(alpha * torch.exp(two_largest.clamp(-80.0, 80.0)), nan=0.0)
+        exponent = two_largest.clamp(-FOOTPRINT_LOG_LIMIT, FOOTPRINT_LOG_LIMIT)
+        footprint = torch.nan_to_num(alpha * torch.exp(exponent), nan=0.0)  # the device twin of ``footprints``
         ranked = torch.sort(footprint).values
         n = ranked.shape[0]
         cap, median = (_quantile_sorted(ranked, q, n) for q in (WEIGHT_CAP_QUANTILE, 0.5))

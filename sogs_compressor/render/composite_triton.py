@@ -13,8 +13,6 @@ Imports without Triton; ``TRITON_INTERPRET=1`` (set before import) runs it on CP
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 try:  # Triton is optional: absent on CPU-only installs.
@@ -24,7 +22,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-from sogs_compressor.quantize.assign_triton import triton_available
+from sogs_compressor.quantize.assign_triton import interpreting, triton_available
 
 TILE = 16
 TABLE_WIDTH = 9  # [u, v, conic a, b, c, log opacity, r, g, b] (rasterize._splat_table)
@@ -34,11 +32,7 @@ def composite_available(device: torch.device) -> bool:
     """True where the kernel runs: a CUDA device Triton supports, or any device under the interpreter."""
     if triton is None:
         return False
-    return _interpreting() or triton_available(device)
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return interpreting() or triton_available(device)
 
 
 if triton is not None:

@@ -368,13 +368,13 @@ def render(
             per_tile = torch.bincount(tile_of_pair, minlength=grid_x * grid_y)
             first = torch.cumsum(per_tile, 0) - per_tile
             busy = torch.nonzero(per_tile).squeeze(1)
-            # busiest tiles first, so each chunk holds tiles of similar depth complexity
             if fused:  # every busy tile of the band in one launch
                 acc = composite_tiles_triton(table, busy, first[busy], per_tile[busy], splat_of_pair, grid_x,
                                              ALPHA_CAP, ALPHA_MIN, T_MIN)
                 canvas[busy] = acc[..., :3]
                 t_canvas[busy] = 1.0 - acc[..., 3]
                 continue
+            # busiest tiles first, so each chunk holds tiles of similar depth complexity
             busy = busy[torch.sort(per_tile[busy], descending=True, stable=True).indices]
             busy_counts = per_tile[busy].tolist()
             i = 0
