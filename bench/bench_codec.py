@@ -100,8 +100,9 @@ def rematch(rows: list[dict]) -> None:
 
 
 def parse_generated(name: str) -> tuple[int, int]:
-    """``gen-100k-sh3`` -> (100000, 3): a scene tiled from the real flowers scene."""
-    _, size, sh = name.split("-")
+    """``gen-100k-sh3`` -> (100000, 3): a scene tiled from the real flowers scene (also the size and SH of
+    ``tile-SOURCE-100k-sh3``, tiled from the real scene SOURCE: guitar or flowers)."""
+    size, sh = name.split("-")[-2:]
     multiplier = {"k": 1_000, "m": 1_000_000}[size[-1]]
     return int(float(size[:-1]) * multiplier), int(sh.removeprefix("sh"))
 
@@ -123,6 +124,11 @@ def prepare_scenes(names: list[str], work: Path) -> dict[str, Path]:
             elif name.startswith("gen-"):
                 count, degree = parse_generated(name)
                 write_ply(tile_scene(flowers, count, seed=1, sh_degree=degree), path)
+            elif name.startswith(("tile-guitar-", "tile-flowers-")):
+                count, degree = parse_generated(name)
+                source = (read_scene(REAL / "guitar.compressed.ply").splats if name.startswith("tile-guitar-")
+                          else flowers)
+                write_ply(tile_scene(source, count, seed=1, sh_degree=degree), path)
         scenes[name] = path
     return scenes
 

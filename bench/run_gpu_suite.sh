@@ -2,7 +2,7 @@
 # Everything the GPU machine checks and measures, in one call (device tool; see bench/RESULTS.md):
 #   CUDA test paths, the encoder benchmark (ours + splat-transform's WebGPU path), the renderer benchmark and
 #   the renderer cross-check. Logs go to $OUT (or ./bench/out/gpu-suite). Carry: .whl .bench-data .peer-gpu
-# Usage: bash bench/run_gpu_suite.sh [tests|encode|cold|render|size|all] [scenes...]
+# Usage: bash bench/run_gpu_suite.sh [tests|encode|cold|render|size|profile|all] [scenes...]
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-bench/out/gpu-suite}
@@ -59,4 +59,10 @@ if [ "$what" = size ] || [ "$what" = all ]; then
     timeout 420 python3 bench/bench_size_quality.py --device cuda --peer --sweep "${SWEEP:-presets}" \
         --scenes "${scenes[@]}" --work /tmp/sogs-size 2>&1 | tee "$OUT/size.txt" | grep -v '^  '
     cp bench/out/size_quality.json "$OUT/" 2>/dev/null || true
+fi
+if [ "$what" = profile ]; then
+    # where the default path's time goes, piece by piece (bench/profile_stages.py), and the WebP effort sweep
+    [ $# -gt 0 ] || scenes=(tile-guitar-4m-sh2 tile-flowers-4m-sh3)
+    timeout 540 python3 bench/profile_stages.py --scenes "${scenes[@]}" --webp-sweep --json "$OUT/profile.json" \
+        2>&1 | tail -c 3000 | tee "$OUT/profile.txt"
 fi

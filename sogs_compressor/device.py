@@ -6,10 +6,13 @@ back to the CPU: it fails at once with a ``DeviceError`` that says why.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
+from sogs_compressor.cpus import thread_count
 from sogs_compressor.errors import DeviceError
 
 
@@ -56,3 +59,33 @@ def out_of_memory_error(device: torch.device, stage: str, needed_bytes: int | No
         free, total = torch.cuda.mem_get_info(device)
         parts.append(f"{free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB")
     return DeviceError("; ".join(parts) + " (try a smaller --chunk-size or --device cpu)")
+
+
+def configure_threads() -> int:
+    """Size torch's CPU thread pool to the CPUs this process may use (``cpus.thread_count``); returns it.
+
+    torch sizes it from the host's cores, which oversubscribes a container with a CPU quota or a restricted
+    affinity mask.
+    """
+    threads = thread_count()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+@contextlib.contextmanager
+def out_of_memory_as(device: torch.device, stage: str) -> Iterator[None]:
+    """Turn a CUDA out-of-memory inside the block into ``out_of_memory_error`` (exit 20, one line), after giving
+    the cached blocks back so that the next scene of a batch starts clean."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise out_of_memory_error(device, stage) from None
+
+
+def verify_on_device(device: torch.device) -> bool:
+    """Whether the verifier and the quality check keep the decoded scene on ``device`` (``verify/decode.py``,
+    ``verify/metrics_torch.py``): on a GPU. On the CPU the numpy verifier is faster than torch's CPU kernels."""
+    return device.type == "cuda"

@@ -16,9 +16,15 @@ import numpy as np
 import torch
 
 from sogs_compressor import __version__, presets, target
-from sogs_compressor.device import device_name, out_of_memory_error, resolve_device
+from sogs_compressor.device import (
+    device_name,
+    out_of_memory_as,
+    out_of_memory_error,
+    resolve_device,
+    verify_on_device,
+)
 from sogs_compressor.encode.sog import EncodedSog, encode_sog
-from sogs_compressor.errors import DeviceError, Interrupted, OutputError
+from sogs_compressor.errors import DeviceError, Interrupted, OutputError, SogsError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.progress import ProgressCallback, no_progress
@@ -27,6 +33,7 @@ from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
+from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import write_sog
 from sogs_compressor.write.webp import WebpEncoder
@@ -123,6 +130,7 @@ def compress_splats(
     except torch.cuda.OutOfMemoryError:
         raise out_of_memory_error(device, "encoding") from None
     timings.update(encoded.timings)
+    encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
     timings["webp_wait"] = webp_wait
     result.palette_size = encoded.palette_size
 
@@ -134,19 +142,28 @@ def compress_splats(
     progress("write", 1.0)
 
     if options.verify:
+        checkpoint()
         t = time.perf_counter()
         progress("verify", 0.0)
-        decoded = decode_output(result)
-        result.errors = attribute_errors(ordered, decoded)
+        reference = ordered if original is splats else original  # renders ignore the splat order
+        on_device = verify_on_device(device)
+        with out_of_memory_as(device, "verification"):
+            # with a quality check to follow, the reference goes to the device once for both
+            staged = SplatTensors.from_splats(reference, device) if (
+                on_device and options.quality_check != "off") else None
+            decoded = verify_output(result, ordered if staged is None or reference is not ordered else staged,
+                                    device)
         timings["verify"] = time.perf_counter() - t
         progress("verify", 1.0)
         if options.quality_check != "off":
             checkpoint()
             t = time.perf_counter()
             progress("quality", 0.0)
-            reference = ordered if original is splats else original  # renders ignore the splat order
-            result.quality = measure_quality(reference, decoded, options.quality_check, device,
-                                             Path(output_dir), name, cameras_near, target_views)
+            with out_of_memory_as(device, "the quality check"):
+                result.quality = measure_quality(reference if staged is None else staged, decoded,
+                                                 options.quality_check, device, Path(output_dir), name,
+                                                 cameras_near, target_views)
+            del staged, decoded
             if target_report is not None:
                 result.quality["target"] = target_report
             preview = result.quality.get("preview")
@@ -249,17 +266,34 @@ def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) ->
 
 
 def decode_output(result: CompressionResult) -> SplatSet:
-    """Decode what we wrote (the bundle if there is one), exactly as a reader of the file would."""
+    """Decode what we wrote (the bundle if there is one) on the host, exactly as a reader of the file would."""
     from sogs_compressor.read.sog import read_sog
+    from sogs_compressor.verify.decode import written_sog
 
-    roles = {f.role: f.path for f in result.output_files}
-    target = roles.get("bundle") or roles.get("meta")
-    if target is None:
-        raise OutputError("nothing was written to verify")
-    return read_sog(target).splats
+    path = written_sog(result.output_files)
+    try:
+        return read_sog(path).splats
+    except SogsError as error:
+        raise OutputError(f"verification failed: the SOG written to {path} does not read back ({error})") from None
 
 
-def measure_quality(original: SplatSet, decoded: SplatSet, mode: str, device: torch.device, output_dir: Path,
+def verify_output(result: CompressionResult, ordered: SplatSet | SplatTensors, device: torch.device):
+    """Read back and decode what was written, measure it against ``ordered`` into ``result.errors``, and return
+    the decoded splats: ``SplatTensors`` on the device where the device path is used (``verify_on_device``),
+    else a host ``SplatSet``."""
+    if verify_on_device(device):
+        from sogs_compressor.verify.decode import decode_written
+        from sogs_compressor.verify.metrics_torch import attribute_errors_torch
+
+        decoded = decode_written(result.output_files, device)
+        result.errors = attribute_errors_torch(ordered, decoded)
+        return decoded
+    decoded = decode_output(result)
+    result.errors = attribute_errors(ordered, decoded)
+    return decoded
+
+
+def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str, device: torch.device, output_dir: Path,
                     name: str, cameras_near: Path | None, views: tuple | None = None) -> dict:
     """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
 

@@ -180,3 +180,41 @@ def nearest_codebook_index(values: np.ndarray, codebook: np.ndarray, device: tor
     last = grid.size  # the codebook's last index
     index = torch.where(torch.isnan(v), last, torch.clamp(index, max=last))
     return index.to(torch.uint8).cpu().numpy().reshape(np.shape(values))
+
+
+# --- decoders (attributes.decode_*): the verifier decodes what was written on the device -----------------------
+
+def decode_means(low: torch.Tensor, high: torch.Tensor, mins, maxs) -> torch.Tensor:
+    """``attributes.decode_means`` on (N, 3) uint8 tensors: float32 positions (to within the device's expm1)."""
+    q = high.double() * 256.0 + low.double()
+    mins = torch.tensor(mins, dtype=torch.float64, device=low.device)
+    maxs = torch.tensor(maxs, dtype=torch.float64, device=low.device)
+    lt = mins + (maxs - mins) * (q / 65535.0)
+    return (torch.sign(lt) * torch.expm1(lt.abs())).float()
+
+
+def decode_quats(rgba: torch.Tensor) -> torch.Tensor:
+    """``attributes.decode_quats`` on an (N, 4) uint8 tensor: unit quaternions (w, x, y, z), float32."""
+    abc = (rgba[:, :3].double() / 255.0 - 0.5) * float(attr.SQRT2)
+    squares = abc * abc
+    d = torch.sqrt(torch.clamp(1.0 - ((squares[:, 0] + squares[:, 1]) + squares[:, 2]), min=0.0))
+    mode = rgba[:, 3].long() - 252
+    valid = (mode >= 0) & (mode <= 3)
+    mode = torch.where(valid, mode, 0)
+    slot = torch.arange(4, device=rgba.device)[None, :]
+    rank = torch.clamp(slot - (slot > mode[:, None]).long(), 0, 2)
+    q = abc.gather(1, rank)
+    q.scatter_(1, mode[:, None], d[:, None])
+    q[~valid] = torch.tensor((1.0, 0.0, 0.0, 0.0), dtype=q.dtype, device=q.device)
+    return q.float()
+
+
+def decode_opacity_logit(alpha: torch.Tensor) -> torch.Tensor:
+    """``attributes.decode_opacity_logit`` on a uint8 tensor (to within the device's log)."""
+    p = torch.clamp(alpha.double() / 255.0, 1e-6, 1.0 - 1e-6)
+    return torch.log(p / (1.0 - p)).float()
+
+
+def decode_labels(rgba: torch.Tensor) -> torch.Tensor:
+    """``attributes.decode_labels``: palette labels (N,) int64 from R + 256 G."""
+    return rgba[:, 0].long() + 256 * rgba[:, 1].long()

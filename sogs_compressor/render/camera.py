@@ -140,19 +140,33 @@ def parse_floats(text: str, count: int | tuple[int, ...], what: str) -> np.ndarr
     return values
 
 
-def robust_bounds(positions: np.ndarray, sample: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis 2nd-98th percentile box of the finite positions (so stray floaters do not widen it)."""
-    finite = positions[np.all(np.isfinite(positions), axis=1)]
+def robust_bounds(positions, sample: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis 2nd-98th percentile box of the finite positions (so stray floaters do not widen it).
+
+    ``positions``: (N, 3) numpy array, or a torch tensor (measured on its device with the same sample and
+    percentile rule; this module imports torch only then, so the CLI's commands start without it).
+    """
+    on_device = not isinstance(positions, np.ndarray)
+    if on_device:
+        import torch
+
+        finite = positions[torch.isfinite(positions).all(dim=1)]
+    else:
+        finite = positions[np.all(np.isfinite(positions), axis=1)]
     if finite.shape[0] == 0:
         raise NothingVisibleError("the scene has no splat with a finite position; nothing to look at")
     if finite.shape[0] > sample:  # a deterministic, evenly strided subsample keeps this cheap
         finite = finite[:: finite.shape[0] // sample + 1]
+    if on_device:
+        q = torch.tensor([p / 100.0 for p in ROBUST_PERCENTILES], dtype=torch.float64, device=finite.device)
+        low, high = torch.quantile(finite.double(), q, dim=0).cpu().numpy()
+        return low, high
     low, high = np.percentile(finite.astype(np.float64), ROBUST_PERCENTILES, axis=0)
     return low, high
 
 
 def orbit_cameras(
-    positions: np.ndarray,
+    positions,
     count: int,
     width: int,
     height: int,
@@ -161,6 +175,8 @@ def orbit_cameras(
     margin: float = 1.05,
 ) -> list[Camera]:
     """``count`` views evenly around the robust bounding box, alternating two elevations, framed to fit.
+
+    ``positions``: (N, 3), a numpy array or a tensor on any device (``robust_bounds``).
 
     The camera distance makes the sphere around the robust box fit the narrower field of view, so the
     whole (robust) scene is in every picture.

@@ -31,6 +31,7 @@ from sogs_compressor.render.composite_triton import composite_available, composi
 from sogs_compressor.render.errors import NothingVisibleError
 from sogs_compressor.render.sh import sh_to_color
 from sogs_compressor.splats import SplatSet
+from sogs_compressor.splats_torch import SplatTensors
 
 NEAR_PLANE = 0.2
 LOW_PASS = 0.3
@@ -113,20 +114,39 @@ def renderable_mask(splats: SplatSet) -> np.ndarray:
     return finite & (opacity >= ALPHA_MIN)
 
 
-def prepare(splats: SplatSet, device: torch.device | str = "cpu") -> GaussianTensors:
-    """Move the renderable splats to ``device`` as float32 tensors with 3D covariances precomputed."""
-    keep = renderable_mask(splats)
-    subset = splats.take(np.flatnonzero(keep)) if not keep.all() else splats
+def renderable_mask_torch(splats: SplatTensors) -> torch.Tensor:
+    """``renderable_mask`` of splats already on a device (same rule; the opacity in float64 like the host's)."""
+    finite = torch.isfinite(splats.positions).all(dim=1)
+    finite &= torch.isfinite(splats.rotations).all(dim=1) & (splats.rotations.abs().sum(dim=1) > 0)
+    finite &= ~(torch.isnan(splats.log_scales) | (splats.log_scales == math.inf)).any(dim=1)
+    finite &= torch.isfinite(splats.f_dc).all(dim=1) & torch.isfinite(splats.f_rest).all(dim=1)
+    finite &= ~torch.isnan(splats.opacity_logits)
+    opacity = torch.sigmoid(splats.opacity_logits.double())
+    return finite & (opacity >= ALPHA_MIN)
 
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
 
+def prepare(splats: SplatSet | SplatTensors, device: torch.device | str = "cpu") -> GaussianTensors:
+    """Move the renderable splats to ``device`` as float32 tensors with 3D covariances precomputed.
+
+    A host ``SplatSet`` is uploaded and filtered there; ``SplatTensors`` are filtered where they are (and moved
+    to ``device`` if it differs), so a scene decoded on the GPU never goes back to the host.
+    """
+    if isinstance(splats, SplatTensors):
+        keep = renderable_mask_torch(splats)
+        subset = splats if bool(keep.all()) else splats.select(keep)
+        columns = {name: getattr(subset, name).to(device, torch.float32) for name in
+                   ("positions", "log_scales", "rotations", "opacity_logits", "f_dc", "f_rest")}
+    else:
+        keep = renderable_mask(splats)
+        subset = splats.take(np.flatnonzero(keep)) if not keep.all() else splats
+        columns = {name: torch.from_numpy(np.ascontiguousarray(getattr(subset, name), dtype=np.float32)).to(device)
+                   for name in ("positions", "log_scales", "rotations", "opacity_logits", "f_dc", "f_rest")}
     return GaussianTensors(
-        means=tensor(subset.positions),
-        cov3d=covariances(tensor(subset.log_scales), tensor(subset.rotations)),
-        opacity=torch.sigmoid(tensor(subset.opacity_logits)),
-        f_dc=tensor(subset.f_dc),
-        f_rest=tensor(subset.f_rest),
+        means=columns["positions"],
+        cov3d=covariances(columns["log_scales"], columns["rotations"]),
+        opacity=torch.sigmoid(columns["opacity_logits"]),
+        f_dc=columns["f_dc"],
+        f_rest=columns["f_rest"],
         antialiased=splats.model == "antialiased",
     )
 
@@ -401,7 +421,7 @@ def render(
 
 
 def render_splats(
-    splats: SplatSet,
+    splats: SplatSet | SplatTensors,
     cameras: list[Camera],
     device: torch.device | str = "cpu",
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),

@@ -25,7 +25,7 @@ def meta_bytes(meta: dict) -> bytes:
 
 def bundle_bytes_layout(meta: dict, webps: dict[str, bytes]) -> list[tuple[str, bytes]]:
     """Entries of the bundle in splat-transform's order: textures as listed in meta, meta.json last."""
-    entries = [(name, webps[name]) for name in _texture_names(meta)]
+    entries = [(name, webps[name]) for name in texture_names(meta)]
     entries.append(("meta.json", meta_bytes(meta)))
     return entries
 
@@ -55,7 +55,7 @@ def write_directory(folder: Path, meta: dict, webps: dict[str, bytes]) -> list[O
     meta_path = folder / "meta.json"
     meta_path.unlink(missing_ok=True)
     written = []
-    for name in _texture_names(meta):
+    for name in texture_names(meta):
         target = folder / name
         _atomic_write(target, lambda tmp, data=webps[name]: tmp.write_bytes(data))
         written.append(OutputFile(path=str(target), bytes=target.stat().st_size, role="texture"))
@@ -79,7 +79,8 @@ def write_sog(output_dir: Path, name: str, layout: str, meta: dict, webps: dict[
         raise OutputError(f"cannot write to {output_dir}: {error.strerror or error}") from None
 
 
-def _texture_names(meta: dict) -> list[str]:
+def texture_names(meta: dict) -> list[str]:
+    """The texture files a SOG v2 meta names, in the order splat-transform writes them."""
     names: list[str] = []
     for key in ("means", "quats", "scales", "sh0", "shN"):
         if key in meta:

@@ -1,0 +1,133 @@
+"""``metrics.attribute_errors`` on a torch device: the same measures, computed where the decoded splats are.
+
+The host reference stays on the host and is uploaded a block of rows at a time, so device memory grows by one
+block, not by a second copy of the scene. Sums are float64 like the host's; percentiles use numpy's ``linear``
+rule. Results match the host function to float64 rounding (a test compares them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
+from sogs_compressor.splats_torch import SplatTensors
+
+
+def block_rows(device: torch.device) -> int:
+    """Rows compared at a time: about 1 GB of float64 temporaries at SH 3 on a GPU, tens of MB on the CPU."""
+    return 1 << 21 if device.type == "cuda" else 1 << 18
+
+
+def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTensors) -> dict:
+    """``metrics.attribute_errors(reference, decoded)`` computed on ``decoded``'s device (same keys)."""
+    if reference.count != decoded.count:
+        raise ValueError(f"cannot compare {reference.count} splats with {decoded.count}")
+    device = decoded.device
+    n = reference.count
+    ref_all = reference if isinstance(reference, SplatTensors) else None
+    extent = _extent(reference, device)
+    diagonal = float(torch.sqrt((extent[0] * extent[0] + extent[1] * extent[1]) + extent[2] * extent[2])) or 1.0
+    rest = COEFFS_PER_DEGREE[min(reference.sh_degree, decoded.sh_degree)]
+    pos_err = torch.empty(n, dtype=torch.float64, device=device)
+    rot_deg = torch.empty(n, dtype=torch.float64, device=device)
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    sums = {key: zero.clone() for key in ("f_dc", "opacity", "scale", "f_rest")}
+    scale_count = torch.zeros((), dtype=torch.int64, device=device)
+    step = block_rows(device)
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        ref = ref_all.rows(rows) if ref_all is not None else SplatTensors.from_splats(reference, device, rows)
+        dec = decoded.rows(rows)
+        pos_err[rows] = _row_norm(dec.positions.double() - ref.positions.double()) / diagonal
+
+        cos_half = (_normalize(ref.rotations) * _normalize(dec.rotations)).sum(dim=1).abs().clamp(0.0, 1.0)
+        rot_deg[rows] = torch.rad2deg(2.0 * torch.arccos(cos_half))
+
+        finite = torch.isfinite(ref.log_scales) & torch.isfinite(dec.log_scales)
+        sums["scale"] += _squared(dec.log_scales.double()[finite] - ref.log_scales.double()[finite])
+        scale_count += finite.sum()
+        sums["f_dc"] += _squared(dec.f_dc.double() - ref.f_dc.double())
+        sums["opacity"] += (_sigmoid(dec.opacity_logits.double()) - _sigmoid(ref.opacity_logits.double())).abs().sum()
+        sums["f_rest"] += _squared(_rest(dec, rest) - _rest(ref, rest))
+        del ref, dec
+    scale_total = int(scale_count)
+    return {
+        "position_rel_median": percentile(pos_err, 50),
+        "position_rel_p99": percentile(pos_err, 99),
+        "position_rel_max": float(pos_err.max()) if n else 0.0,
+        "f_dc_rmse": _root_mean(float(sums["f_dc"]), 3 * n),
+        "opacity_mae": float(sums["opacity"]) / n if n else 0.0,
+        "log_scale_rmse": _root_mean(float(sums["scale"]), scale_total),
+        "rotation_deg_median": percentile(rot_deg, 50),
+        "rotation_deg_p99": percentile(rot_deg, 99),
+        "f_rest_rmse": _root_mean(float(sums["f_rest"]), 3 * rest * n),
+        "bbox_diagonal": diagonal,
+    }
+
+
+def percentile(values: torch.Tensor, percent: float) -> float:
+    """``np.percentile(values, percent)`` (``linear``) of a 1D tensor, by selection instead of a full sort."""
+    n = values.numel()
+    if n == 0:
+        return 0.0
+    position = percent / 100.0 * (n - 1)
+    low = math.floor(position)
+    fraction = position - low
+    a = values.kthvalue(low + 1).values
+    if fraction == 0.0:
+        return float(a)
+    b = values.kthvalue(min(low + 2, n)).values
+    difference = b - a
+    # numpy's _lerp: from the nearer end, so the result stays within [a, b]
+    return float(b - difference * (1.0 - fraction)) if fraction >= 0.5 else float(a + difference * fraction)
+
+
+def _extent(reference: SplatSet | SplatTensors, device: torch.device) -> torch.Tensor:
+    """Per-axis max - min of the reference positions, float64 (the host's ``max - min``)."""
+    if isinstance(reference, SplatTensors):
+        positions = reference.positions
+        return positions.max(dim=0).values.double() - positions.min(dim=0).values.double()
+    positions = reference.positions
+    high = torch.from_numpy(positions.max(axis=0)).double()
+    low = torch.from_numpy(positions.min(axis=0)).double()
+    return (high - low).to(device)
+
+
+def _row_norm(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of each row of an (N, 3) tensor, summed left to right like numpy."""
+    squares = x * x
+    return torch.sqrt((squares[:, 0] + squares[:, 1]) + squares[:, 2])
+
+
+def _normalize(q: torch.Tensor) -> torch.Tensor:
+    """``attributes.normalize_quaternions`` (float64): unit rows, all-zero rows become the identity."""
+    q = q.double()
+    squares = q * q
+    norm = torch.sqrt(((squares[:, 0] + squares[:, 1]) + squares[:, 2]) + squares[:, 3])[:, None]
+    out = q / torch.where(norm > 0, norm, 1.0)
+    zero = norm[:, 0] == 0
+    if bool(zero.any()):
+        out[zero] = torch.tensor((1.0, 0.0, 0.0, 0.0), dtype=out.dtype, device=out.device)
+    return out
+
+
+def _sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``attributes.sigmoid``'s formula."""
+    e = torch.exp(-x.abs())
+    return torch.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _rest(splats: SplatTensors, coeffs: int) -> torch.Tensor:
+    """The first ``coeffs`` SH coefficients per channel, float64, channel-major."""
+    block = splats.f_rest.double()
+    return block.reshape(block.shape[0], 3, splats.coeffs_per_channel)[:, :, :coeffs].reshape(block.shape[0], -1)
+
+
+def _squared(diff: torch.Tensor) -> torch.Tensor:
+    return (diff * diff).sum()
+
+
+def _root_mean(total: float, count: int) -> float:
+    return math.sqrt(total / count) if count else 0.0
