@@ -1,3 +1,3 @@
-from sogs_compressor.cli import main
+from sogs_compressor.cli import run
 
-raise SystemExit(main())
+run()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from sogs_compressor import __version__
-from sogs_compressor.errors import SogsError, exit_code_table
+from sogs_compressor.errors import Interrupted, SogsError, exit_code_table
 from sogs_compressor.options import (
     INVALID_POLICIES,
     LAYOUTS,
@@ -88,16 +88,26 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
+    from sogs_compressor.prefetch import ScenePrefetch
+
+    options = options_from_args(args)
+    # The first scene is read while torch loads; a single input that fails at once fails before torch loads.
+    first = ScenePrefetch(args.inputs[0])
+    if len(args.inputs) == 1 and (error := first.early_failure()) is not None:
+        raise error
+
     from sogs_compressor.pipeline import compress_file
     from sogs_compressor.progress import ConsoleProgress
     from sogs_compressor.summary import human_summary
 
-    options = options_from_args(args)
     progress = ConsoleProgress(enabled=not args.quiet and not args.json)
     results, failures = [], []
-    for path in args.inputs:
+    for index, path in enumerate(args.inputs):
         try:
-            results.append(compress_file(path, args.output, options, progress=progress))
+            results.append(compress_file(path, args.output, options, progress=progress,
+                                         prefetched=first if index == 0 else None))
+        except Interrupted:
+            raise
         except SogsError as error:
             if len(args.inputs) == 1:
                 raise
@@ -189,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
+    except Interrupted as error:  # the watchdog may be writing the same line
+        from sogs_compressor.interrupt import report_once
+
+        report_once(f"error: {error}")
+        return error.exit_code
     except SogsError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -203,3 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: internal error: {type(error).__name__}: {error} (rerun with -v for details)", file=sys.stderr)
         return 1
+
+
+def run() -> None:
+    """The process entry point (``sogs-compressor``, ``python -m sogs_compressor``): signals handled, and the
+    process ended with ``main``'s exit code without library teardown (``interrupt.hard_exit``)."""
+    from sogs_compressor import interrupt
+
+    interrupt.install()
+    interrupt.hard_exit(main())

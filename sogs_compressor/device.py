@@ -7,6 +7,7 @@ back to the CPU: it fails at once with a ``DeviceError`` that says why.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 
@@ -16,11 +17,19 @@ from sogs_compressor.cpus import thread_count
 from sogs_compressor.errors import DeviceError
 
 
+def requested_device(requested: str | None = None) -> str:
+    """The device asked for: ``requested``, else ``$SOGS_DEVICE``, else ``auto`` (normalised)."""
+    return (requested or os.environ.get("SOGS_DEVICE") or "auto").strip().lower()
+
+
 def resolve_device(requested: str | None = None) -> torch.device:
     """Turn ``auto``/``cpu``/``cuda``/``cuda:N`` (default: ``$SOGS_DEVICE`` or ``auto``) into a device."""
-    name = (requested or os.environ.get("SOGS_DEVICE") or "auto").strip().lower()
+    name = requested_device(requested)
     if name == "auto":
-        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        limit_gpu_memory(torch.device("cuda", 0))
+        return torch.device("cuda", 0)
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
@@ -39,8 +48,28 @@ def resolve_device(requested: str | None = None) -> torch.device:
         count = torch.cuda.device_count()
         if not 0 <= index < count:
             raise DeviceError(f"--device {name} was requested but only {count} CUDA device(s) exist")
-        return torch.device("cuda", index)
+        device = torch.device("cuda", index)
+        limit_gpu_memory(device)
+        return device
     raise DeviceError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N")
+
+
+GPU_MEMORY_FRACTION_ENV = "SOGS_GPU_MEMORY_FRACTION"
+
+
+def limit_gpu_memory(device: torch.device) -> None:
+    """Cap this process's share of the GPU's memory at ``$SOGS_GPU_MEMORY_FRACTION`` (0 < f <= 1) when set, e.g. to
+    share one GPU between jobs; past the cap an allocation fails as out of GPU memory (exit 20)."""
+    value = os.environ.get(GPU_MEMORY_FRACTION_ENV, "").strip()
+    if not value:
+        return
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = math.nan
+    if not 0.0 < fraction <= 1.0:
+        raise DeviceError(f"{GPU_MEMORY_FRACTION_ENV} must be a number in (0, 1], not {value!r}")
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
 
 
 def device_name(device: torch.device) -> str:
@@ -89,3 +118,5 @@ def verify_on_device(device: torch.device) -> bool:
     """Whether the verifier and the quality check keep the decoded scene on ``device`` (``verify/decode.py``,
     ``verify/metrics_torch.py``): on a GPU. On the CPU the numpy verifier is faster than torch's CPU kernels."""
     return device.type == "cuda"
+
+configure_threads()  # once, when the package first needs torch

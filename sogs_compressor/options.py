@@ -18,7 +18,7 @@ class CompressOptions:
     """What to produce and how hard to try.
 
     layout: ``bundle`` (one NAME.sog), ``dir`` (meta.json + WebP files) or ``both``.
-    device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; None = ``$SOGS_DEVICE``, else ``auto``.
     sh_bands: cap on the SH degree written (None = keep the input's).
     iterations: k-means (Lloyd) iterations for the SH palette.
     seed: seed for every random choice (k-means init, PLAS shuffles): same seed, same bytes.
@@ -46,7 +46,7 @@ class CompressOptions:
     """
 
     layout: str = "both"
-    device: str = "auto"
+    device: str | None = None
     sh_bands: int | None = None
     iterations: int | None = None
     seed: int = 0

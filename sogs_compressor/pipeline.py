@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sogs_compressor import __version__, presets, target
+from sogs_compressor import __version__, inflight, presets, target
 from sogs_compressor.device import (
     device_name,
     out_of_memory_as,
-    out_of_memory_error,
+    requested_device,
     resolve_device,
     verify_on_device,
 )
@@ -27,6 +27,7 @@ from sogs_compressor.encode.sog import EncodedSog, encode_sog
 from sogs_compressor.errors import DeviceError, Interrupted, OutputError, SogsError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
+from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_scene
 from sogs_compressor.read.ply import sh_rest_count_hint
@@ -35,7 +36,7 @@ from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.metrics import attribute_errors
-from sogs_compressor.write.sog import write_sog
+from sogs_compressor.write.sog import output_paths, write_sog
 from sogs_compressor.write.webp import WebpEncoder
 
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
@@ -105,7 +106,7 @@ def compress_splats(
     checkpoint()
     t = time.perf_counter()
     progress("order", 0.0)
-    try:
+    with out_of_memory_as(device, "encoding"):
         permutation = order_splats(splats, options.order, device, options.seed)
         ordered = reorder_in_place(splats, permutation, device) if consume_input else splats.take(permutation)
         timings["order"] = time.perf_counter() - t
@@ -127,25 +128,50 @@ def compress_splats(
             encoded, webps, webp_wait = encode_and_pack(ordered, settings, options, device, progress, checkpoint)
         else:
             (encoded, webps, webp_wait), target_report, target_views = found
-    except torch.cuda.OutOfMemoryError:
-        raise out_of_memory_error(device, "encoding") from None
     timings.update(encoded.timings)
     encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
     timings["webp_wait"] = webp_wait
     result.palette_size = encoded.palette_size
 
     checkpoint()
-    t = time.perf_counter()
-    progress("write", 0.0)
-    result.output_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps)
-    timings["write"] = time.perf_counter() - t
-    progress("write", 1.0)
+    with inflight.scene_outputs() as outputs:  # nothing of this scene survives a failure or a signal from here on
+        t = time.perf_counter()
+        progress("write", 0.0)
+        for path in output_paths(Path(output_dir), name, options.layout, encoded.meta):
+            outputs.track(path)
+        result.output_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps)
+        del webps
+        timings["write"] = time.perf_counter() - t
+        progress("write", 1.0)
+        reference = ordered if original is splats else original  # renders ignore the splat order
+        verify_and_measure(result, ordered, reference, options, device, Path(output_dir), name, cameras_near,
+                           (target_report, target_views), outputs, progress, checkpoint)
 
+    result.counts["output"] = ordered.count
+    result.settings = options.to_dict()
+    result.settings["device"] = requested_device(options.device)
+    result.tool_version = __version__
+    result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if device.type == "cuda":
+        result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
+    return result
+
+
+def verify_and_measure(
+    result: CompressionResult, ordered: SplatSet, reference: SplatSet, options: CompressOptions,
+    device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
+    target: tuple[dict | None, tuple | None], outputs: inflight.SceneOutputs, progress: ProgressCallback,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Verify (read back, decode, per-attribute errors against ``ordered``) and the quality check (renders of
+    ``reference`` and the decoded scene, PSNR/SSIM, preview) of a scene just written; fills ``result.errors`` /
+    ``result.quality`` and their timings. ``target``: the target search's report and views, if it ran."""
+    timings = result.timings
+    target_report, target_views = target
     if options.verify:
         checkpoint()
         t = time.perf_counter()
         progress("verify", 0.0)
-        reference = ordered if original is splats else original  # renders ignore the splat order
         on_device = verify_on_device(device)
         with out_of_memory_as(device, "verification"):
             # with a quality check to follow, the reference goes to the device once for both
@@ -159,27 +185,21 @@ def compress_splats(
             checkpoint()
             t = time.perf_counter()
             progress("quality", 0.0)
+            outputs.track(output_dir / f"{name}.preview.png")
             with out_of_memory_as(device, "the quality check"):
                 result.quality = measure_quality(reference if staged is None else staged, decoded,
-                                                 options.quality_check, device, Path(output_dir), name,
+                                                 options.quality_check, device, output_dir, name,
                                                  cameras_near, target_views)
             del staged, decoded
             if target_report is not None:
                 result.quality["target"] = target_report
             preview = result.quality.get("preview")
             if preview:
-                path = Path(output_dir) / preview
+                path = output_dir / preview
                 result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
             timings["quality"] = time.perf_counter() - t
             progress("quality", 1.0)
 
-    result.counts["output"] = ordered.count
-    result.settings = options.to_dict()
-    result.tool_version = __version__
-    result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if device.type == "cuda":
-        result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
-    return result
 
 
 def encode_and_pack(
@@ -343,8 +363,13 @@ def compress_file(
     options: CompressOptions | None = None,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    prefetched: ScenePrefetch | None = None,
 ) -> CompressionResult:
-    """Read one scene file (PLY, compressed PLY or SOG) and write its SOG v2 into ``output_dir``."""
+    """Read one scene file (PLY, compressed PLY or SOG) and write its SOG v2 into ``output_dir``.
+
+    ``prefetched``: the same file already being read in the background (``prefetch.ScenePrefetch``); the
+    ``read`` timing is then the time waited for it here and ``read_background`` the whole read.
+    """
     options = (options or CompressOptions()).validate()
     progress = progress or no_progress
     started = time.perf_counter()
@@ -352,14 +377,19 @@ def compress_file(
 
     progress("read", 0.0)
     t = time.perf_counter()
-    scene = read_scene(input_path)
-    read_seconds = time.perf_counter() - t
+    if prefetched is not None:
+        scene, read_seconds, background = prefetched.result()
+    else:
+        scene = read_scene(input_path)
+        read_seconds = background = time.perf_counter() - t
     progress("read", 1.0)
 
     t = time.perf_counter()
     splats, report = sanitize(scene.splats, options.invalid)
     result = CompressionResult(input_path=str(input_path), input_format=scene.format, input_bytes=scene.bytes)
     result.timings["read"] = read_seconds
+    if prefetched is not None:
+        result.timings["read_background"] = background
     result.timings["sanitize"] = time.perf_counter() - t
     result.sh_degree_in = scene.splats.sh_degree
     result.counts = {

@@ -12,6 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from sogs_compressor import inflight
 from sogs_compressor.errors import OutputError
 from sogs_compressor.result import OutputFile
 
@@ -64,6 +65,18 @@ def write_directory(folder: Path, meta: dict, webps: dict[str, bytes]) -> list[O
     return written
 
 
+def output_paths(output_dir: Path, name: str, layout: str, meta: dict) -> list[Path]:
+    """The files ``write_sog`` writes for these arguments (the folder layout's textures and meta.json, the
+    bundle)."""
+    output_dir = Path(output_dir)
+    paths = []
+    if layout in ("dir", "both"):
+        paths.extend(output_dir / file for file in [*texture_names(meta), "meta.json"])
+    if layout in ("bundle", "both"):
+        paths.append(output_dir / f"{name}.sog")
+    return paths
+
+
 def write_sog(output_dir: Path, name: str, layout: str, meta: dict, webps: dict[str, bytes]) -> list[OutputFile]:
     """Write ``name.sog`` and/or ``meta.json`` + textures into ``output_dir`` according to ``layout``."""
     output_dir = Path(output_dir)
@@ -93,6 +106,7 @@ def _atomic_write(path: Path, fill) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    inflight.add(tmp)  # a forced exit mid-write removes it
     try:
         fill(tmp)
         with open(tmp, "rb+") as handle:
@@ -102,3 +116,5 @@ def _atomic_write(path: Path, fill) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        inflight.discard(tmp)

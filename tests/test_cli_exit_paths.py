@@ -1,0 +1,112 @@
+"""Exit paths of ``sogs-compressor compress`` as a process: signals, early failures, $SOGS_DEVICE.
+
+Each failure must give its documented exit code and exactly one line on stderr, and leave no output of the
+unfinished scene that looks complete. On a GPU machine tests/test_gpu_exit_paths.py runs the same paths on CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sogs_compressor.sample import generate_scene
+from sogs_compressor.write.ply import write_ply
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start(*args: object, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sogs_compressor", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, **(env or {})})
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files in the output folder that look like (part of) a finished output, temporary files included."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("scene") / "room.ply"
+    write_ply(generate_scene(40_000, sh_degree=1, seed=2), path)
+    return path
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_encoding_exits_130_with_one_line_and_no_output(scene, tmp_path, signum) -> None:
+    out = tmp_path / "out"
+    proc = start("compress", scene, "-o", out, "--device", "cpu", "--iterations", "500")
+    time.sleep(4.0)  # past start-up, inside the k-means (500 iterations take far longer on any CPU)
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5.0
+    assert proc.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted by SIG"), stderr
+    assert leftovers(out) == []
+
+
+def test_sigterm_after_the_scene_is_written_removes_it(scene, tmp_path) -> None:
+    """Written but not yet verified and measured is not finished: the .sog, the folder layout and the preview
+    of the interrupted scene are all removed."""
+    out = tmp_path / "out"
+    proc = start("compress", scene, "-o", out, "--device", "cpu", "--preset", "fast", "--quality-check", "full")
+    assert wait_for(lambda: (out / "room.sog").exists(), 120, proc), proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5.0
+    if proc.returncode == 0:
+        pytest.skip("the scene finished before the signal landed")
+    assert proc.returncode == 130, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert leftovers(out) == []
+
+
+def test_bad_input_fails_before_torch_is_imported(tmp_path) -> None:
+    truncated = tmp_path / "cut.ply"
+    write_ply(generate_scene(500, sh_degree=0, seed=1), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    for path, code in ((tmp_path / "missing.ply", 3), (truncated, 14)):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sogs_compressor", "compress", str(path),
+                               "-o", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert proc.returncode == code, proc.stderr[-2000:]
+        imports = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        assert len(errors) == 1 and errors[0].startswith("error: "), errors
+        assert not any(line.rstrip().endswith(" torch") for line in imports)
+        assert leftovers(tmp_path / "out") == []
+
+
+def test_compress_honours_sogs_device(scene, tmp_path) -> None:
+    proc = start("compress", scene, "-o", tmp_path / "out", env={"SOGS_DEVICE": "cuda:9"})
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 20, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "cuda:9" in stderr
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_bad_gpu_memory_fraction_is_refused_on_cuda_only(scene, tmp_path) -> None:
+    proc = start("compress", scene, "-o", tmp_path / "out", "--device", "cpu", "--no-verify",
+                 "--preset", "fast", env={"SOGS_GPU_MEMORY_FRACTION": "2"})
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr  # a CPU run never touches the GPU setting
