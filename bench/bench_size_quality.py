@@ -114,9 +114,9 @@ def resolve_palette(spec: str, count: int) -> int:
 
 def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, work: Path) -> dict:
     """Write ``variant``'s bundle of ``splats``; its bytes (total and per texture), seconds, decoded splats."""
-    options = presets.resolve(CompressOptions(preset=variant.preset, device=str(device), layout="bundle",
-                                              webp_method=variant.webp_method, webp_quality=variant.webp_quality,
-                                              order=variant.order))
+    requested = CompressOptions(preset=variant.preset, device=str(device), layout="bundle",
+                                webp_method=variant.webp_method, webp_quality=variant.webp_quality, order=variant.order)
+    options = presets.resolve(requested)
     started = time.perf_counter()
     ordered = splats.take(order_splats(splats, options.order, device, options.seed))
     settings = presets.encoder_settings(options, ordered.count)
@@ -125,7 +125,7 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
     for key in ("palette_order", "rate_weight", "palette_rate_weight", "position_bits"):
         if getattr(variant, key) is not None:
             settings[key] = getattr(variant, key)
-    encoder = WebpEncoder(options.webp_method, options.webp_quality)
+    encoder = WebpEncoder(presets.webp_effort(requested))
     encoded = encode_sog(ordered, iterations=variant.iterations or options.iterations, seed=options.seed,
                          device=device, on_image=encoder.submit, kmeans_method=variant.kmeans_method, **settings)
     webps = encoder.results()

@@ -3,9 +3,9 @@
 For each scene: the pipeline once in-process (warm), then its verify and quality stages again piece by piece with
 the device synchronised around each piece (read the bundle, decode the WebPs, decode the attributes, the errors;
 cameras, prepare, each render, compare, preview). Scenes are real scenes tiled to size (bench_codec.prepare_scenes).
-Optionally a per-texture WebP sweep (encode seconds and bytes for each method/quality) on the first scene.
+(bench/webp_sweep.py measures the WebP effort per texture.)
 
-    python bench/profile_stages.py --scenes tile-guitar-4m-sh2 --webp-sweep --json out.json
+    python bench/profile_stages.py --scenes tile-guitar-4m-sh2 --json out.json
 """
 
 from __future__ import annotations
@@ -29,19 +29,18 @@ def main() -> int:
     parser.add_argument("--scenes", nargs="+", required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
-    parser.add_argument("--webp-sweep", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     import torch
-
     from bench_codec import prepare_scenes
+
     from sogs_compressor.options import CompressOptions
     from sogs_compressor.pipeline import compress_file, decode_output, quality_cameras
     from sogs_compressor.read.sog import open_sog, read_meta
     from sogs_compressor.render.metrics import compare_images
     from sogs_compressor.render.rasterize import prepare, render
-    from sogs_compressor.write.webp import decode_webp, encode_webp
+    from sogs_compressor.write.webp import decode_webp
 
     device = torch.device(args.device)
 
@@ -70,12 +69,13 @@ def main() -> int:
         (get, _, close), t_open = timed(open_sog, bundle)
         meta = read_meta(get)
         files = [f for key in ("means", "quats", "scales", "sh0", "shN") if key in meta for f in meta[key]["files"]]
-        blobs, t_read = timed(lambda: {f: get(f) for f in files})
+        blobs, t_read = timed(lambda get=get, files=files: {f: get(f) for f in files})
         close()
         row["verify"] = {"open": t_open, "read_entries": t_read,
                          "webp_decode_each": {f: timed(decode_webp, b)[1] for f, b in blobs.items()}}
         with ThreadPoolExecutor(len(blobs)) as pool:
-            row["verify"]["webp_decode_parallel"] = timed(lambda: list(pool.map(decode_webp, blobs.values())))[1]
+            row["verify"]["webp_decode_parallel"] = timed(
+                lambda pool=pool, blobs=blobs: list(pool.map(decode_webp, blobs.values())))[1]
         decoded, row["verify"]["read_sog"] = timed(decode_output, result)
         from sogs_compressor.order.morton import morton_order
         from sogs_compressor.read import read_scene
@@ -83,7 +83,20 @@ def main() -> int:
         ordered = original.take(morton_order(original.positions, device=device))
         from sogs_compressor.verify.metrics import attribute_errors
         _, row["verify"]["attribute_errors"] = timed(attribute_errors, ordered, decoded)
+        # the device path the pipeline takes on a GPU (verify/decode.py, verify/metrics_torch.py)
+        from sogs_compressor.splats_torch import SplatTensors
+        from sogs_compressor.verify.decode import decode_on_device, read_written
+        from sogs_compressor.verify.metrics_torch import attribute_errors_torch
+        (meta, images), row["verify"]["device_read_written"] = timed(read_written, bundle)
+        tensors, row["verify"]["device_decode"] = timed(decode_on_device, meta, images, device)
+        staged, row["verify"]["device_upload_reference"] = timed(SplatTensors.from_splats, ordered, device)
+        _, row["verify"]["device_errors_staged"] = timed(attribute_errors_torch, staged, tensors)
+        _, row["verify"]["device_errors_blocked_upload"] = timed(attribute_errors_torch, ordered, tensors)
         (cameras, _), t_cams = timed(quality_cameras, ordered, "fast", None)
+        row["quality"] = {}
+        _, row["quality"]["device_cameras"] = timed(quality_cameras, staged, "fast", None)
+        _, row["quality"]["device_prepare_original"] = timed(prepare, staged, device)
+        _, row["quality"]["device_prepare_decoded"] = timed(prepare, tensors, device)
         g_orig, t_prep_o = timed(prepare, ordered, device)
         g_dec, t_prep_d = timed(prepare, decoded, device)
         renders = []
@@ -95,30 +108,12 @@ def main() -> int:
                 t_views.append(t)
         compares = [timed(compare_images, a.image, b.image, a.alpha, b.alpha)[1]
                     for a, b in zip(renders[0::2], renders[1::2], strict=True)]
-        row["quality"] = {"cameras": t_cams, "prepare_original": t_prep_o, "prepare_decoded": t_prep_d,
-                          "render_each": t_views, "compare_each": compares,
-                          "pairs": [r.pairs for r in renders], "visible": [r.visible for r in renders]}
-        if args.webp_sweep and "webp" not in report:
-            from sogs_compressor import presets
-            from sogs_compressor.encode.sog import encode_sog
-            settings = presets.encoder_settings(presets.resolve(options.validate()), ordered.count)
-            encoded = encode_sog(ordered, **settings, iterations=10, seed=0, device=device)
-            sweep = []
-            jobs = [(tex, m, q) for tex in encoded.images for m in range(7) for q in (0, 25, 50, 75, 100)]
-
-            def one(job):
-                tex, m, q = job
-                t = time.perf_counter()
-                size = len(encode_webp(encoded.images[tex], m, q))
-                return {"texture": tex, "method": m, "quality": q, "seconds": time.perf_counter() - t,
-                        "bytes": size}
-
-            with ThreadPoolExecutor(max(1, (os.cpu_count() or 2) // 2)) as pool:
-                sweep = list(pool.map(one, jobs))
-            report["webp"] = {"scene": name, "sweep": sweep}
+        row["quality"].update({"cameras": t_cams, "prepare_original": t_prep_o, "prepare_decoded": t_prep_d,
+                               "render_each": t_views, "compare_each": compares,
+                               "pairs": [r.pairs for r in renders], "visible": [r.visible for r in renders]})
         report["scenes"][name] = row
         print(json.dumps({name: row}), flush=True)
-        del original, ordered, decoded, g_orig, g_dec
+        del original, ordered, decoded, g_orig, g_dec, staged, tensors
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0

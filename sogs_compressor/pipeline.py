@@ -37,7 +37,7 @@ from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_re
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import output_paths, write_sog
-from sogs_compressor.write.webp import WebpEncoder
+from sogs_compressor.write.webp import Effort, WebpEncoder
 
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 
@@ -84,7 +84,8 @@ def compress_splats(
     ``consume_input``: the caller hands ``splats`` over; it is reordered in place instead of copied.
     """
     explicit = {key for key in target.SEARCHED if getattr(options, key) is not None}
-    options = presets.resolve(options.validate())
+    effort = presets.webp_effort(options.validate())
+    options = presets.resolve(options)
     progress = progress or no_progress
     result = result or CompressionResult(input_path="<memory>", input_format="memory", input_bytes=0)
     timings = result.timings
@@ -118,16 +119,17 @@ def compress_splats(
         if options.target_psnr is not None:
             t = time.perf_counter()
             reference = ordered if original is splats else original
-            found = search_target(ordered, reference, settings, explicit, options, device, cameras_near, checkpoint,
-                                  progress, timings)
+            found = search_target(ordered, reference, settings, explicit, options, effort, device, cameras_near,
+                                  checkpoint, progress, timings)
             timings["target_search"] = time.perf_counter() - t
             if found is None:  # nothing visible to measure: the preset's settings, and the report says why
                 target_report = {"psnr_content": options.target_psnr, "met": False,
                                  "error": "the original renders nothing from the quality check's cameras"}
         if found is None:
-            encoded, webps, webp_wait = encode_and_pack(ordered, settings, options, device, progress, checkpoint)
+            encoded, webps, webp_wait, result.textures = encode_and_pack(ordered, settings, options, effort, device,
+                                                                         progress, checkpoint)
         else:
-            (encoded, webps, webp_wait), target_report, target_views = found
+            (encoded, webps, webp_wait, result.textures), target_report, target_views = found
     timings.update(encoded.timings)
     encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
     timings["webp_wait"] = webp_wait
@@ -203,12 +205,13 @@ def verify_and_measure(
 
 
 def encode_and_pack(
-    ordered: SplatSet, settings: dict, options: CompressOptions, device: torch.device,
+    ordered: SplatSet, settings: dict, options: CompressOptions, effort: Effort, device: torch.device,
     progress: ProgressCallback, checkpoint: Callable[[], None],
-) -> tuple[EncodedSog, dict[str, bytes], float]:
-    """Quantize and WebP-encode (each texture compressed as soon as it is ready): (encoded, WebP bytes by
-    name, seconds waited for the WebP encoders after the quantizers were done)."""
-    encoder = WebpEncoder(options.webp_method, options.webp_quality)
+) -> tuple[EncodedSog, dict[str, bytes], float, dict]:
+    """Quantize and WebP-encode (each texture compressed as soon as it is ready, with its own ``effort``):
+    (encoded, WebP bytes by name, seconds waited for the WebP encoders after the quantizers were done, what
+    each texture's encoding cost: ``WebpEncoder.stats``)."""
+    encoder = WebpEncoder(effort)
     try:
         encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed, device=device,
                              on_image=encoder.submit, progress=progress)
@@ -217,7 +220,7 @@ def encode_and_pack(
         progress("webp", 0.0)
         webps = encoder.results()
         progress("webp", 1.0)
-        return encoded, webps, time.perf_counter() - t
+        return encoded, webps, time.perf_counter() - t, {name: encoder.stats[name] for name in webps}
     except BaseException:
         encoder.cancel()
         raise
@@ -225,7 +228,7 @@ def encode_and_pack(
 
 def search_target(
     ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
-    device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None], progress: ProgressCallback,
+    effort: Effort, device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None], progress: ProgressCallback,
     timings: dict,
 ) -> tuple[tuple[EncodedSog, dict[str, bytes], float], dict, tuple] | None:
     """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait), the report's ``target`` section
@@ -251,7 +254,7 @@ def search_target(
         progress("target", rung / len(target.LADDER))
         rung_settings = target.rung_settings(settings, target.LADDER[rung], explicit)
         t = time.perf_counter()
-        packed = encode_and_pack(ordered, rung_settings, options, device, no_progress, checkpoint)
+        packed = encode_and_pack(ordered, rung_settings, options, effort, device, no_progress, checkpoint)
         add("target_encode", t)
         t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="sogs-target-") as probe_dir:

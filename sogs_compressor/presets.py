@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.quantize.palette import palette_size
+from sogs_compressor.write.webp import Effort, uniform_effort
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,24 @@ PRESETS = {
     "max": Preset(webp_method=5, webp_quality=90, iterations=20, order="morton", rate_weight=4.0,
                   palette_rate_weight=32.0, position_bits=14),
 }
+
+
+WEBP_EFFORT: dict[str, dict[str, tuple[int, int]]] = {"fast": {}, "balanced": {}, "max": {}}
+"""Per preset, the (method, quality) of the textures whose lossless WebP is better served by another effort
+than the preset's (``Preset.webp_method`` / ``webp_quality``), from bytes and encode seconds measured per texture
+on real scenes (bench/RESULTS.md, "WebP effort per texture")."""
+
+
+def webp_effort(options: CompressOptions) -> Effort:
+    """Each texture's WebP (method, quality) for ``options`` (before ``resolve``): an explicit ``webp_method`` or
+    ``webp_quality`` applies to every texture; otherwise the preset's table, its defaults elsewhere."""
+    preset = PRESETS[options.preset]
+    method = preset.webp_method if options.webp_method is None else options.webp_method
+    quality = preset.webp_quality if options.webp_quality is None else options.webp_quality
+    if options.webp_method is not None or options.webp_quality is not None:
+        return uniform_effort(method, quality)
+    table = WEBP_EFFORT[options.preset]
+    return lambda name: table.get(name, (method, quality))
 
 
 def resolve(options: CompressOptions) -> CompressOptions:

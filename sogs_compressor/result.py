@@ -19,6 +19,7 @@ class CompressionResult:
     counts: {"input": N read, "dropped": {reason: n}, "output": N written, "quaternions_replaced": n}
     errors: per-attribute errors of our decoded output against the (sanitized) input (see verify.metrics)
     timings: seconds per stage, plus "total"
+    textures: per texture file: WebP method, quality, bytes, seconds encoding and waiting for a worker
     """
 
     input_path: str
@@ -33,6 +34,7 @@ class CompressionResult:
     errors: dict = field(default_factory=dict)
     quality: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    textures: dict = field(default_factory=dict)
     device: str = "cpu"
     device_name: str = "cpu"
     settings: dict = field(default_factory=dict)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
+
+from sogs_compressor.cpus import usable_cpus
 
 
 def encode_webp(image: np.ndarray, method: int = 4, quality: int = 50) -> bytes:
@@ -28,17 +32,38 @@ def decode_webp(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGBA"))
 
 
-class WebpEncoder:
-    """Encodes images concurrently, one thread per image (libwebp releases the GIL)."""
+Effort = Callable[[str], tuple[int, int]]
+"""A texture's file name -> the (method, quality) its lossless WebP is encoded with."""
 
-    def __init__(self, method: int, quality: int, max_workers: int = 8) -> None:
-        self.method = method
-        self.quality = quality
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="webp")
+
+def uniform_effort(method: int, quality: int) -> Effort:
+    """The same effort for every texture."""
+    return lambda name: (method, quality)
+
+
+class WebpEncoder:
+    """Encodes images concurrently from the moment each is submitted (libwebp releases the GIL), one thread per
+    image up to the CPUs this process may use, each with its own effort; records what each one cost."""
+
+    def __init__(self, effort: Effort, max_workers: int | None = None) -> None:
+        self.effort = effort
+        workers = max_workers or min(8, usable_cpus())
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="webp")
         self._futures: dict[str, Future] = {}
+        self.stats: dict[str, dict] = {}
+        """Per texture: method, quality, bytes, seconds encoding, seconds waiting for a worker."""
 
     def submit(self, name: str, image: np.ndarray) -> None:
-        self._futures[name] = self._pool.submit(encode_webp, image, self.method, self.quality)
+        method, quality = self.effort(name)
+        self._futures[name] = self._pool.submit(self._encode, name, image, method, quality, time.perf_counter())
+
+    def _encode(self, name: str, image: np.ndarray, method: int, quality: int, submitted: float) -> bytes:
+        started = time.perf_counter()
+        data = encode_webp(image, method, quality)
+        self.stats[name] = {"method": method, "quality": quality, "bytes": len(data),
+                            "encode_s": round(time.perf_counter() - started, 4),
+                            "queued_s": round(started - submitted, 4)}
+        return data
 
     def results(self) -> dict[str, bytes]:
         """Wait for every submitted image; their bytes by name, in submission order."""
