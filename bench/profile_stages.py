@@ -24,6 +24,35 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 
+def render_phases(g, camera, timed) -> dict:
+    """Seconds of one render's phases: projection, pair building and sorting, the compositor."""
+    import math
+
+    import torch
+
+    from sogs_compressor.render import rasterize as r
+    from sogs_compressor.render.composite_triton import composite_tiles_triton
+
+    proj, t_project = timed(r.project, g, camera)
+    grid_x, grid_y = math.ceil(camera.width / r.TILE), math.ceil(camera.height / r.TILE)
+    table, t_table = timed(r._splat_table, proj)
+    (tile_of_pair, splat_of_pair), t_pairs = timed(r._sorted_pairs, proj, 0, grid_y, grid_x)
+
+    def tiles():
+        per_tile = torch.bincount(tile_of_pair, minlength=grid_x * grid_y)
+        first = torch.cumsum(per_tile, 0) - per_tile
+        busy = torch.nonzero(per_tile).squeeze(1)
+        return busy, first[busy], per_tile[busy]
+
+    (busy, starts, counts), t_tiles = timed(tiles)
+    phases = {"project": t_project, "table": t_table, "pairs_sort": t_pairs, "tiles": t_tiles,
+              "pairs": int(tile_of_pair.shape[0]), "max_per_tile": int(counts.max())}
+    if g.device.type == "cuda":
+        _, phases["composite"] = timed(composite_tiles_triton, table, busy, starts, counts, splat_of_pair, grid_x,
+                                       r.ALPHA_CAP, r.ALPHA_MIN, r.T_MIN)
+    return phases
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", nargs="+", required=True)
@@ -36,8 +65,8 @@ def main() -> int:
     from bench_codec import prepare_scenes
 
     from sogs_compressor.options import CompressOptions
-    from sogs_compressor.pipeline import compress_file, decode_output, quality_cameras
-    from sogs_compressor.read.sog import open_sog, read_meta
+    from sogs_compressor.pipeline import compress_file, quality_cameras
+    from sogs_compressor.read.sog import open_sog, read_meta, read_sog
     from sogs_compressor.render.metrics import compare_images
     from sogs_compressor.render.rasterize import prepare, render
     from sogs_compressor.write.webp import decode_webp
@@ -76,7 +105,7 @@ def main() -> int:
         with ThreadPoolExecutor(len(blobs)) as pool:
             row["verify"]["webp_decode_parallel"] = timed(
                 lambda pool=pool, blobs=blobs: list(pool.map(decode_webp, blobs.values())))[1]
-        decoded, row["verify"]["read_sog"] = timed(decode_output, result)
+        decoded, row["verify"]["read_sog"] = timed(lambda bundle=bundle: read_sog(bundle).splats)
         from sogs_compressor.order.morton import morton_order
         from sogs_compressor.read import read_scene
         original = read_scene(ply).splats
@@ -85,9 +114,9 @@ def main() -> int:
         _, row["verify"]["attribute_errors"] = timed(attribute_errors, ordered, decoded)
         # the device path the pipeline takes on a GPU (verify/decode.py, verify/metrics_torch.py)
         from sogs_compressor.splats_torch import SplatTensors
-        from sogs_compressor.verify.decode import decode_on_device, read_written
+        from sogs_compressor.verify.decode import decode_on_device
         from sogs_compressor.verify.metrics_torch import attribute_errors_torch
-        (meta, images), row["verify"]["device_read_written"] = timed(read_written, bundle)
+        images = {f: decode_webp(b) for f, b in blobs.items()}
         tensors, row["verify"]["device_decode"] = timed(decode_on_device, meta, images, device)
         staged, row["verify"]["device_upload_reference"] = timed(SplatTensors.from_splats, ordered, device)
         _, row["verify"]["device_errors_staged"] = timed(attribute_errors_torch, staged, tensors)
@@ -106,6 +135,12 @@ def main() -> int:
                 image, t = timed(render, g, cam, allow_empty=True)
                 renders.append(image)
                 t_views.append(t)
+        row["quality"]["render_phases"] = render_phases(g_dec, cameras[1], timed)
+        if device.type == "cuda":
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                render(g_dec, cameras[1], allow_empty=True)
+                torch.cuda.synchronize(device)
+            row["quality"]["render_kernels"] = prof.key_averages().table(sort_by="cuda_time_total", row_limit=14)
         compares = [timed(compare_images, a.image, b.image, a.alpha, b.alpha)[1]
                     for a, b in zip(renders[0::2], renders[1::2], strict=True)]
         row["quality"].update({"cameras": t_cams, "prepare_original": t_prep_o, "prepare_decoded": t_prep_d,

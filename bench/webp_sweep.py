@@ -55,6 +55,39 @@ def sweep_scene(ply: Path, device, workers: int) -> list[dict]:
         return list(pool.map(one, jobs))
 
 
+PLANS = {
+    "uniform": {},
+    "measured": {"means_l.webp": (3, 0), "means_u.webp": (3, 50), "quats.webp": (4, 0), "scales.webp": (3, 50),
+                 "sh0.webp": (2, 50)},
+    "measured+scales75": {"means_l.webp": (3, 0), "means_u.webp": (3, 50), "quats.webp": (4, 0),
+                          "scales.webp": (4, 75), "sh0.webp": (2, 50)},
+}
+"""Per-texture effort tables for the balanced preset compared by ``--plans`` (whole pipeline, in-process, warm)."""
+
+
+def compare_plans(scenes: dict[str, Path], device, names: list[str], repeat: int) -> list[dict]:
+    """The balanced pipeline with each plan in ``names`` as presets.WEBP_EFFORT["balanced"], round-robin, warm."""
+    from sogs_compressor.pipeline import compress_file
+
+    rows = []
+    for scene, ply in scenes.items():
+        out = Path(tempfile.mkdtemp(prefix="plan-"))
+        compress_file(ply, out, CompressOptions(device=str(device), layout="bundle"))  # warm-up
+        for _ in range(repeat):
+            for plan in names:
+                presets.WEBP_EFFORT["balanced"] = PLANS[plan]
+                result = compress_file(ply, out, CompressOptions(device=str(device), layout="bundle"))
+                rows.append({"scene": scene, "plan": plan, "bytes": result.output_bytes,
+                             "webp_wait": result.timings["webp_wait"], "total": result.timings["total"],
+                             "textures": result.textures})
+                print(f"{scene} {plan}: {result.output_bytes:,} B, webp wait {result.timings['webp_wait']:.2f} s, "
+                      f"total {result.timings['total']:.2f} s; last texture done at "
+                      f"{max(t['submitted_s'] + t['queued_s'] + t['encode_s'] for t in result.textures.values()):.2f} s "
+                      f"({max(result.textures, key=lambda k: sum(result.textures[k][x] for x in ('submitted_s', 'queued_s', 'encode_s')))})",
+                      flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", nargs="+", required=True)
@@ -62,8 +95,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 4))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--plans", nargs="*", choices=list(PLANS),
+                        help="compare per-texture effort tables through the whole pipeline instead of sweeping")
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.plans:
+        rows = compare_plans(prepare_scenes(args.scenes, args.work), device, args.plans, args.repeat)
+        if args.json:
+            args.json.write_text(json.dumps(rows))
+        return 0
     report = {}
     for name, ply in prepare_scenes(args.scenes, args.work).items():
         rows = sweep_scene(ply, device, args.workers)

@@ -24,7 +24,7 @@ from sogs_compressor.device import (
     verify_on_device,
 )
 from sogs_compressor.encode.sog import EncodedSog, encode_sog
-from sogs_compressor.errors import DeviceError, Interrupted, OutputError, SogsError
+from sogs_compressor.errors import DeviceError, Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.prefetch import ScenePrefetch
@@ -35,9 +35,10 @@ from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.verify.decode import confirm_written
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import output_paths, write_sog
-from sogs_compressor.write.webp import Effort, WebpEncoder
+from sogs_compressor.write.webp import Effort, RoundTripError, WebpEncoder
 
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 
@@ -125,29 +126,58 @@ def compress_splats(
             if found is None:  # nothing visible to measure: the preset's settings, and the report says why
                 target_report = {"psnr_content": options.target_psnr, "met": False,
                                  "error": "the original renders nothing from the quality check's cameras"}
-        if found is None:
-            encoded, webps, webp_wait, result.textures = encode_and_pack(ordered, settings, options, effort, device,
-                                                                         progress, checkpoint)
+        encoder = None
+        if found is None:  # the WebP encoders run on while the scene is verified and measured
+            encoder = WebpEncoder(effort, round_trip=options.verify)
+            try:
+                encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed,
+                                     device=device, on_image=encoder.submit, progress=progress)
+            except BaseException:
+                encoder.cancel()
+                raise
         else:
             (encoded, webps, webp_wait, result.textures), target_report, target_views = found
     timings.update(encoded.timings)
-    encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
-    timings["webp_wait"] = webp_wait
     result.palette_size = encoded.palette_size
+    reference = ordered if original is splats else original  # renders ignore the splat order
 
-    checkpoint()
     with inflight.scene_outputs() as outputs:  # nothing of this scene survives a failure or a signal from here on
+        try:
+            if options.verify:
+                checkpoint()
+                verify_and_measure(result, encoded, ordered, reference, options, device, Path(output_dir), name,
+                                   cameras_near, (target_report, target_views), outputs, progress, checkpoint)
+            if encoder is not None:
+                checkpoint()
+                t = time.perf_counter()
+                progress("webp", 0.0)
+                webps = encoder.results()
+                webp_wait = time.perf_counter() - t
+                result.textures = {key: encoder.stats[key] for key in webps}
+                progress("webp", 1.0)
+        except RoundTripError as error:
+            raise OutputError(f"verification failed: {error}") from None
+        except BaseException:
+            if encoder is not None:
+                encoder.cancel()
+            raise
+        timings["webp_wait"] = webp_wait
+        encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
+
+        checkpoint()
         t = time.perf_counter()
         progress("write", 0.0)
         for path in output_paths(Path(output_dir), name, options.layout, encoded.meta):
             outputs.track(path)
-        result.output_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps)
-        del webps
+        sog_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps)
+        result.output_files = sog_files + result.output_files  # the preview, if any, after the SOG files
         timings["write"] = time.perf_counter() - t
         progress("write", 1.0)
-        reference = ordered if original is splats else original  # renders ignore the splat order
-        verify_and_measure(result, ordered, reference, options, device, Path(output_dir), name, cameras_near,
-                           (target_report, target_views), outputs, progress, checkpoint)
+        if options.verify:
+            t = time.perf_counter()
+            confirm_written(sog_files, encoded.meta, webps)
+            timings["read_back"] = time.perf_counter() - t
+        del webps
 
     result.counts["output"] = ordered.count
     result.settings = options.to_dict()
@@ -160,48 +190,57 @@ def compress_splats(
 
 
 def verify_and_measure(
-    result: CompressionResult, ordered: SplatSet, reference: SplatSet, options: CompressOptions,
-    device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
+    result: CompressionResult, encoded: EncodedSog, ordered: SplatSet, reference: SplatSet,
+    options: CompressOptions, device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
     target: tuple[dict | None, tuple | None], outputs: inflight.SceneOutputs, progress: ProgressCallback,
     checkpoint: Callable[[], None],
 ) -> None:
-    """Verify (read back, decode, per-attribute errors against ``ordered``) and the quality check (renders of
-    ``reference`` and the decoded scene, PSNR/SSIM, preview) of a scene just written; fills ``result.errors`` /
-    ``result.quality`` and their timings. ``target``: the target search's report and views, if it ran."""
+    """Decode the encoded scene as a reader will (``verify/decode.py``), measure the per-attribute errors against
+    ``ordered`` and run the quality check (renders of ``reference`` and the decoded scene, PSNR/SSIM, a preview
+    image written beside the outputs); fills ``result.errors`` / ``result.quality`` and their timings.
+    ``target``: the target search's report and views, if it ran."""
+    from sogs_compressor.verify.decode import decode_on_device
+
     timings = result.timings
     target_report, target_views = target
-    if options.verify:
-        checkpoint()
-        t = time.perf_counter()
-        progress("verify", 0.0)
-        on_device = verify_on_device(device)
-        with out_of_memory_as(device, "verification"):
-            # with a quality check to follow, the reference goes to the device once for both
-            staged = SplatTensors.from_splats(reference, device) if (
-                on_device and options.quality_check != "off") else None
-            decoded = verify_output(result, ordered if staged is None or reference is not ordered else staged,
-                                    device)
-        timings["verify"] = time.perf_counter() - t
-        progress("verify", 1.0)
-        if options.quality_check != "off":
-            checkpoint()
-            t = time.perf_counter()
-            progress("quality", 0.0)
-            outputs.track(output_dir / f"{name}.preview.png")
-            with out_of_memory_as(device, "the quality check"):
-                result.quality = measure_quality(reference if staged is None else staged, decoded,
-                                                 options.quality_check, device, output_dir, name,
-                                                 cameras_near, target_views)
-            del staged, decoded
-            if target_report is not None:
-                result.quality["target"] = target_report
-            preview = result.quality.get("preview")
-            if preview:
-                path = output_dir / preview
-                result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
-            timings["quality"] = time.perf_counter() - t
-            progress("quality", 1.0)
+    t = time.perf_counter()
+    progress("verify", 0.0)
+    on_device = verify_on_device(device)
+    with out_of_memory_as(device, "verification"):
+        decoded = decode_on_device(encoded.meta, encoded.images, device if on_device else torch.device("cpu"))
+        if on_device:
+            from sogs_compressor.verify.metrics_torch import attribute_errors_torch
 
+            # with a quality check to follow, the reference goes to the device once for both
+            staged = SplatTensors.from_splats(reference, device) if options.quality_check != "off" else None
+            against = staged if staged is not None and reference is ordered else ordered
+            result.errors = attribute_errors_torch(against, decoded)
+            measured = (reference if staged is None else staged, decoded)
+        else:
+            decoded_host = decoded.to_splats()
+            result.errors = attribute_errors(ordered, decoded_host)
+            measured = (reference, decoded_host)
+        del decoded
+    timings["verify"] = time.perf_counter() - t
+    progress("verify", 1.0)
+    if options.quality_check == "off":
+        return
+    checkpoint()
+    t = time.perf_counter()
+    progress("quality", 0.0)
+    outputs.track(output_dir / f"{name}.preview.png")
+    with out_of_memory_as(device, "the quality check"):
+        result.quality = measure_quality(*measured, options.quality_check, device, output_dir, name, cameras_near,
+                                         target_views)
+    del measured
+    if target_report is not None:
+        result.quality["target"] = target_report
+    preview = result.quality.get("preview")
+    if preview:
+        path = output_dir / preview
+        result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
+    timings["quality"] = time.perf_counter() - t
+    progress("quality", 1.0)
 
 
 def encode_and_pack(
@@ -211,7 +250,7 @@ def encode_and_pack(
     """Quantize and WebP-encode (each texture compressed as soon as it is ready, with its own ``effort``):
     (encoded, WebP bytes by name, seconds waited for the WebP encoders after the quantizers were done, what
     each texture's encoding cost: ``WebpEncoder.stats``)."""
-    encoder = WebpEncoder(effort)
+    encoder = WebpEncoder(effort, round_trip=options.verify)
     try:
         encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed, device=device,
                              on_image=encoder.submit, progress=progress)
@@ -286,34 +325,6 @@ def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) ->
         return [c.fit_long_side(size) for c in select_cameras(load_cameras_json(cameras_file), views)], \
             str(cameras_file)
     return default_cameras(original, mode), "orbit"
-
-
-def decode_output(result: CompressionResult) -> SplatSet:
-    """Decode what we wrote (the bundle if there is one) on the host, exactly as a reader of the file would."""
-    from sogs_compressor.read.sog import read_sog
-    from sogs_compressor.verify.decode import written_sog
-
-    path = written_sog(result.output_files)
-    try:
-        return read_sog(path).splats
-    except SogsError as error:
-        raise OutputError(f"verification failed: the SOG written to {path} does not read back ({error})") from None
-
-
-def verify_output(result: CompressionResult, ordered: SplatSet | SplatTensors, device: torch.device):
-    """Read back and decode what was written, measure it against ``ordered`` into ``result.errors``, and return
-    the decoded splats: ``SplatTensors`` on the device where the device path is used (``verify_on_device``),
-    else a host ``SplatSet``."""
-    if verify_on_device(device):
-        from sogs_compressor.verify.decode import decode_written
-        from sogs_compressor.verify.metrics_torch import attribute_errors_torch
-
-        decoded = decode_written(result.output_files, device)
-        result.errors = attribute_errors_torch(ordered, decoded)
-        return decoded
-    decoded = decode_output(result)
-    result.errors = attribute_errors(ordered, decoded)
-    return decoded
 
 
 def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str, device: torch.device, output_dir: Path,

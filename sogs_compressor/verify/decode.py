@@ -1,59 +1,56 @@
-"""Read back the SOG just written and decode it on the compute device: the verifier's first half.
+"""The verifier: what a reader of our output will decode, measured against what we meant to write.
 
-The check is real: the files are read from disk as a viewer would get them, every WebP is decoded (in parallel:
-libwebp releases the GIL), and the attributes are decoded with the format's formulas, on the device the
-errors and the renders are computed on (``encode/attributes_torch.py``'s decoders, twins of the host ones).
-A SOG we wrote that does not decode is an output error, not a corrupt input.
+Three checks together make the real one. Each texture's WebP bytes are decoded as soon as they are encoded and
+must equal the texture exactly (``write.webp.WebpEncoder``'s round trip); the files on disk are read back and
+must hold those bytes and our meta.json (``confirm_written``); and the textures plus the meta are decoded with
+the format's formulas (``decode_on_device``, ``encode/attributes_torch.py``'s twins of the host decoders) into
+the splats a reader gets, on the device where the errors and the renders are computed. Because the decode needs
+only the textures and the meta, it runs while the WebP encoders are still working. A SOG we wrote that fails
+any check is an output error, not a corrupt input.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from sogs_compressor.cpus import usable_cpus
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as attr_torch
-from sogs_compressor.errors import OutputError, SogsError
+from sogs_compressor.errors import OutputError
 from sogs_compressor.result import OutputFile
 from sogs_compressor.splats import COEFFS_PER_DEGREE, MODELS
 from sogs_compressor.splats_torch import SplatTensors
-from sogs_compressor.write.sog import texture_names
-from sogs_compressor.write.webp import decode_webp
+from sogs_compressor.write.sog import meta_bytes, texture_names
 
 
-def written_sog(files: list[OutputFile]) -> str:
-    """The file a reader of our output opens: the bundle if there is one, else the folder's meta.json."""
-    roles = {f.role: f.path for f in files}
-    target = roles.get("bundle") or roles.get("meta")
-    if target is None:
-        raise OutputError("nothing was written to verify")
-    return target
-
-
-def read_written(path: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, decoded RGBA images by file name) of the SOG at ``path``, the WebPs decoded in parallel."""
-    from sogs_compressor.read.sog import open_sog, read_meta
-
-    try:
-        get, _, close = open_sog(path)
+def confirm_written(files: list[OutputFile], meta: dict, webps: dict[str, bytes]) -> None:
+    """Read every written SOG file back (the bundle's entries, the folder's files) and check that it holds exactly
+    the encoded WebP bytes and our meta.json; OutputError naming the first file that does not."""
+    expected = {name: webps[name] for name in texture_names(meta)}
+    expected["meta.json"] = meta_bytes(meta)
+    for output in files:
+        path = Path(output.path)
         try:
-            meta = read_meta(get)
-            blobs = {name: get(name) for name in texture_names(meta)}
-        finally:
-            close()
-        workers = max(1, min(len(blobs), usable_cpus()))
-        with ThreadPoolExecutor(workers, thread_name_prefix="verify-webp") as pool:
-            images = dict(zip(blobs, pool.map(decode_webp, blobs.values()), strict=True))
-    except (SogsError, OSError, ValueError, KeyError, TypeError) as error:
-        raise OutputError(f"verification failed: the SOG written to {path} does not read back ({error})") from None
-    return meta, images
+            if output.role == "bundle":
+                with zipfile.ZipFile(path) as archive:
+                    if sorted(archive.namelist()) != sorted(expected):
+                        raise OutputError(f"verification failed: {path.name} holds {sorted(archive.namelist())}")
+                    for name, data in expected.items():
+                        if archive.read(name) != data:  # reading also checks the entry's CRC
+                            raise OutputError(f"verification failed: entry {name} of {path.name} differs from "
+                                              "what was encoded")
+            elif output.role in ("texture", "meta") and path.read_bytes() != expected.get(path.name):
+                raise OutputError(f"verification failed: {path} differs from what was encoded")
+        except (OSError, zipfile.BadZipFile, KeyError) as error:
+            raise OutputError(f"verification failed: {path} does not read back ({error})") from None
 
 
 def decode_on_device(meta: dict, images: dict[str, np.ndarray], device: torch.device) -> SplatTensors:
-    """Decode a SOG v2 (``meta`` + its decoded images) into tensors on ``device``; the host reader's values."""
+    """Decode a SOG v2 (``meta`` + its RGBA textures) into tensors on ``device``: the values the host reader
+    (``read/sog.py``) gives for the same files (tested)."""
     try:
         count = int(meta["count"])
 
@@ -98,9 +95,3 @@ def decode_on_device(meta: dict, images: dict[str, np.ndarray], device: torch.de
     return SplatTensors(positions=positions, log_scales=log_scales, rotations=rotations,
                         opacity_logits=opacity_logits, f_dc=f_dc, f_rest=f_rest,
                         model=model if model in MODELS else "default")
-
-
-def decode_written(files: list[OutputFile], device: torch.device) -> SplatTensors:
-    """Read back what ``write_sog`` wrote (``files``) and decode it on ``device``."""
-    meta, images = read_written(written_sog(files))
-    return decode_on_device(meta, images, device)

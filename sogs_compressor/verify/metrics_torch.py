@@ -46,42 +46,59 @@ def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTen
         rot_deg[rows] = torch.rad2deg(2.0 * torch.arccos(cos_half))
 
         finite = torch.isfinite(ref.log_scales) & torch.isfinite(dec.log_scales)
-        sums["scale"] += _squared(dec.log_scales.double()[finite] - ref.log_scales.double()[finite])
+        sums["scale"] += _squared(torch.where(finite, dec.log_scales.double() - ref.log_scales.double(), 0.0))
         scale_count += finite.sum()
         sums["f_dc"] += _squared(dec.f_dc.double() - ref.f_dc.double())
         sums["opacity"] += (_sigmoid(dec.opacity_logits.double()) - _sigmoid(ref.opacity_logits.double())).abs().sum()
         sums["f_rest"] += _squared(_rest(dec, rest) - _rest(ref, rest))
         del ref, dec
     scale_total = int(scale_count)
+    pos_median, pos_p99, pos_max = percentiles(pos_err, (50, 99, 100))
+    rot_median, rot_p99 = percentiles(rot_deg, (50, 99))
     return {
-        "position_rel_median": percentile(pos_err, 50),
-        "position_rel_p99": percentile(pos_err, 99),
-        "position_rel_max": float(pos_err.max()) if n else 0.0,
+        "position_rel_median": pos_median,
+        "position_rel_p99": pos_p99,
+        "position_rel_max": pos_max,
         "f_dc_rmse": _root_mean(float(sums["f_dc"]), 3 * n),
         "opacity_mae": float(sums["opacity"]) / n if n else 0.0,
         "log_scale_rmse": _root_mean(float(sums["scale"]), scale_total),
-        "rotation_deg_median": percentile(rot_deg, 50),
-        "rotation_deg_p99": percentile(rot_deg, 99),
+        "rotation_deg_median": rot_median,
+        "rotation_deg_p99": rot_p99,
         "f_rest_rmse": _root_mean(float(sums["f_rest"]), 3 * rest * n),
         "bbox_diagonal": diagonal,
     }
 
 
-def percentile(values: torch.Tensor, percent: float) -> float:
-    """``np.percentile(values, percent)`` (``linear``) of a 1D tensor, by selection instead of a full sort."""
+def percentiles(values: torch.Tensor, percents: tuple[float, ...]) -> list[float]:
+    """``np.percentile(values, p)`` (``linear``) of a 1D tensor for each p; 0.0 for no values. One sort on a GPU
+    (its k-th value search runs one block per slice); selection (``kthvalue``) on the CPU."""
     n = values.numel()
     if n == 0:
-        return 0.0
-    position = percent / 100.0 * (n - 1)
-    low = math.floor(position)
-    fraction = position - low
-    a = values.kthvalue(low + 1).values
-    if fraction == 0.0:
-        return float(a)
-    b = values.kthvalue(min(low + 2, n)).values
-    difference = b - a
-    # numpy's _lerp: from the nearer end, so the result stays within [a, b]
-    return float(b - difference * (1.0 - fraction)) if fraction >= 0.5 else float(a + difference * fraction)
+        return [0.0] * len(percents)
+    ordered = values.sort().values if values.is_cuda else None
+
+    def kth(k: int) -> torch.Tensor:  # the k-th smallest, 1-based
+        return ordered[k - 1] if ordered is not None else values.kthvalue(k).values
+
+    out = []
+    for percent in percents:
+        position = percent / 100.0 * (n - 1)
+        low = math.floor(position)
+        fraction = position - low
+        a = kth(low + 1)
+        if fraction == 0.0:
+            out.append(float(a))
+            continue
+        difference = kth(min(low + 2, n)) - a
+        # numpy's _lerp: from the nearer end, so the result stays within [a, b]
+        out.append(float(kth(min(low + 2, n)) - difference * (1.0 - fraction)) if fraction >= 0.5
+                   else float(a + difference * fraction))
+    return out
+
+
+def percentile(values: torch.Tensor, percent: float) -> float:
+    """``np.percentile(values, percent)`` (``linear``) of a 1D tensor."""
+    return percentiles(values, (percent,))[0]
 
 
 def _extent(reference: SplatSet | SplatTensors, device: torch.device) -> torch.Tensor:
@@ -107,10 +124,8 @@ def _normalize(q: torch.Tensor) -> torch.Tensor:
     squares = q * q
     norm = torch.sqrt(((squares[:, 0] + squares[:, 1]) + squares[:, 2]) + squares[:, 3])[:, None]
     out = q / torch.where(norm > 0, norm, 1.0)
-    zero = norm[:, 0] == 0
-    if bool(zero.any()):
-        out[zero] = torch.tensor((1.0, 0.0, 0.0, 0.0), dtype=out.dtype, device=out.device)
-    return out
+    identity = torch.tensor((1.0, 0.0, 0.0, 0.0), dtype=out.dtype, device=out.device)
+    return torch.where(norm == 0, identity, out)
 
 
 def _sigmoid(x: torch.Tensor) -> torch.Tensor:

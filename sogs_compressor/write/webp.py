@@ -41,17 +41,29 @@ def uniform_effort(method: int, quality: int) -> Effort:
     return lambda name: (method, quality)
 
 
+class RoundTripError(ValueError):
+    """A WebP that does not decode to the image it was encoded from."""
+
+
 class WebpEncoder:
     """Encodes images concurrently from the moment each is submitted (libwebp releases the GIL), one thread per
-    image up to the CPUs this process may use, each with its own effort; records what each one cost."""
+    image up to the CPUs this process may use, each with its own effort; records what each one cost.
 
-    def __init__(self, effort: Effort, max_workers: int | None = None) -> None:
+    ``round_trip``: each worker also decodes the bytes it made and checks they give the image back exactly
+    (the verifier's first check, done while other textures are still encoding); ``results`` raises
+    ``RoundTripError`` otherwise.
+    """
+
+    def __init__(self, effort: Effort, max_workers: int | None = None, round_trip: bool = False) -> None:
         self.effort = effort
+        self.round_trip = round_trip
         workers = max_workers or min(8, usable_cpus())
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="webp")
         self._futures: dict[str, Future] = {}
+        self._created = time.perf_counter()
         self.stats: dict[str, dict] = {}
-        """Per texture: method, quality, bytes, seconds encoding, seconds waiting for a worker."""
+        """Per texture: method, quality, bytes, when it was submitted (seconds after the encoder was made), seconds
+        waiting for a worker, encoding, and checking the round trip."""
 
     def submit(self, name: str, image: np.ndarray) -> None:
         method, quality = self.effort(name)
@@ -60,9 +72,15 @@ class WebpEncoder:
     def _encode(self, name: str, image: np.ndarray, method: int, quality: int, submitted: float) -> bytes:
         started = time.perf_counter()
         data = encode_webp(image, method, quality)
-        self.stats[name] = {"method": method, "quality": quality, "bytes": len(data),
-                            "encode_s": round(time.perf_counter() - started, 4),
-                            "queued_s": round(started - submitted, 4)}
+        encoded = time.perf_counter()
+        stats = {"method": method, "quality": quality, "bytes": len(data),
+                 "submitted_s": round(submitted - self._created, 4), "queued_s": round(started - submitted, 4),
+                 "encode_s": round(encoded - started, 4)}
+        if self.round_trip:
+            if not np.array_equal(decode_webp(data), image):
+                raise RoundTripError(f"the WebP of {name} does not decode to the texture it was encoded from")
+            stats["round_trip_s"] = round(time.perf_counter() - encoded, 4)
+        self.stats[name] = stats
         return data
 
     def results(self) -> dict[str, bytes]:
