@@ -37,10 +37,10 @@ OUT = REPO / "bench" / "out"
 PEER_TIMEOUT = 600
 
 
-def run_measured(command: list[str], timeout: float) -> dict:
+def run_measured(command: list[str], timeout: float, env: dict | None = None) -> dict:
     """Run a command; wall seconds, peak RSS of that child (bytes), exit code; None times on timeout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = start + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

@@ -38,10 +38,16 @@ PRESETS = {
 }
 
 
-WEBP_EFFORT: dict[str, dict[str, tuple[int, int]]] = {"fast": {}, "balanced": {}, "max": {}}
+WEBP_EFFORT: dict[str, dict[str, tuple[int, int]]] = {
+    "fast": {"means_l.webp": (3, 0), "means_u.webp": (2, 0), "quats.webp": (4, 0)},
+    "balanced": {"means_l.webp": (3, 0), "means_u.webp": (3, 50), "quats.webp": (4, 0), "scales.webp": (3, 50),
+                 "sh0.webp": (2, 50)},
+    "max": {},
+}
 """Per preset, the (method, quality) of the textures whose lossless WebP is better served by another effort
-than the preset's (``Preset.webp_method`` / ``webp_quality``), from bytes and encode seconds measured per texture
-on real scenes (bench/RESULTS.md, "WebP effort per texture")."""
+than the preset's (``Preset.webp_method`` / ``webp_quality``): the same bytes (within 0.02%) in less time, from
+every texture encoded at 34 efforts on tiled real scenes (bench/RESULTS.md, "WebP effort per texture";
+``bench/webp_sweep.py``). ``max`` keeps one effort for all: not re-measured at its own settings yet."""
 
 
 def webp_effort(options: CompressOptions) -> Effort:

@@ -22,18 +22,20 @@ REPO = Path(__file__).resolve().parents[1]
 INTERPRETER_SCRIPT = textwrap.dedent(
     """
     import json, torch
+    from sogs_compressor.render import composite_triton
     from sogs_compressor.render.quality import default_cameras
     from sogs_compressor.render.rasterize import prepare, render
     from sogs_compressor.sample import generate_scene
     out = {}
-    for n, degree, size in ((300, 1, 40), (1500, 3, 32)):
+    for n, degree, size, segment in ((300, 1, 40, 4096), (1500, 3, 32, 4096), (1500, 2, 32, 37)):
+        composite_triton.SEGMENT = segment  # 37: long tiles cut into segments blended side by side
         scene = generate_scene(n, sh_degree=degree, seed=n)
         g = prepare(scene, torch.device("cpu"))
         for i, cam in enumerate(default_cameras(scene, "fast", size=size)[:2]):
             a = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")
             b = render(g, cam, (0.1, 0.2, 0.3), compositor="triton")
-            out[f"{n}-{i}"] = [float((a.image - b.image).abs().max()), float((a.alpha - b.alpha).abs().max()),
-                               a.pairs == b.pairs]
+            out[f"{n}-{segment}-{i}"] = [float((a.image - b.image).abs().max()),
+                                         float((a.alpha - b.alpha).abs().max()), a.pairs == b.pairs]
     print(json.dumps(out))
     """
 )
@@ -49,7 +51,7 @@ def test_fused_compositor_matches_torch_in_the_triton_interpreter() -> None:
                           cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(result) == 4
+    assert len(result) == 6
     for name, (image_diff, alpha_diff, same_pairs) in result.items():
         assert image_diff < 1e-5 and alpha_diff < 1e-5 and same_pairs, name
 
@@ -66,8 +68,11 @@ def test_unknown_or_unavailable_compositor_is_refused() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize(("n", "degree", "size"), [(20_000, 3, 256), (200_000, 2, 512), (5, 0, 64)])
-def test_fused_compositor_matches_torch_on_cuda(n, degree, size) -> None:
+@pytest.mark.parametrize(("n", "degree", "size", "segment"),
+                         [(20_000, 3, 256, None), (200_000, 2, 512, None), (5, 0, 64, None), (200_000, 2, 128, 97)])
+def test_fused_compositor_matches_torch_on_cuda(n, degree, size, segment, monkeypatch) -> None:
+    if segment:
+        monkeypatch.setattr("sogs_compressor.render.composite_triton.SEGMENT", segment)
     scene = generate_scene(n, sh_degree=degree, seed=3)
     g = prepare(scene, torch.device("cuda"))
     for cam in default_cameras(scene, "fast", size=size):

@@ -92,3 +92,15 @@ def test_presets_set_a_palette_rate_weight():
         assert settings["palette_rate_weight"] > 0
     off = presets.resolve(CompressOptions(preset="max", palette_rate_weight=0.0))
     assert presets.encoder_settings(off, 50_000)["palette_rate_weight"] == 0.0
+
+
+def test_webp_effort_per_texture_unless_given_explicitly():
+    balanced = presets.webp_effort(CompressOptions())
+    preset = presets.PRESETS["balanced"]
+    assert balanced("quats.webp") == presets.WEBP_EFFORT["balanced"]["quats.webp"]
+    assert balanced("shN_labels.webp") == (preset.webp_method, preset.webp_quality)  # not in the table
+    assert balanced("anything-else.webp") == (preset.webp_method, preset.webp_quality)
+    explicit = presets.webp_effort(CompressOptions(webp_method=1))
+    assert {explicit(name) for name in ("quats.webp", "sh0.webp", "shN_labels.webp")} == {(1, preset.webp_quality)}
+    for table in presets.WEBP_EFFORT.values():
+        assert all(0 <= m <= 6 and 0 <= q <= 100 for m, q in table.values())

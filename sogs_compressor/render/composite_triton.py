@@ -40,45 +40,89 @@ SPLATS_PER_STEP = 16
 """Splats a program blends per step: their 16 x 256 pixel terms are evaluated at once and chained by a cumulative
 product, so the loads, the loop overhead and the all-pixels-stopped test are paid once per 16 splats."""
 NUM_WARPS = 8
+SEGMENT = 4096
+"""Longest run of one tile's splats a program walks. A tile can hold hundreds of thousands of splats (many small
+splats behind each other at a low resolution) while its neighbours hold a few hundred; one program per tile then
+leaves the GPU waiting on that tile. Longer runs are cut into segments of this length, all blended at once: a
+first pass multiplies out each segment's transmittance, and each segment starts from the product of the segments
+in front of it (the same rule as walking the whole run; only the rounding of that product differs)."""
 
 
 if triton is not None:
 
     @triton.jit
-    def _composite_kernel(
-        table_ptr, splat_ptr, tiles_ptr, starts_ptr, counts_ptr, out_ptr, grid_x,
-        alpha_cap, alpha_min, t_min,
-        TILE_PX: tl.constexpr, WIDTH: tl.constexpr, STEP: tl.constexpr,
-    ):
-        program = tl.program_id(0)
-        tile = tl.load(tiles_ptr + program)
-        start = tl.load(starts_ptr + program)
-        count = tl.load(counts_ptr + program)
+    def _alpha_block(table_ptr, splat_ptr, first, i, count, px, py, alpha_cap, alpha_min,
+                     WIDTH: tl.constexpr, STEP: tl.constexpr):
+        """(alpha (STEP, pixels), table rows (STEP,), valid lanes) of the splats i .. i + STEP of a run."""
+        lane = tl.arange(0, STEP)
+        valid = i + lane < count
+        row = table_ptr + tl.load(splat_ptr + first + i + lane, mask=valid, other=0).to(tl.int64) * WIDTH
+        dx = px[None, :] - tl.load(row + 0, mask=valid, other=0.0)[:, None]
+        dy = py[None, :] - tl.load(row + 1, mask=valid, other=0.0)[:, None]
+        power = (-0.5 * tl.load(row + 2, mask=valid, other=0.0))[:, None] * dx * dx \
+            - tl.load(row + 3, mask=valid, other=0.0)[:, None] * dx * dy \
+            - (0.5 * tl.load(row + 4, mask=valid, other=0.0))[:, None] * dy * dy \
+            + tl.load(row + 5, mask=valid, other=float("-inf"))[:, None]
+        alpha = tl.minimum(tl.exp(power), alpha_cap)
+        return tl.where(alpha >= alpha_min, alpha, 0.0), row, valid  # padding lanes: exp(-inf) = 0
+
+    @triton.jit
+    def _pixel_centres(tile, grid_x, TILE_PX: tl.constexpr):
         pixel = tl.arange(0, TILE_PX * TILE_PX)
         px = (pixel % TILE_PX).to(tl.float32) + 0.5 + ((tile % grid_x) * TILE_PX).to(tl.float32)
         py = (pixel // TILE_PX).to(tl.float32) + 0.5 + ((tile // grid_x) * TILE_PX).to(tl.float32)
+        return pixel, px, py
+
+    @triton.jit
+    def _transmittance_kernel(
+        table_ptr, splat_ptr, segments_ptr, tiles_ptr, starts_ptr, counts_ptr, out_ptr, grid_x, alpha_cap,
+        alpha_min, t_min, TILE_PX: tl.constexpr, WIDTH: tl.constexpr, STEP: tl.constexpr,
+    ):
+        """Per listed segment: the product of (1 - alpha) over its splats at each pixel (stops once every pixel is
+        under the transmittance stop: what follows it in the tile is then invisible anyway)."""
+        segment = tl.load(segments_ptr + tl.program_id(0))
+        first = tl.load(starts_ptr + segment)
+        count = tl.load(counts_ptr + segment)
+        pixel, px, py = _pixel_centres(tl.load(tiles_ptr + segment), grid_x, TILE_PX)
         t_run = tl.full([TILE_PX * TILE_PX], 1.0, tl.float32)
+        last = (tl.arange(0, STEP) == STEP - 1)[:, None]
+        i = 0
+        going = count > 0
+        while going:
+            alpha, row, valid = _alpha_block(table_ptr, splat_ptr, first, i, count, px, py, alpha_cap, alpha_min,
+                                             WIDTH, STEP)
+            after = t_run[None, :] * tl.cumprod(1.0 - alpha, axis=0)
+            t_run = tl.sum(tl.where(last, after, 0.0), axis=0)
+            i += STEP
+            going = (i < count) & (tl.max(t_run, axis=0) >= t_min)
+        tl.store(out_ptr + segment * (TILE_PX * TILE_PX) + pixel, t_run)
+
+    @triton.jit
+    def _composite_kernel(
+        table_ptr, splat_ptr, tiles_ptr, starts_ptr, counts_ptr, front_ptr, fronts_ptr, transmit_ptr, out_ptr,
+        grid_x, alpha_cap, alpha_min, t_min,
+        TILE_PX: tl.constexpr, WIDTH: tl.constexpr, STEP: tl.constexpr,
+    ):
+        """Per segment: blend its splats front to back, starting from the transmittance left by the ``fronts``
+        segments in front of it (rows ``front`` .. ``front + fronts`` of ``transmit``)."""
+        program = tl.program_id(0)
+        first = tl.load(starts_ptr + program)
+        count = tl.load(counts_ptr + program)
+        pixel, px, py = _pixel_centres(tl.load(tiles_ptr + program), grid_x, TILE_PX)
+        t_run = tl.full([TILE_PX * TILE_PX], 1.0, tl.float32)
+        front = tl.load(front_ptr + program)
+        for k in range(tl.load(fronts_ptr + program)):
+            t_run *= tl.load(transmit_ptr + (front + k) * (TILE_PX * TILE_PX) + pixel)
         acc_r = tl.zeros([TILE_PX * TILE_PX], tl.float32)
         acc_g = tl.zeros([TILE_PX * TILE_PX], tl.float32)
         acc_b = tl.zeros([TILE_PX * TILE_PX], tl.float32)
         acc_w = tl.zeros([TILE_PX * TILE_PX], tl.float32)
-        lane = tl.arange(0, STEP)
-        last = (lane == STEP - 1)[:, None]
+        last = (tl.arange(0, STEP) == STEP - 1)[:, None]
         i = 0
-        seeing = count > 0
+        seeing = (count > 0) & (tl.max(t_run, axis=0) >= t_min)
         while seeing:
-            valid = i + lane < count
-            row = table_ptr + tl.load(splat_ptr + start + i + lane, mask=valid, other=0).to(tl.int64) * WIDTH
-            u = tl.load(row + 0, mask=valid, other=0.0)
-            v = tl.load(row + 1, mask=valid, other=0.0)
-            dx = px[None, :] - u[:, None]
-            dy = py[None, :] - v[:, None]
-            power = (-0.5 * tl.load(row + 2, mask=valid, other=0.0))[:, None] * dx * dx \
-                - tl.load(row + 3, mask=valid, other=0.0)[:, None] * dx * dy \
-                - (0.5 * tl.load(row + 4, mask=valid, other=0.0))[:, None] * dy * dy \
-                + tl.load(row + 5, mask=valid, other=float("-inf"))[:, None]
-            alpha = tl.minimum(tl.exp(power), alpha_cap)
-            alpha = tl.where(alpha >= alpha_min, alpha, 0.0)  # padding lanes: exp(-inf) = 0
+            alpha, row, valid = _alpha_block(table_ptr, splat_ptr, first, i, count, px, py, alpha_cap, alpha_min,
+                                             WIDTH, STEP)
             keep = 1.0 - alpha
             after = t_run[None, :] * tl.cumprod(keep, axis=0)  # transmittance after each splat
             weight = tl.where(after >= t_min, alpha * (after / keep), 0.0)  # after / keep: before the splat
@@ -99,17 +143,37 @@ if triton is not None:
 def composite_tiles_triton(
     table: torch.Tensor, tiles: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor,
     splat_of_pair: torch.Tensor, grid_x: int, alpha_cap: float, alpha_min: float, t_min: float,
+    segment: int | None = None,
 ) -> torch.Tensor:
     """(T, 256, 4): colour without background and total weight of each tile in ``tiles`` (as
-    ``rasterize._composite_tiles``); ``starts`` / ``counts`` index the tile's run in ``splat_of_pair``."""
+    ``rasterize._composite_tiles``); ``starts`` / ``counts`` index the tile's run in ``splat_of_pair``.
+    Runs longer than ``segment`` (default ``SEGMENT``) are blended in segments side by side."""
     if triton is None:
         raise RuntimeError("Triton is not installed")
-    out = torch.empty(tiles.shape[0], TILE * TILE, 4, dtype=torch.float32, device=table.device)
+    segment = segment or SEGMENT
+    device = table.device
     if tiles.numel() == 0:
+        return torch.empty(0, TILE * TILE, 4, dtype=torch.float32, device=device)
+    pieces = torch.clamp((counts + segment - 1) // segment, min=1)
+    owner = torch.repeat_interleave(torch.arange(tiles.shape[0], device=device), pieces)  # segment -> tile row
+    first_piece = torch.cumsum(pieces, 0) - pieces
+    index = torch.arange(owner.shape[0], device=device) - first_piece[owner]  # segment's place in its tile
+    seg_tiles = tiles[owner].contiguous()
+    seg_starts = (starts[owner] + index * segment).contiguous()
+    seg_counts = torch.clamp(counts[owner] - index * segment, max=segment).contiguous()
+    front = first_piece[owner].contiguous()
+    table, splat_of_pair = table.contiguous(), splat_of_pair.contiguous()
+    settings = {"TILE_PX": TILE, "WIDTH": TABLE_WIDTH, "STEP": SPLATS_PER_STEP, "num_warps": NUM_WARPS}
+    segments = owner.shape[0]
+    transmit = torch.ones(segments, TILE * TILE, dtype=torch.float32, device=device)
+    followed = torch.nonzero(index < pieces[owner] - 1).reshape(-1).contiguous()  # segments something follows
+    if followed.numel():  # their own transmittance first
+        _transmittance_kernel[(followed.shape[0],)](table, splat_of_pair, followed, seg_tiles, seg_starts,
+                                                    seg_counts, transmit, grid_x, alpha_cap, alpha_min, t_min,
+                                                    **settings)
+    out = torch.empty(segments, TILE * TILE, 4, dtype=torch.float32, device=device)
+    _composite_kernel[(segments,)](table, splat_of_pair, seg_tiles, seg_starts, seg_counts, front,
+                                   index.contiguous(), transmit, out, grid_x, alpha_cap, alpha_min, t_min, **settings)
+    if segments == tiles.shape[0]:
         return out
-    _composite_kernel[(tiles.shape[0],)](
-        table.contiguous(), splat_of_pair.contiguous(), tiles.contiguous(), starts.contiguous(),
-        counts.contiguous(), out, grid_x, alpha_cap, alpha_min, t_min,
-        TILE_PX=TILE, WIDTH=TABLE_WIDTH, STEP=SPLATS_PER_STEP, num_warps=NUM_WARPS,
-    )
-    return out
+    return torch.zeros(tiles.shape[0], TILE * TILE, 4, dtype=torch.float32, device=device).index_add_(0, owner, out)

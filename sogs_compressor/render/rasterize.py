@@ -177,13 +177,16 @@ def project(g: GaussianTensors, camera: Camera) -> _Projected:
     lim_y_pos, lim_y_neg = (h - cy) / fy + 0.3 * h / (2 * fy), cy / fy + 0.3 * h / (2 * fy)
     tx = (x / z).clamp(-lim_x_neg, lim_x_pos) * z
     ty = (y / z).clamp(-lim_y_neg, lim_y_pos) * z
-    zeros = torch.zeros_like(z)
-    jac = torch.stack(
-        [fx / z, zeros, -fx * tx / (z * z), zeros, fy / z, -fy * ty / (z * z)], dim=-1
-    ).reshape(-1, 2, 3)
-    t_mat = jac @ rot
-    cov2 = t_mat @ g.cov3d[idx] @ t_mat.transpose(1, 2)
-    a, b, c = cov2[:, 0, 0] + LOW_PASS, cov2[:, 0, 1], cov2[:, 1, 1] + LOW_PASS
+    # 2D covariance T Sigma T^T with T = J R, J = [[fx/z, 0, -fx tx/z^2], [0, fy/z, -fy ty/z^2]], written out per
+    # splat: millions of 2x3 @ 3x3 @ 3x2 products as batched matrix products are far slower than these sums
+    t0 = (fx / z)[:, None] * rot[0] + (-fx * tx / (z * z))[:, None] * rot[2]  # (M, 3): first row of T
+    t1 = (fy / z)[:, None] * rot[1] + (-fy * ty / (z * z))[:, None] * rot[2]
+    sigma = g.cov3d[idx]
+    s_t0 = (sigma * t0[:, None, :]).sum(dim=-1)  # Sigma t0
+    a = (t0 * s_t0).sum(dim=-1) + LOW_PASS
+    b = (t1 * s_t0).sum(dim=-1)
+    c = (t1 * (sigma * t1[:, None, :]).sum(dim=-1)).sum(dim=-1) + LOW_PASS
+    del sigma, s_t0
     det = a * c - b * b
     opacity = g.opacity[idx]
     if g.antialiased:  # Mip-Splatting: keep the splat's energy when the low-pass widens it
