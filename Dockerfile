@@ -40,12 +40,16 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 COPY compress_model.py test_sogs_local.py /app/
 COPY --chmod=0755 docker/entrypoint.sh /app/entrypoint.sh
+# Compiled Triton kernels (a few seconds per kernel on a fresh machine) go to one known folder: every GPU worker
+# of a job shares it, and `docker run -v sogs-triton:/var/cache/sogs/triton` keeps it from one run to the next.
+RUN mkdir -p /var/cache/sogs/triton && chmod 1777 /var/cache/sogs/triton
 # SOGS_DEVICE=cuda: a job that lands on a machine without a usable GPU fails at once (exit 20, ExitMessage)
 # instead of silently running for hours on the CPU. Override with SOGS_DEVICE=cpu or --device cpu.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SOGS_DEVICE=cuda \
+    TRITON_CACHE_DIR=/var/cache/sogs/triton \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /app

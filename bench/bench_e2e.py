@@ -35,11 +35,14 @@ from bench_codec import PEER, prepare_scenes_in_subprocess, run_measured  # noqa
 NO_TRITON = "import sys; sys.modules['triton'] = None; from sogs_compressor.cli import run; sys.argv[0] = 'sogs'; run()"
 
 
-def ours(ply: Path, out: Path, extra: list[str], no_triton: bool = False, timeout: float = 900) -> dict:
-    """Our CLI in a fresh process with default settings (plus ``extra``)."""
+def ours(ply: Path, out: Path, extra: list[str], no_triton: bool = False, timeout: float = 900,
+         triton_cache: Path | None = None) -> dict:
+    """Our CLI in a fresh process with default settings (plus ``extra``); ``triton_cache``: an empty folder for
+    Triton's compiled kernels (a machine's first run)."""
     shutil.rmtree(out, ignore_errors=True)
     launcher = [sys.executable, "-c", NO_TRITON] if no_triton else [sys.executable, "-m", "sogs_compressor"]
-    run = run_measured([*launcher, "compress", str(ply), "-o", str(out), "--json", *extra], timeout)
+    env = dict(os.environ, TRITON_CACHE_DIR=str(triton_cache)) if triton_cache else None
+    run = run_measured([*launcher, "compress", str(ply), "-o", str(out), "--json", *extra], timeout, env=env)
     if run["rc"] == 0:
         result = json.loads(run.pop("stdout"))
         run.update(stages=result["timings"], bytes=result["output_bytes"], peak_gpu_bytes=result["peak_gpu_bytes"],
@@ -94,6 +97,8 @@ def main() -> int:
     parser.add_argument("--no-triton", nargs="*", default=[], metavar="SCENE",
                         help="also run these scenes with Triton unimportable (the no-kernel paths)")
     parser.add_argument("--cpu", nargs="*", default=[], metavar="SCENE", help="also run these with --device cpu")
+    parser.add_argument("--empty-cache", nargs="*", default=[], metavar="SCENE",
+                        help="also run these with an empty Triton kernel cache (a fresh machine's first run)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -106,6 +111,9 @@ def main() -> int:
             row["peer"] = peer(ply, out / f"{name}.peer.sog")
         if name in args.no_triton:
             row["ours_no_triton"] = ours(ply, out / f"{name}-nt", [], no_triton=True)
+        if name in args.empty_cache:
+            row["ours_empty_cache"] = ours(ply, out / f"{name}-ec", [],
+                                           triton_cache=Path(tempfile.mkdtemp(prefix="triton-")))
         if name in args.cpu:
             row["ours_cpu"] = ours(ply, out / f"{name}-cpu", ["--device", "cpu"], timeout=1800)
         rows.append(row)

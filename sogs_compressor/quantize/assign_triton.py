@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 import torch
 
@@ -84,13 +85,15 @@ def _device_key(device: torch.device) -> str:
     return f"cuda:{index}"
 
 
-def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS) -> threading.Thread | None:
+def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS,
+            then: tuple[Callable[[torch.device], None], ...] = ()) -> threading.Thread | None:
     """Start CUDA and compile the kernel for ``dims`` in a background thread (each dimension once per process).
 
     A fresh process (a SageMaker container, a CLI run) otherwise pays the CUDA start-up and one Triton compile per
     SH dimension inside the k-means; started before the scene is read, that work overlaps the read. A kernel call
     for a dimension being compiled waits for that compile (not for the others), so the two never compile side by
-    side. None when the kernel cannot run on ``device``.
+    side. ``then``: more warm-ups run in the same thread afterwards (other kernels' compiles). None when the kernel
+    cannot run on ``device``.
     """
     device = torch.device(device)
     if not triton_available(device):
@@ -100,12 +103,13 @@ def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS) -> threading.
         todo = [d for d in dict.fromkeys(dims) if (key, d) not in _compiled]
         for dim in todo:
             _compiled[(key, dim)] = threading.Event()
-    thread = threading.Thread(target=_compile, args=(torch.device(key), todo), name="triton-warm-up", daemon=True)
+    thread = threading.Thread(target=_compile, args=(torch.device(key), todo, then), name="triton-warm-up",
+                              daemon=True)
     thread.start()
     return thread
 
 
-def _compile(device: torch.device, dims: list[int]) -> None:
+def _compile(device: torch.device, dims: list[int], then: tuple[Callable[[torch.device], None], ...] = ()) -> None:
     key = _device_key(device)
     generator = torch.Generator().manual_seed(0)
     try:
@@ -120,6 +124,12 @@ def _compile(device: torch.device, dims: list[int]) -> None:
     finally:
         for dim in dims:
             _compiled[(key, dim)].set()
+    for warm in then:
+        try:
+            warm(device)
+            torch.cuda.synchronize(device)
+        except Exception:  # noqa: BLE001, S110 - as above: the real call compiles or reports
+            pass
 
 
 def _wait_for_warm_up(device: torch.device, dim: int) -> None:

@@ -177,3 +177,14 @@ def composite_tiles_triton(
     if segments == tiles.shape[0]:
         return out
     return torch.zeros(tiles.shape[0], TILE * TILE, 4, dtype=torch.float32, device=device).index_add_(0, owner, out)
+
+
+def warm_up(device: torch.device) -> None:
+    """Compile both kernels for ``device`` on two splats in one cut tile (a 256-pixel-wide picture, as the quality
+    check renders), so a fresh process does not compile them inside its first render."""
+    table = torch.zeros(3, TABLE_WIDTH, device=device)
+    table[:, 2] = table[:, 4] = 1.0
+    table[2, 5] = float("-inf")
+    one = torch.ones(1, dtype=torch.int64, device=device)
+    composite_tiles_triton(table, one * 3, one * 0, one * 2, torch.arange(2, device=device), 16, 0.99, 1.0 / 255.0,
+                           1e-4, segment=1)
