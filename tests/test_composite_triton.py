@@ -22,13 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 INTERPRETER_SCRIPT = textwrap.dedent(
     """
     import json, torch
-    from sogs_compressor.render import composite_triton
+    from sogs_compressor.render import rasterize, segments
     from sogs_compressor.render.quality import default_cameras
     from sogs_compressor.render.rasterize import prepare, render
     from sogs_compressor.sample import generate_scene
     out = {}
     for n, degree, size, segment in ((300, 1, 40, 4096), (1500, 3, 32, 4096), (1500, 2, 32, 37)):
-        composite_triton.SEGMENT = segment  # 37: long tiles cut into segments blended side by side
+        segments.SEGMENT = segment  # 37: long tiles cut into segments blended side by side (both compositors)
+        rasterize.segment_length = lambda device, segment=segment: segment
         scene = generate_scene(n, sh_degree=degree, seed=n)
         g = prepare(scene, torch.device("cpu"))
         for i, cam in enumerate(default_cameras(scene, "fast", size=size)[:2]):
@@ -72,7 +73,7 @@ def test_unknown_or_unavailable_compositor_is_refused() -> None:
                          [(20_000, 3, 256, None), (200_000, 2, 512, None), (5, 0, 64, None), (200_000, 2, 128, 97)])
 def test_fused_compositor_matches_torch_on_cuda(n, degree, size, segment, monkeypatch) -> None:
     if segment:
-        monkeypatch.setattr("sogs_compressor.render.composite_triton.SEGMENT", segment)
+        monkeypatch.setattr("sogs_compressor.render.segments.SEGMENT", segment)
     scene = generate_scene(n, sh_degree=degree, seed=3)
     g = prepare(scene, torch.device("cuda"))
     for cam in default_cameras(scene, "fast", size=size):

@@ -24,6 +24,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     tl = None
 
 from sogs_compressor.quantize.assign_triton import interpreting, triton_available
+from sogs_compressor.render import segments as segments_module
+from sogs_compressor.render.segments import cut_runs
 
 TILE = 16
 TABLE_WIDTH = 9  # [u, v, conic a, b, c, log opacity, r, g, b] (rasterize._splat_table)
@@ -40,14 +42,6 @@ SPLATS_PER_STEP = 16
 """Splats a program blends per step: their 16 x 256 pixel terms are evaluated at once and chained by a cumulative
 product, so the loads, the loop overhead and the all-pixels-stopped test are paid once per 16 splats."""
 NUM_WARPS = 8
-SEGMENT = 4096
-"""Longest run of one tile's splats a program walks. A tile can hold hundreds of thousands of splats (many small
-splats behind each other at a low resolution) while its neighbours hold a few hundred; one program per tile then
-leaves the GPU waiting on that tile. Longer runs are cut into segments of this length, all blended at once: a
-first pass multiplies out each segment's transmittance, and each segment starts from the product of the segments
-in front of it (the same rule as walking the whole run; only the rounding of that product differs)."""
-
-
 if triton is not None:
 
     @triton.jit
@@ -147,36 +141,29 @@ def composite_tiles_triton(
 ) -> torch.Tensor:
     """(T, 256, 4): colour without background and total weight of each tile in ``tiles`` (as
     ``rasterize._composite_tiles``); ``starts`` / ``counts`` index the tile's run in ``splat_of_pair``.
-    Runs longer than ``segment`` (default ``SEGMENT``) are blended in segments side by side."""
+    Runs longer than ``segment`` (default ``segments.SEGMENT``) are blended in segments side by side."""
     if triton is None:
         raise RuntimeError("Triton is not installed")
-    segment = segment or SEGMENT
+    segment = segment or segments_module.SEGMENT
     device = table.device
     if tiles.numel() == 0:
         return torch.empty(0, TILE * TILE, 4, dtype=torch.float32, device=device)
-    pieces = torch.clamp((counts + segment - 1) // segment, min=1)
-    owner = torch.repeat_interleave(torch.arange(tiles.shape[0], device=device), pieces)  # segment -> tile row
-    first_piece = torch.cumsum(pieces, 0) - pieces
-    index = torch.arange(owner.shape[0], device=device) - first_piece[owner]  # segment's place in its tile
-    seg_tiles = tiles[owner].contiguous()
-    seg_starts = (starts[owner] + index * segment).contiguous()
-    seg_counts = torch.clamp(counts[owner] - index * segment, max=segment).contiguous()
-    front = first_piece[owner].contiguous()
+    cut = cut_runs(tiles, starts, counts, segment)
     table, splat_of_pair = table.contiguous(), splat_of_pair.contiguous()
     settings = {"TILE_PX": TILE, "WIDTH": TABLE_WIDTH, "STEP": SPLATS_PER_STEP, "num_warps": NUM_WARPS}
-    segments = owner.shape[0]
+    segments = cut.count
     transmit = torch.ones(segments, TILE * TILE, dtype=torch.float32, device=device)
-    followed = torch.nonzero(index < pieces[owner] - 1).reshape(-1).contiguous()  # segments something follows
-    if followed.numel():  # their own transmittance first
-        _transmittance_kernel[(followed.shape[0],)](table, splat_of_pair, followed, seg_tiles, seg_starts,
-                                                    seg_counts, transmit, grid_x, alpha_cap, alpha_min, t_min,
-                                                    **settings)
+    if cut.followed.numel():  # their own transmittance first
+        _transmittance_kernel[(cut.followed.shape[0],)](table, splat_of_pair, cut.followed, cut.tiles, cut.starts,
+                                                        cut.counts, transmit, grid_x, alpha_cap, alpha_min, t_min,
+                                                        **settings)
     out = torch.empty(segments, TILE * TILE, 4, dtype=torch.float32, device=device)
-    _composite_kernel[(segments,)](table, splat_of_pair, seg_tiles, seg_starts, seg_counts, front,
-                                   index.contiguous(), transmit, out, grid_x, alpha_cap, alpha_min, t_min, **settings)
+    _composite_kernel[(segments,)](table, splat_of_pair, cut.tiles, cut.starts, cut.counts, cut.front, cut.index,
+                                   transmit, out, grid_x, alpha_cap, alpha_min, t_min, **settings)
     if segments == tiles.shape[0]:
         return out
-    return torch.zeros(tiles.shape[0], TILE * TILE, 4, dtype=torch.float32, device=device).index_add_(0, owner, out)
+    return torch.zeros(tiles.shape[0], TILE * TILE, 4, dtype=torch.float32, device=device).index_add_(0, cut.owner,
+                                                                                                       out)
 
 
 def warm_up(device: torch.device) -> None:

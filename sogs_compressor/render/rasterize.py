@@ -10,11 +10,12 @@ Same logic on CPU and CUDA, float32, deterministic. Steps (as in the 3DGS refere
 4. assign splats to the 16x16 tiles their radius box touches; sort (tile, depth) pairs with one int64 key;
 5. composite each tile front to back, vectorized over the pixels of a chunk of tiles and a block of depth
    layers: alpha = min(0.99, opacity * exp(power)), alphas under 1/255 skipped, a splat that would bring the
-   transmittance under 1e-4 stops the pixel (and is not blended), background added with the final T.
+   transmittance under 1e-4 stops the pixel (and is not blended), background added with the final T. A tile's
+   run longer than 4096 splats is cut into segments blended side by side (``segments.py``).
 
 Memory is bounded twice: tile rows are grouped into bands holding at most ``max_pairs`` splat-tile pairs,
 and compositing touches at most ``max_elements`` (tile pixel x layer) values at a time. On CUDA, step 5 runs as
-one Triton kernel instead (``composite_triton``: 2.7-8x faster at 1M splats, bench/RESULTS.md).
+Triton kernels instead (``composite_triton``, bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import numpy as np
 import torch
 
 from sogs_compressor.quantize.assign_triton import triton_available
+from sogs_compressor.render import segments
 from sogs_compressor.render.camera import Camera, check_size
 from sogs_compressor.render.composite_triton import composite_available, composite_tiles_triton
 from sogs_compressor.render.errors import NothingVisibleError
+from sogs_compressor.render.segments import cut_runs, starting_transmittance
 from sogs_compressor.render.sh import sh_to_color
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
@@ -267,11 +270,8 @@ def _splat_table(proj: _Projected) -> torch.Tensor:
     return torch.cat([rows, pad])
 
 
-def _blend_layers(
-    table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, t_run: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blend layers ``s`` (T, L splat rows) over tiles at pixel ``origin`` (T, 2) with transmittance ``t_run``
-    (T, P). Returns (T, P, 4): colour and total weight added; and the new running transmittance (T, P)."""
+def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha (T, L, P) of layers ``s`` (T, L splat rows) over tiles at pixel ``origin`` (T, 2), and the rows."""
     rows = table[s]  # (T, L, 9)
     local = torch.arange(TILE, device=s.device, dtype=torch.float32) + 0.5
     dx = local + (origin[:, 0:1, None] - rows[..., 0:1])  # (T, L, 16): pixel columns
@@ -283,8 +283,19 @@ def _blend_layers(
         px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
     ).flatten(-2)  # (T, L, P) with P = y * 16 + x
     alpha = power.exp_().clamp_max_(ALPHA_CAP)
-    alpha = torch.where(alpha >= ALPHA_MIN, alpha, 0.0)
+    return torch.where(alpha >= ALPHA_MIN, alpha, 0.0), rows
+
+
+def _blend_layers(
+    table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, t_run: torch.Tensor, weights: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Blend layers ``s`` (T, L splat rows) over tiles at pixel ``origin`` (T, 2) with transmittance ``t_run``
+    (T, P). Returns (T, P, 4): colour and total weight added (None without ``weights``); and the new running
+    transmittance (T, P)."""
+    alpha, rows = _layer_alpha(table, s, origin)
     after = torch.cumprod(1.0 - alpha, dim=1).mul_(t_run.unsqueeze(1))  # T after each layer
+    if not weights:
+        return None, after[:, -1]
     before = torch.cat([t_run.unsqueeze(1), after[:, :-1]], dim=1)
     weight = alpha.mul_(before)
     if bool((after[:, -1] < T_MIN).any()):  # a pixel stops here: nothing from its stopping splat on
@@ -301,28 +312,72 @@ def _composite_tiles(
     splat_of_pair: torch.Tensor,
     grid_x: int,
     max_layers: int,
+    t_start: torch.Tensor | None = None,
+    weights: bool = True,
 ) -> torch.Tensor:
-    """Front-to-back blend of a chunk of tiles: (T, 256, 4) = colour without background, 1 - final T."""
+    """Front-to-back blend of a chunk of runs of tiles' splats, from transmittance ``t_start`` (T, 256; default 1):
+    (T, 256, 4) = colour without background, total weight; without ``weights`` the final transmittance (T, 256)."""
     device = tiles.device
     origin = torch.stack([tiles % grid_x, tiles // grid_x], dim=1).to(torch.float32) * TILE
     acc = torch.zeros(tiles.shape[0], TILE * TILE, 4, device=device)
-    t_run = torch.ones(tiles.shape[0], TILE * TILE, device=device)  # includes the stopping splat
+    # the running transmittance includes the stopping splat
+    t_run = torch.ones(tiles.shape[0], TILE * TILE, device=device) if t_start is None else t_start.clone()
     pad = table.shape[0] - 1
-    active = torch.arange(tiles.shape[0], device=device)
+    active = torch.nonzero((counts > 0) & (t_run >= T_MIN).any(dim=1)).reshape(-1)
     layer0 = 0
     while active.numel():
         layers = torch.arange(layer0, layer0 + max_layers, device=device)
         start, count = starts[active], counts[active]
         pair = start.unsqueeze(1) + layers
         s = torch.where(layers < count.unsqueeze(1), splat_of_pair[pair.clamp_max(splat_of_pair.shape[0] - 1)], pad)
-        added, t_new = _blend_layers(table, s, origin[active], t_run[active])
-        acc[active] += added
+        added, t_new = _blend_layers(table, s, origin[active], t_run[active], weights)
+        if weights:
+            acc[active] += added
         t_run[active] = t_new
         layer0 += max_layers
         # keep the tiles with layers left and a pixel still seeing through
         alive = (count > layer0) & (t_new >= T_MIN).any(dim=1)
         active = active[alive]
-    return acc
+    return acc if weights else t_run
+
+
+def _composite_torch(
+    table: torch.Tensor, busy: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor,
+    splat_of_pair: torch.Tensor, grid_x: int, max_elements: int,
+) -> torch.Tensor:
+    """(T, 256, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), the segments of similar
+    length blended a chunk at a time, at most ``max_elements`` tile-pixel x layer values per step."""
+    cut = cut_runs(busy, starts, counts, segment_length(busy.device))
+
+    def chunked(units: torch.Tensor, run) -> None:
+        """``run(chunk, layers)`` over ``units`` (segment ids), longest first, in chunks of similar length."""
+        units = units[torch.sort(cut.counts[units], descending=True, stable=True).indices]
+        unit_counts = cut.counts[units].tolist()
+        i = 0
+        while i < len(unit_counts):
+            layers = max(1, min(64, unit_counts[i]))
+            n_units = max(1, max_elements // (layers * TILE * TILE))
+            run(units[i:i + n_units], layers)
+            i += n_units
+
+    transmit = torch.ones(cut.count, TILE * TILE, device=busy.device)
+
+    def transmittance(chunk: torch.Tensor, layers: int) -> None:
+        transmit[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk],
+                                           splat_of_pair, grid_x, layers, weights=False)
+
+    chunked(cut.followed, transmittance)
+    t_start = starting_transmittance(cut, transmit)
+    acc = torch.zeros(cut.count, TILE * TILE, 4, device=busy.device)
+
+    def blend(chunk: torch.Tensor, layers: int) -> None:
+        acc[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk], splat_of_pair,
+                                      grid_x, layers, t_start[chunk])
+
+    chunked(torch.arange(cut.count, device=busy.device), blend)
+    if cut.count == busy.shape[0]:
+        return acc
+    return torch.zeros(busy.shape[0], TILE * TILE, 4, device=busy.device).index_add_(0, cut.owner, acc)
 
 
 COMPOSITORS = ("auto", "torch", "triton")
@@ -346,6 +401,13 @@ def default_budget(device: torch.device) -> tuple[int, int]:
     if device.type == "cuda":
         return 1 << 25, 1 << 25
     return 1 << 22, 1 << 20
+
+
+def segment_length(device: torch.device) -> int:
+    """Longest run the PyTorch compositor blends as one unit on ``device``: on a GPU a long tile costs thousands of
+    small sequential steps, so runs are cut (``segments.SEGMENT``); on a CPU the work is arithmetic, not steps,
+    and the extra transmittance pass only costs (measured: bench/RESULTS.md, "Long tiles")."""
+    return segments.SEGMENT if device.type == "cuda" else 1 << 62
 
 
 def render(
@@ -397,18 +459,9 @@ def render(
                 canvas[busy] = acc[..., :3]
                 t_canvas[busy] = 1.0 - acc[..., 3]
                 continue
-            # busiest tiles first, so each chunk holds tiles of similar depth complexity
-            busy = busy[torch.sort(per_tile[busy], descending=True, stable=True).indices]
-            busy_counts = per_tile[busy].tolist()
-            i = 0
-            while i < len(busy_counts):
-                layers = max(1, min(64, busy_counts[i]))
-                n_tiles = max(1, max_elements // (layers * TILE * TILE))
-                chunk = busy[i:i + n_tiles]
-                acc = _composite_tiles(table, chunk, first[chunk], per_tile[chunk], splat_of_pair, grid_x, layers)
-                canvas[chunk] = acc[..., :3]
-                t_canvas[chunk] = 1.0 - acc[..., 3]
-                i += n_tiles
+            acc = _composite_torch(table, busy, first[busy], per_tile[busy], splat_of_pair, grid_x, max_elements)
+            canvas[busy] = acc[..., :3]
+            t_canvas[busy] = 1.0 - acc[..., 3]
     canvas = canvas + t_canvas.unsqueeze(-1) * bg
 
     def untile(x: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,8 @@ def sh_to_color(f_dc: torch.Tensor, f_rest: torch.Tensor, directions: torch.Tens
     """RGB (N, 3) seen along unit ``directions`` (N, 3): SH up to the degree ``f_rest`` holds, +0.5, min 0."""
     degree = degree_for_rest(f_rest.shape[1])
     k = _COEFFS_PER_DEGREE[degree]
-    coeffs = torch.cat([f_dc.unsqueeze(-1), f_rest.reshape(f_dc.shape[0], 3, k)], dim=-1)  # (N, 3, 1+K)
-    basis = sh_basis(directions, degree)  # (N, 1+K)
-    return (torch.einsum("nck,nk->nc", coeffs, basis) + 0.5).clamp_min(0.0)
+    color = SH_C0 * f_dc + 0.5
+    if k:  # an elementwise product and sum: as a batched matrix product, millions of 3 x K rows are far slower
+        basis = sh_basis(directions, degree)[:, None, 1:]  # (N, 1, K)
+        color = color + (f_rest.reshape(f_dc.shape[0], 3, k) * basis).sum(dim=-1)
+    return color.clamp_min(0.0)
