@@ -49,7 +49,7 @@ def _sog_meta_format(meta_path: Path) -> str:
         meta = parse_meta(meta_path.read_bytes())
     except (OSError, CorruptSogError):
         return "sog"
-    if isinstance(meta, dict) and "version" not in meta and isinstance(meta.get("means"), dict):
+    if "version" not in meta and isinstance(meta.get("means"), dict):
         return "sog_v1"
     return "sog"
 
