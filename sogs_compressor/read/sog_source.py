@@ -25,6 +25,10 @@ _ZIP_ERRORS = (
 """What zipfile raises for damaged archives (bad structures, CRC and inflate errors, impossible offsets)."""
 
 
+def _reason(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
 class BundleSource:
     """The entries of a ``.sog`` ZIP: stored or deflated, unencrypted, each read with a cap."""
 
@@ -33,7 +37,7 @@ class BundleSource:
         try:
             self.archive = zipfile.ZipFile(path)
         except _ZIP_ERRORS as error:
-            raise CorruptSogError(f"{path.name}: not a readable .sog bundle ({error})") from None
+            raise CorruptSogError(f"{path.name}: not a readable .sog bundle ({_reason(error)})") from None
         self.bytes = path.stat().st_size
 
     def read_meta(self, limit: int) -> bytes:
@@ -56,7 +60,7 @@ class BundleSource:
             with self.archive.open(info) as stream:
                 data = stream.read(limit + 1)  # the cap holds even if the declared size lies
         except _ZIP_ERRORS as error:
-            raise CorruptSogError(f"{where} cannot be read ({error})") from None
+            raise CorruptSogError(f"{where} cannot be read ({_reason(error)})") from None
         if len(data) > limit:
             raise CorruptSogError(f"{where} inflates past {limit} bytes, more than this scene needs")
         return data
