@@ -14,11 +14,11 @@ import random
 import shutil
 import struct
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from forged import png_claiming
 from PIL import Image
 from plyfiles import (
     NUMPY_CODE,
@@ -321,7 +321,7 @@ def mutate_webp(rng: random.Random, data: bytes, others: list[bytes]) -> tuple[b
     elif op == "replace":
         choice = rng.randrange(6)
         return ([b"", b"RIFF", _image(rng, (4, 4), "PNG"), _image(rng, (8, 8), "JPEG"),
-                 _png_claiming(20000, 20000), b"GIF89a" + bytes(20)][choice], f"webp:replace {choice}")
+                 png_claiming(20000, 20000), b"GIF89a" + bytes(20)][choice], f"webp:replace {choice}")
     elif op == "reencode":
         size = rng.choice(((20, 16), (20, 15), (19, 16), (16, 16), (20, 64), (64, 64), (192, 1), (192, 2),
                            (512, 1), (960, 1), (1, 1), (300, 1)))
@@ -337,15 +337,6 @@ def mutate_webp(rng: random.Random, data: bytes, others: list[bytes]) -> tuple[b
         return (b"RIFF" + (4 + len(extended) + len(rest)).to_bytes(4, "little") + b"WEBP" + extended + rest,
                 f"webp:vp8x {canvas}")
     return bytes(webp), f"webp:{op}"
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
-    return bytes(data)
 
 
 def _json_slots(value, depth: int = 0) -> list[tuple[object, object]]:

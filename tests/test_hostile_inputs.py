@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clirun import assert_one_line_error, run_cli
+from forged import png_claiming, vp8l_garbage, webp_claiming
 from PIL import Image
 from plyfiles import (
     encode_compressed,
@@ -66,27 +67,6 @@ def _deflated_bundle(sog_folder: Path, path: Path) -> Path:
         for name in (*TEXTURES, "meta.json"):
             archive.writestr(name, (sog_folder / name).read_bytes())
     return path
-
-
-def _webp_claiming(width: int, height: int) -> bytes:
-    """A real 1x1 lossless WebP whose VP8L header is changed to claim ``width`` x ``height`` (34 bytes)."""
-    buffer = io.BytesIO()
-    Image.new("RGBA", (1, 1)).save(buffer, "WEBP", lossless=True)
-    data = bytearray(buffer.getvalue())
-    at = data.index(b"VP8L") + 9
-    bits = int.from_bytes(data[at:at + 4], "little") & ~((1 << 28) - 1)
-    data[at:at + 4] = (bits | (width - 1) | ((height - 1) << 14)).to_bytes(4, "little")
-    return bytes(data)
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A real 1x1 PNG whose IHDR (with a matching CRC) claims ``width`` x ``height``."""
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
-    return bytes(data)
 
 
 def test_01_element_count_of_thousands_of_digits(tmp_path, splats):
@@ -170,14 +150,14 @@ def test_07_corrupt_deflate_stream(tmp_path, sog_folder):
 
 
 def test_08_texture_sizes_are_checked_before_decoding(tmp_path, sog_folder):
-    huge = _webp_claiming(16383, 16383)
+    huge = webp_claiming(16383, 16383)
     assert len(huge) < 40 and webp_size(huge, "x") == (16383, 16383)
     folder = _sog_copy(sog_folder, tmp_path, files=dict.fromkeys(TEXTURES, huge))
     run = run_cli(["info", str(folder)], timeout=30)
     assert_one_line_error(run, 17, "means_l.webp", "16383x16383")
     assert run.seconds < 10
 
-    wide = _sog_copy(sog_folder, tmp_path / "wide", files={"shN_centroids.webp": _webp_claiming(192, 2000)})
+    wide = _sog_copy(sog_folder, tmp_path / "wide", files={"shN_centroids.webp": webp_claiming(192, 2000)})
     assert_one_line_error(run_cli(["info", str(wide)]), 17, "shN_centroids.webp", "2000 rows")
 
 
@@ -240,7 +220,7 @@ def test_10_entry_that_inflates_to_a_gigabyte(tmp_path, sog_folder, declared):
 
 
 def test_11_no_warning_lines(tmp_path, sog_folder, splats):
-    folder = _sog_copy(sog_folder, tmp_path / "png", files={"means_l.webp": _png_claiming(20000, 20000)})
+    folder = _sog_copy(sog_folder, tmp_path / "png", files={"means_l.webp": png_claiming(20000, 20000)})
     assert_one_line_error(run_cli(["info", str(folder)]), 17, "means_l.webp", "RIFF")
 
     folder = _sog_copy(sog_folder, tmp_path / "maxs", lambda t: re.sub(r'"maxs":\[[^\]]*\]', '"maxs":[-1e308,0,0]', t))
@@ -274,16 +254,9 @@ def test_12_damaged_bundle_is_not_read_as_its_folder(tmp_path, sog_folder):
     assert not out.exists()
 
 
-def _vp8l_garbage(width: int, height: int) -> bytes:
-    """A RIFF/WEBP file with a valid VP8L header for ``width`` x ``height`` and meaningless image data."""
-    header = b"\x2f" + ((width - 1) | ((height - 1) << 14) | (1 << 28)).to_bytes(4, "little")
-    chunk = b"VP8L" + (len(header) + 16).to_bytes(4, "little") + header + bytes(range(16))
-    return b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
-
-
 @pytest.mark.parametrize(
     ("data", "words"),
-    [(b"not an image at all", ("RIFF",)), (_vp8l_garbage(20, 16), ())],
+    [(b"not an image at all", ("RIFF",)), (vp8l_garbage(20, 16), ())],
     ids=["not-riff", "bad-vp8l-data"],
 )
 def test_13_broken_image_names_the_file(tmp_path, sog_folder, data, words):
