@@ -464,7 +464,9 @@ def bundle_from_folder(rng: random.Random, folder: Path) -> tuple[bytes, list[st
             archive.writestr(zipfile.ZipInfo(entry, (2020, 1, 1, 0, 0, 0)), (folder / name).read_bytes(),
                              compress_type=method)
             if rng.random() < 0.03:
-                archive.writestr(entry + "x" if rng.random() < 0.5 else "extra.bin", b"x" * 10)
+                extra = entry + "x" if rng.random() < 0.5 else "extra.bin"
+                if extra not in archive.namelist():
+                    archive.writestr(extra, b"x" * 10)
     return buffer.getvalue(), done
 
 

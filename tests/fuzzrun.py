@@ -13,6 +13,7 @@ replaced and the case in flight is reported. A few cases also run as real ``pyth
 subprocesses. As a script it runs a campaign::
 
     python tests/fuzzrun.py --cases 10000 [--kinds sog_bundle,...] [--start 0] [--workers 2] [--keep DIR]
+                            [--outcomes FILE] [--subprocess]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -294,6 +296,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work folder to keep (failing cases stay there)")
     parser.add_argument("--outcomes", type=Path, help="write every outcome here (JSON lines)")
+    parser.add_argument("--subprocess", action="store_true",
+                        help="run every case as its own 'python -m sogs_compressor' process (slower)")
     args = parser.parse_args()
     if args.driver:
         drive(Path(args.driver[0]), Path(args.driver[1]))
@@ -304,7 +308,12 @@ def main() -> int:
     if not seeds.exists():
         write_seeds(seeds)
     started = time.monotonic()
-    outcomes = run_cases(plan(tuple(args.kinds.split(",")), args.cases, args.start), seeds, work, args.workers)
+    cases = plan(tuple(args.kinds.split(",")), args.cases, args.start)
+    if args.subprocess:
+        with ThreadPoolExecutor(args.workers) as pool:
+            outcomes = list(pool.map(lambda c: run_subprocess_case(*c, seeds, work), cases))
+    else:
+        outcomes = run_cases(cases, seeds, work, args.workers)
     if args.outcomes:
         args.outcomes.write_text("".join(json.dumps(asdict(o)) + "\n" for o in outcomes))
     print(summary(outcomes))
