@@ -120,6 +120,66 @@ def _file(meta: dict, key: str) -> str:
     return file_names(section(meta, key), 1, key)[0]
 
 
+@dataclass(frozen=True)
+class _PaletteV2:
+    """``shN`` of a v2 meta: ``count`` centroids of degree ``bands``, values through a 256-entry codebook."""
+
+    bands: int
+    count: int
+    codebook: np.ndarray
+    files: list[str]
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> _PaletteV2 | None:
+        if meta.get("shN") is None:
+            return None
+        shn = section(meta, "shN")
+        return cls(integer(shn.get("bands"), "shN.bands", 1, 3), integer(shn.get("count"), "shN.count", 1, MAX_PALETTE),
+                   codebook(shn, "shN"), file_names(shn, 2, "shN"))
+
+    def decode(self, textures: _Textures) -> np.ndarray:
+        """(count, 3K) f_rest: each splat's centroid."""
+        coeffs = COEFFS_PER_DEGREE[self.bands]
+        image = textures.centroids(self.files[0], (64 * coeffs,))
+        if image.shape[0] * 64 < self.count:
+            raise CorruptSogError(f"shN.count {self.count} does not fit the {image.shape[0]}-row centroid texture")
+        centroids = attr.decode_codebook(attr.centroids_from_image(image, self.count, coeffs), self.codebook)
+        labels = attr.decode_labels(textures.rows(self.files[1]))
+        if labels.max() >= self.count:
+            raise CorruptSogError(f"shN label {int(labels.max())} is not below shN.count {self.count}")
+        return centroids[labels]
+
+
+@dataclass(frozen=True)
+class _PaletteV1:
+    """``shN`` of a sogs v1 meta: the centroid texture's width gives the degree, its rows the centroid count, and
+    values are min/max-quantized over one range."""
+
+    low: float
+    high: float
+    files: list[str]
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> _PaletteV1 | None:
+        if meta.get("shN") is None:
+            return None
+        shn = section(meta, "shN")
+        return cls(min(_spread(shn.get("mins"), "shN.mins")), max(_spread(shn.get("maxs"), "shN.maxs")),
+                   file_names(shn, 2, "shN"))
+
+    def decode(self, textures: _Textures) -> np.ndarray:
+        """(count, 3K) f_rest: each splat's centroid."""
+        image = textures.centroids(self.files[0], CENTROID_WIDTHS)
+        coeffs = image.shape[1] // 64
+        palette = image.shape[0] * 64
+        indices = attr.centroids_from_image(image, palette, coeffs)
+        centroids = (self.low + (self.high - self.low) * indices.astype(np.float64) / 255.0).astype(np.float32)
+        labels = attr.decode_labels(textures.rows(self.files[1]))
+        if labels.max() >= palette:
+            raise CorruptSogError(f"shN label {int(labels.max())} is outside the {palette} centroids")
+        return centroids[labels]
+
+
 def decode_v2(meta: dict, source: Source) -> SplatSet:
     """SOG version 2 (formats.md 2): codebook-indexed scales and colours, optional shN palette."""
     count = integer(meta.get("count"), "count", 1, MAX_TEXELS)
@@ -127,35 +187,18 @@ def decode_v2(meta: dict, source: Source) -> SplatSet:
     quats = _file(meta, "quats")
     scales_file, scales_book = _file(meta, "scales"), codebook(section(meta, "scales"), "scales")
     sh0_file, sh0_book = _file(meta, "sh0"), codebook(section(meta, "sh0"), "sh0")
-    shn = meta.get("shN")
-    if shn is not None:
-        shn = section(meta, "shN")
-        bands = integer(shn.get("bands"), "shN.bands", 1, 3)
-        palette = integer(shn.get("count"), "shN.count", 1, MAX_PALETTE)
-        shn_book = codebook(shn, "shN")
-        centroid_file, labels_file = file_names(shn, 2, "shN")
+    palette = _PaletteV2.from_meta(meta)
 
     textures = _Textures(source, count)
     positions = means.decode(textures)
     rotations = attr.decode_quats(textures.rows(quats))
     scales = attr.decode_codebook(textures.rows(scales_file)[:, :3], scales_book)
     sh0 = textures.rows(sh0_file)
-    f_dc = attr.decode_codebook(sh0[:, :3], sh0_book)
-    opacity = attr.decode_opacity_logit(sh0[:, 3])
-    f_rest = np.zeros((count, 0), np.float32)
-    if shn is not None:
-        coeffs = COEFFS_PER_DEGREE[bands]
-        image = textures.centroids(centroid_file, (64 * coeffs,))
-        if image.shape[0] * 64 < palette:
-            raise CorruptSogError(f"shN.count {palette} does not fit the {image.shape[0]}-row centroid texture")
-        centroids = attr.decode_codebook(attr.centroids_from_image(image, palette, coeffs), shn_book)
-        labels = attr.decode_labels(textures.rows(labels_file))
-        if labels.max() >= palette:
-            raise CorruptSogError(f"shN label {int(labels.max())} is not below shN.count {palette}")
-        f_rest = centroids[labels]
+    f_rest = palette.decode(textures) if palette else np.zeros((count, 0), np.float32)
     model = meta.get("model", "default")
-    return SplatSet(positions=positions, log_scales=scales, rotations=rotations, opacity_logits=opacity,
-                    f_dc=f_dc, f_rest=np.ascontiguousarray(f_rest, np.float32),
+    return SplatSet(positions=positions, log_scales=scales, rotations=rotations,
+                    opacity_logits=attr.decode_opacity_logit(sh0[:, 3]),
+                    f_dc=attr.decode_codebook(sh0[:, :3], sh0_book), f_rest=np.ascontiguousarray(f_rest, np.float32),
                     model=model if isinstance(model, str) and model in MODELS else "default")
 
 
@@ -182,29 +225,14 @@ def decode_v1(meta: dict, source: Source) -> SplatSet:
     scales_range = _range(scales_meta, "mins", 3, "scales"), _range(scales_meta, "maxs", 3, "scales")
     sh0_range = _range(sh0_meta, "mins", 4, "sh0"), _range(sh0_meta, "maxs", 4, "sh0")
     quats = _file(meta, "quats")
-    shn = meta.get("shN")
-    if shn is not None:
-        shn = section(meta, "shN")
-        lo = min(_spread(shn.get("mins"), "shN.mins"))
-        hi = max(_spread(shn.get("maxs"), "shN.maxs"))
-        centroid_file, labels_file = file_names(shn, 2, "shN")
+    palette = _PaletteV1.from_meta(meta)
 
     textures = _Textures(source, count)
     positions = means.decode(textures)
     scales = _lerp(textures.rows(_file(meta, "scales"))[:, :3], *scales_range)
     rotations = attr.decode_quats(textures.rows(quats))
     sh0 = _lerp(textures.rows(_file(meta, "sh0")), *sh0_range)
-    f_rest = np.zeros((count, 0), np.float32)
-    if shn is not None:
-        image = textures.centroids(centroid_file, CENTROID_WIDTHS)
-        coeffs = image.shape[1] // 64
-        palette = image.shape[0] * 64
-        indices = attr.centroids_from_image(image, palette, coeffs)
-        centroids = (lo + (hi - lo) * indices.astype(np.float64) / 255.0).astype(np.float32)
-        labels = attr.decode_labels(textures.rows(labels_file))
-        if labels.max() >= palette:
-            raise CorruptSogError(f"shN label {int(labels.max())} is outside the {palette} centroids")
-        f_rest = centroids[labels]
+    f_rest = palette.decode(textures) if palette else np.zeros((count, 0), np.float32)
     return SplatSet(positions=positions, log_scales=scales, rotations=rotations,
                     opacity_logits=sh0[:, 3].copy(), f_dc=np.ascontiguousarray(sh0[:, :3]),
                     f_rest=np.ascontiguousarray(f_rest, np.float32))
