@@ -9,6 +9,7 @@ the meta.json describes, never what a texture or a ZIP entry claims.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,6 +253,19 @@ def _meta_summary(meta: dict) -> dict:
     if isinstance(shn, dict) and type(shn.get("count")) is int:
         summary["palette"] = shn["count"]
     return summary
+
+
+def open_sog(path: str | os.PathLike) -> tuple[Callable[[str], bytes], int, Callable[[], None]]:
+    """(get(name) -> bytes, bytes on disk or read so far, close) for code that reads a SOG's files itself, such
+    as the verifier reading back what was just written. Each read is capped at the largest texture any SOG can
+    hold; ``read_sog`` is the reader for input, with limits set by the scene."""
+    source = open_source(path)
+    return (lambda name: source.read(name, webp_byte_limit(MAX_TEXELS))), source.bytes, source.close
+
+
+def read_meta(get: Callable[[str], bytes]) -> dict:
+    """The checked meta.json object of a SOG opened with ``open_sog``."""
+    return parse_meta(get("meta.json"))
 
 
 def read_sog(path: str | os.PathLike):
