@@ -141,3 +141,17 @@ def test_sampled_rate_aware_codebook_labels_every_value_with_its_nearest_entry()
     np.testing.assert_array_equal(labels, nearest_codebook_index(values, codebook))
     whole, _ = codebook_for(values, 16.0, seed=0, weights=lambda rows: weights[rows])
     assert np.unique(codebook).size < 256 and np.unique(whole).size < 256  # the rate term merged entries
+
+
+def test_render_weights_stay_finite_for_hostile_scales():
+    """Found by the fuzz test: footprints e^160 apart overflowed the float32 ratio to the median (inf weights)."""
+    import warnings
+
+    from sogs_compressor.quantize.codebook_rd import render_weights
+
+    log_scales = np.full((1000, 3), -1e15, np.float32)
+    log_scales[:10] = 1e29
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights = render_weights(log_scales, np.zeros(1000, np.float32))
+    assert np.all(np.isfinite(weights)) and weights[0] == pytest.approx(np.log1p(np.finfo(np.float32).max))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from sogs_compressor.quantize.kmeans import palette_size_rule
 from sogs_compressor.quantize.palette import (
     WEIGHT_CAP_QUANTILE,
+    WEIGHT_CEILING,
     WEIGHT_FLOOR,
     order_palette,
     palette_size,
@@ -128,3 +131,14 @@ def test_auto_order_is_first_use_for_small_palettes_and_frequency_for_large():
         explicit = order_palette(centroids, labels, expected)
         np.testing.assert_array_equal(auto[0], explicit[0])
         np.testing.assert_array_equal(auto[1], explicit[1])
+
+
+def test_palette_weights_stay_finite_for_hostile_scales():
+    """Found by the fuzz test: a compressed PLY read with the wrong byte order gives log-scales of -1e15 and
+    1e29; footprints e^160 apart must still give finite float32 weights, with no warning."""
+    log_scales = np.full((1000, 3), -1e15, np.float32)
+    log_scales[:10] = 1e29
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = palette_weights(log_scales, np.zeros(1000, np.float32))
+    assert w.dtype == np.float32 and np.all(np.isfinite(w)) and w.max() <= WEIGHT_CEILING

@@ -73,7 +73,7 @@ def _corrupt(folder, tmp_path, edit_meta=None, drop=None, replace=None):
         (lambda m: m.update(count=10**6), None, None, "too small"),
         (lambda m: m.update(count=-1), None, None, "out of range"),
         (lambda m: m["scales"].update(codebook=[0.0] * 255), None, None, "256"),
-        (lambda m: m["means"].update(mins=[0, "x", 0]), None, None, "malformed"),
+        (lambda m: m["means"].update(mins=[0, "x", 0]), None, None, r"means.mins\[1\] is not a number"),
         (lambda m: m["shN"].update(count=2), None, None, "not below"),
         (lambda m: m["shN"].update(bands=7), None, None, "bands"),
         (lambda m: m["quats"].update(files=["../../etc/passwd"]), None, None, "outside"),

@@ -105,7 +105,14 @@ def render_weights(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.nda
     """
     footprint = footprints(log_scales, opacity_logits)
     median = float(np.median(footprint)) if footprint.size else 0.0
-    return np.log1p(footprint / median) if median > 0 else np.ones(footprint.shape, np.float64)
+    if not median > 0:
+        return np.ones(footprint.shape, np.float64)
+    with np.errstate(over="ignore"):  # a ratio past float32 (hostile scales) is capped at log1p(float32 max)
+        return np.minimum(np.log1p(footprint / median), LOG1P_FLOAT32_MAX)
+
+
+LOG1P_FLOAT32_MAX = np.log1p(np.finfo(np.float32).max)
+"""The largest render weight: what a footprint ratio past float32 counts as."""
 
 
 FOOTPRINT_BLOCK_ROWS = 1 << 20

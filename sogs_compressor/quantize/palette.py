@@ -60,6 +60,10 @@ whole clusters of their own (measured within noise of the uncapped weights, benc
 WEIGHT_FLOOR = 1e-6
 """Smallest weight (relative to the median footprint): every cluster and codebook group keeps a defined mean."""
 
+WEIGHT_CEILING = 1e12
+"""Largest weight (relative to the median footprint), far above any real scene's capped ratio: hostile scales
+(a scene of splats 1e-35 wide and a few 1e34 wide) would otherwise give weights beyond float32."""
+
 
 def palette_weights(
     log_scales: np.ndarray, opacity_logits: np.ndarray, device: torch.device | None = None
@@ -69,7 +73,8 @@ def palette_weights(
     A splat's SH error changes the image about in proportion to the pixels it covers times its opacity, so the
     weight is that footprint itself (linear; measured on 30K-splat scenes at 12,000 entries, rendered content
     PSNR: unweighted 40.4 / 39.0 / 46.0 dB, log1p of the footprint 42.0 / 42.8, the footprint 42.8 / 45.0 / 50.3,
-    bench/SIZE.md). At least ``WEIGHT_FLOOR``; all splats weigh the same when the median footprint is 0.
+    bench/SIZE.md). At least ``WEIGHT_FLOOR``, at most ``WEIGHT_CEILING``; all splats weigh the same when the
+    median footprint is 0.
     ``device`` (CUDA): computed there (a few ms instead of ~0.1 s per million splats on the host).
     """
     if device is None or device.type == "cpu" or log_scales.shape[0] == 0:
@@ -90,7 +95,8 @@ def palette_weights(
         footprint = footprint.cpu().numpy()
     if not median > 0:
         return np.ones_like(footprint)
-    return np.clip(footprint / median, WEIGHT_FLOOR, cap / median).astype(np.float32)
+    with np.errstate(over="ignore"):  # footprints span up to e^160 (and a tiny opacity): the ceiling bounds that
+        return np.clip(footprint / median, WEIGHT_FLOOR, min(cap / median, WEIGHT_CEILING)).astype(np.float32)
 
 
 def _quantile_sorted(ranked: torch.Tensor, q: float, n: int) -> float:

@@ -7,19 +7,17 @@ that importing this package stays cheap and the SOG reader may live in its own m
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sogs_compressor.errors import InputNotFoundError, NotAPlyError, UnsupportedFormatError
+from sogs_compressor.errors import CorruptSogError, InputNotFoundError, NotAPlyError, UnsupportedFormatError
 from sogs_compressor.splats import SplatSet
 
 FORMATS = ("ply", "compressed_ply", "sog", "sog_v1")
 _ZIP_MAGIC = b"PK\x03\x04"
-_MAX_META_BYTES = 64 << 20
 
 
 @dataclass
@@ -43,13 +41,15 @@ def input_path(path: str | os.PathLike) -> Path:
 
 def _sog_meta_format(meta_path: Path) -> str:
     """``sog`` or ``sog_v1`` from a meta.json (v1 has no ``version``); a broken meta is left to the SOG reader."""
+    from sogs_compressor.read.sog_meta import MAX_META_BYTES, parse_meta
+
     try:
-        if meta_path.stat().st_size > _MAX_META_BYTES:
+        if meta_path.stat().st_size > MAX_META_BYTES:
             return "sog"
-        meta = json.loads(meta_path.read_bytes())
-    except (OSError, ValueError):
+        meta = parse_meta(meta_path.read_bytes())
+    except (OSError, CorruptSogError):
         return "sog"
-    if isinstance(meta, dict) and "version" not in meta and isinstance(meta.get("means"), dict):
+    if "version" not in meta and isinstance(meta.get("means"), dict):
         return "sog_v1"
     return "sog"
 

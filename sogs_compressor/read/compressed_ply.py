@@ -173,7 +173,16 @@ def read_compressed_ply(path: str | os.PathLike) -> Scene:
 
 
 def decode(chunks: np.ndarray, words: np.ndarray, sh_bytes: np.ndarray | None, rest: list[str], model: str) -> SplatSet:
-    """Decode structured chunk/vertex/sh records into a SplatSet."""
+    """Decode structured chunk/vertex/sh records into a SplatSet.
+
+    Chunk bounds are used as stored, like splat-transform: bounds that are not finite, or whose values do not
+    fit float32, decode to inf/NaN quietly, and the sanitizer then drops (or refuses) those splats.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _decode(chunks, words, sh_bytes, rest, model)
+
+
+def _decode(chunks: np.ndarray, words: np.ndarray, sh_bytes: np.ndarray | None, rest: list[str], model: str) -> SplatSet:
     n = words.shape[0]
     index = np.arange(n) // CHUNK_SIZE
     bounds = _chunk_columns(chunks, CHUNK_BOUNDS, index)

@@ -7,6 +7,7 @@ straight into the columns by name.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -36,7 +37,8 @@ REQUIRED = (
 """Properties a 3DGS vertex element must have (``scale_2`` is optional: without it the file is 2DGS)."""
 
 KNOWN = frozenset((*REQUIRED, "scale_2", "nx", "ny", "nz"))
-_F_REST = re.compile(r"^f_rest_([0-9]+)$")
+_F_REST = re.compile(r"^f_rest_0*([0-9]{1,9})$")
+"""An ``f_rest_*`` name and its index without leading zeros (longer indices are no SH property: never parsed)."""
 _REST_COUNTS = tuple(3 * k for k in COEFFS_PER_DEGREE)
 _NATIVE = "<" if sys.byteorder == "little" else ">"
 _MODE_TO_MODEL = {"default": "default", "mip": "antialiased", "2dgs": "2dgs"}
@@ -68,15 +70,27 @@ def model_from_comments(comments: list[str]) -> str:
 
 
 def rest_names(element: PlyElement) -> list[str]:
-    """``f_rest_0..f_rest_{3K-1}`` in index order; ShCountError unless 0/9/24/45 contiguous indices."""
-    indices = sorted(int(m.group(1)) for name in element.names if (m := _F_REST.match(name)))
-    if len(indices) not in _REST_COUNTS:
-        raise ShCountError(f"PLY has {len(indices)} f_rest_* properties; expected 0, 9, 24 or 45 (SH degree 0-3)")
-    if indices != list(range(len(indices))):
+    """The element's own ``f_rest_*`` property names in index order (``f_rest_08`` is index 8, as written).
+
+    ShCountError unless there are 0/9/24/45 of them with indices 0..3K-1, each once.
+    """
+    by_index: dict[int, str] = {}
+    for name in element.names:
+        m = _F_REST.match(name)
+        if m is None:
+            continue
+        index = int(m.group(1))
+        if index in by_index:
+            raise ShCountError(f"PLY properties {by_index[index]} and {name} are both f_rest index {index}")
+        by_index[index] = name
+    if len(by_index) not in _REST_COUNTS:
+        raise ShCountError(f"PLY has {len(by_index)} f_rest_* properties; expected 0, 9, 24 or 45 (SH degree 0-3)")
+    if sorted(by_index) != list(range(len(by_index))):
+        missing = min(set(range(len(by_index))) - set(by_index))
         raise ShCountError(
-            f"PLY f_rest_* indices are not contiguous from 0 (found {len(indices)}, highest f_rest_{indices[-1]})"
+            f"PLY f_rest_* indices are not contiguous from 0: f_rest_{missing} is missing ({len(by_index)} found)"
         )
-    return [f"f_rest_{i}" for i in indices]
+    return [by_index[i] for i in range(len(by_index))]
 
 
 def vertex_element(header: PlyHeader) -> PlyElement:
@@ -116,13 +130,24 @@ def binary_offsets(header: PlyHeader, file_size: int) -> dict[str, int]:
     return offsets
 
 
+ASCII_CHUNK_VALUES = 1 << 20
+"""ASCII vertex values are parsed this many at a time, so the token objects alive at once stay bounded."""
+
+
 def _ascii_rows(f: BinaryIO, header: PlyHeader, vertex: PlyElement) -> np.ndarray:
-    """The vertex rows of an ascii PLY as an (N, P) float64 array (one row per line, checked line counts)."""
-    lines = [line for line in f.read().splitlines() if line.strip()]
+    """The vertex rows of an ascii PLY as an (N, P) float32 array (one row per line, checked line counts).
+
+    Two streaming passes: the first counts the data lines (so nothing is sized from a count the file does not
+    back), the second parses the vertex lines a chunk at a time, each token on its own (float64, then rounded to
+    float32 as a binary file would store it). Memory follows the splat count, never the number of tokens times
+    the longest token.
+    """
+    f.seek(header.data_offset)
+    found = sum(1 for line in f if not line.isspace())
     expected = sum(e.count for e in header.elements)
-    if len(lines) != expected:
+    if found != expected:
         raise SizeMismatchError(
-            f"ascii PLY has {len(lines)} data lines, header expects {expected} "
+            f"ascii PLY has {found} data lines, header expects {expected} "
             f"({', '.join(f'{e.count} {e.name}' for e in header.elements)})"
         )
     start = 0
@@ -130,17 +155,26 @@ def _ascii_rows(f: BinaryIO, header: PlyHeader, vertex: PlyElement) -> np.ndarra
         if element is vertex:
             break
         start += element.count
-    tokens = b" ".join(lines[start:start + vertex.count]).split()
+    f.seek(header.data_offset)
+    lines = itertools.islice((line for line in f if not line.isspace()), start, None)
     width = len(vertex.properties)
-    if len(tokens) != vertex.count * width:
-        raise SizeMismatchError(
-            f"ascii PLY vertex rows hold {len(tokens)} values, expected {vertex.count} rows x {width} properties"
-        )
-    try:
-        values = np.array(tokens).astype(np.float64)
-    except ValueError:
-        raise NotAPlyError("ascii PLY vertex data holds a value that is not a number") from None
-    return values.reshape(vertex.count, width)
+    values = np.empty((vertex.count, width), np.float32)
+    rows_per_chunk = max(1, ASCII_CHUNK_VALUES // max(1, width))
+    for first in range(0, vertex.count, rows_per_chunk):
+        rows = min(rows_per_chunk, vertex.count - first)
+        tokens = b" ".join(itertools.islice(lines, rows)).split()
+        if len(tokens) != rows * width:
+            raise SizeMismatchError(
+                f"ascii PLY vertex rows {first}-{first + rows - 1} hold {len(tokens)} values, "
+                f"expected {rows} rows x {width} properties"
+            )
+        try:
+            parsed = np.fromiter(map(float, tokens), np.float64, len(tokens))
+        except ValueError:
+            raise NotAPlyError("ascii PLY vertex data holds a value that is not a number") from None
+        with np.errstate(over="ignore"):  # beyond float32: inf, as a float32 reader stores it; sanitize decides
+            values[first:first + rows] = parsed.reshape(rows, width)
+    return values
 
 
 CHUNK_BYTES = 16 << 20
@@ -233,12 +267,13 @@ class _Columns:
         """An (N, len(names)) float32 array (or ``out`` filled); runs of adjacent source columns are block copies."""
         if out is None:
             out = np.empty((self.data.shape[0], len(names)), np.float32)
-        if self.matrix is None:
-            for j, name in enumerate(names):
-                out[:, j] = self.data[name]
-            return out
-        for start, source, length in _runs([self.index[n] for n in names]):
-            out[:, start:start + length] = self.matrix[:, source:source + length]
+        with np.errstate(over="ignore"):  # doubles beyond float32 become inf, as a float32 reader stores them
+            if self.matrix is None:
+                for j, name in enumerate(names):
+                    out[:, j] = self.data[name]
+                return out
+            for start, source, length in _runs([self.index[n] for n in names]):
+                out[:, start:start + length] = self.matrix[:, source:source + length]
         return out
 
 
@@ -284,9 +319,9 @@ def splats_from_groups(fields: dict[str, np.ndarray], model: str) -> SplatSet:
     )
 
 
-def header_facts(header: PlyHeader, vertex: PlyElement) -> dict:
+def header_facts(header: PlyHeader, vertex: PlyElement, rest: list[str]) -> dict:
     """Format-specific facts for reports: encoding, comments, extra properties, other elements."""
-    known = KNOWN.union(f"f_rest_{i}" for i in range(45))
+    known = KNOWN.union(rest)
     return {
         "encoding": header.format,
         "comments": list(header.comments),
@@ -340,4 +375,4 @@ def read_ply(path: str | os.PathLike) -> Scene:
             offsets = binary_offsets(header, size)
             _refuse_empty(vertex, p)
             splats = _binary_splats(f, header, vertex, offsets["vertex"], rest, model)
-    return Scene(splats=splats, format="ply", path=str(p), bytes=size, header=header_facts(header, vertex))
+    return Scene(splats=splats, format="ply", path=str(p), bytes=size, header=header_facts(header, vertex, rest))

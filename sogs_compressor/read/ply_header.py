@@ -33,6 +33,9 @@ SCALAR_TYPES = {
 """Every PLY scalar type name (and its sized alias) -> numpy type code without byte order."""
 
 _COUNT_RE = re.compile(r"^[0-9]+$")
+MAX_COUNT_DIGITS = 18
+"""Element counts are parsed only up to this many significant digits (no file holds 10**18 rows); longer ones
+are refused before ``int()`` sees them, whose cost grows with the digits and which refuses over 4300."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,17 @@ def _parse_property(words: list[str], element: PlyElement, line_no: int) -> PlyP
     return prop
 
 
+def _element_count(digits: str, name: str) -> int:
+    """The count of an element line (already known to be all digits); UnsupportedFormatError when too large."""
+    significant = digits.lstrip("0")
+    if len(significant) > MAX_COUNT_DIGITS:
+        raise UnsupportedFormatError(
+            f"PLY element '{name}' count has {len(significant)} digits; counts of 10^{MAX_COUNT_DIGITS} "
+            "or more are not supported"
+        )
+    return int(significant or "0")
+
+
 def parse_ply_header(f: BinaryIO) -> PlyHeader:
     """Read and validate a PLY header from a binary file positioned at its start.
 
@@ -170,7 +184,7 @@ def parse_ply_header(f: BinaryIO) -> PlyHeader:
                 raise NotAPlyError(f"malformed PLY element line {line_no}: {text.strip()!r}")
             if any(e.name == words[1] for e in elements):
                 raise UnsupportedFormatError(f"PLY header declares element '{words[1]}' twice")
-            elements.append(PlyElement(words[1], int(words[2])))
+            elements.append(PlyElement(words[1], _element_count(words[2], words[1])))
         elif keyword == "property":
             if not elements:
                 raise NotAPlyError(f"PLY property before any element at header line {line_no}")

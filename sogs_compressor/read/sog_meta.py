@@ -1,0 +1,119 @@
+"""A SOG's meta.json: strict JSON parsing and typed access, so any malformed value is one CorruptSogError.
+
+Only JSON's own grammar is accepted: ``NaN``/``Infinity`` (which a browser's ``JSON.parse`` refuses) and integer
+literals too long to be a count are refused while parsing, and nesting too deep for the parser is reported as
+such. Every value the decoder uses goes through a checker that names the key and says what was expected, and
+numbers are checked against the range they will be stored in, so decoding never overflows.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+from typing import Any
+
+import numpy as np
+
+from sogs_compressor.errors import CorruptSogError
+
+MAX_META_BYTES = 16 << 20
+"""A real meta.json is a few KiB (three 256-entry codebooks); anything over this is refused unread."""
+
+MAX_INT_DIGITS = 20
+"""Integer literals longer than this cannot be any count or index a SOG holds (and would make ``int()`` slow)."""
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+_brief = reprlib.Repr()
+_brief.maxstring = _brief.maxother = 60
+_brief.maxlist = _brief.maxdict = 6
+
+
+def brief(value: Any) -> str:
+    """A short, one-line repr of a JSON value for error messages (never the whole of a huge or deep value)."""
+    return _brief.repr(value)
+
+
+def _refuse_constant(name: str) -> None:
+    raise CorruptSogError(f"meta.json holds {name}, which is not JSON (browsers refuse it)")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise CorruptSogError(f"meta.json holds an integer literal of {len(text)} digits")
+    return int(text)
+
+
+def parse_meta(raw: bytes) -> dict:
+    """The meta.json object; CorruptSogError for anything that is not a JSON object of plausible size."""
+    if len(raw) > MAX_META_BYTES:
+        raise CorruptSogError(f"meta.json is {len(raw)} bytes, over the {MAX_META_BYTES} limit")
+    try:
+        meta = json.loads(raw, parse_constant=_refuse_constant, parse_int=_parse_int)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CorruptSogError(f"meta.json is not valid JSON ({error})") from None
+    except RecursionError:
+        raise CorruptSogError("meta.json is nested too deeply to be a SOG meta.json") from None
+    if not isinstance(meta, dict):
+        raise CorruptSogError("meta.json is not a JSON object")
+    return meta
+
+
+def section(parent: dict, key: str, where: str = "") -> dict:
+    """``parent[key]`` as an object (``where`` prefixes the key in messages, e.g. ``"shN."``)."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        found = "missing" if value is None else f"not an object ({brief(value)})"
+        raise CorruptSogError(f"meta.json {where}{key} is {found}")
+    return value
+
+
+def integer(value: Any, what: str, low: int, high: int) -> int:
+    """A JSON integer (``3.0`` counts) in ``[low, high]``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CorruptSogError(f"meta.json {what} is not an integer ({brief(value)})")
+    if not low <= value <= high:
+        raise CorruptSogError(f"meta.json {what} is {value}, out of range {low}..{high}")
+    return value
+
+
+def number(value: Any, what: str, limit: float) -> float:
+    """A finite JSON number with ``|value| <= limit``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise CorruptSogError(f"meta.json {what} is not a number ({brief(value)})")
+    result = float(value)  # ints have at most MAX_INT_DIGITS digits: never overflows
+    if not abs(result) <= limit:
+        raise CorruptSogError(f"meta.json {what} is {brief(value)}, outside +-{limit:.6g}")
+    return result
+
+
+def numbers(value: Any, n: int, what: str, limit: float) -> np.ndarray:
+    """Exactly ``n`` finite numbers, each within ``limit``, as float64."""
+    if not isinstance(value, list) or len(value) != n:
+        raise CorruptSogError(f"meta.json {what} is not a list of {n} numbers ({brief(value)})")
+    return np.array([number(v, f"{what}[{i}]", limit) for i, v in enumerate(value)], np.float64)
+
+
+def file_names(parent: dict, n: int, where: str) -> list[str]:
+    """The first ``n`` names of ``parent["files"]`` (each a non-empty string)."""
+    files = parent.get("files")
+    if not isinstance(files, list) or len(files) < n:
+        raise CorruptSogError(f"meta.json {where}.files is not a list of {n} file names ({brief(files)})")
+    names = files[:n]
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise CorruptSogError(f"meta.json {where}.files holds {brief(name)}, not a file name")
+    return names
+
+
+def codebook(parent: dict, where: str) -> np.ndarray:
+    """256 float32 values; a null first entry (old splat-transform k-means bug) takes its neighbour's value."""
+    raw = parent.get("codebook")
+    if not isinstance(raw, list) or len(raw) != 256:
+        size = len(raw) if isinstance(raw, list) else brief(raw)
+        raise CorruptSogError(f"meta.json {where}.codebook has {size} entries, expected 256")
+    if raw[0] is None and raw[1] is not None:
+        raw = [raw[1], *raw[1:]]
+    return numbers(raw, 256, f"{where}.codebook", FLOAT32_MAX).astype(np.float32)
