@@ -22,18 +22,27 @@ def relative_key(key: str, prefix: str) -> str:
     return key[len(prefix):]
 
 
-def safe_relative_path(relative: str) -> PurePosixPath:
-    """Validate a relative key: no empty name, no ``.``/``..`` parts, not absolute, no NUL or backslash."""
+def key_parts(relative: str) -> list[str]:
+    """The ``/``-separated parts of a relative key, refused when it could name anything outside its folder:
+    empty, absolute, ``.``/``..`` or empty parts, NUL, backslash, a drive letter. Length is not checked here:
+    the job derives local names that fit (``job/naming.py``)."""
     if not relative or relative.startswith("/") or "\x00" in relative or "\\" in relative:
         raise UnsafeKeyError(f"unsafe S3 key {relative!r}: absolute, empty or with forbidden characters")
     parts = relative.split("/")
     for part in parts:
         if part in ("", ".", ".."):
             raise UnsafeKeyError(f"unsafe S3 key {relative!r}: empty, '.' or '..' path segment")
-        if len(part.encode()) > MAX_KEY_PART:
-            raise UnsafeKeyError(f"unsafe S3 key {relative!r}: a path segment is longer than {MAX_KEY_PART} bytes")
     if ":" in parts[0] and len(parts[0]) == 2:
         raise UnsafeKeyError(f"unsafe S3 key {relative!r}: looks like a drive letter")
+    return parts
+
+
+def safe_relative_path(relative: str) -> PurePosixPath:
+    """A relative key as a local relative path: ``key_parts`` plus every part within the file-name limit."""
+    parts = key_parts(relative)
+    for part in parts:
+        if len(part.encode()) > MAX_KEY_PART:
+            raise UnsafeKeyError(f"unsafe S3 key {relative!r}: a path segment is longer than {MAX_KEY_PART} bytes")
     return PurePosixPath(*parts)
 
 
