@@ -1,16 +1,15 @@
-"""S3 keys (untrusted text) turned into local paths that can never leave the target folder."""
+"""S3 keys are untrusted text: a relative key that could name anything outside its folder is refused.
+
+The job never uses a key as a local path (downloads go to folders and names it derives, ``job/inputs.py``), but
+a key's relative path becomes the scene's output folder, locally or under the S3 output prefix."""
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
-
 from sogs_compressor.errors import InputError
-
-MAX_KEY_PART = 255
 
 
 class UnsafeKeyError(InputError):
-    """A key that would resolve outside the download folder (``..``, absolute, NUL, ...)."""
+    """A key that would resolve outside its folder (``..``, absolute, NUL, ...)."""
 
     exit_code = 3
 
@@ -35,22 +34,3 @@ def key_parts(relative: str) -> list[str]:
     if ":" in parts[0] and len(parts[0]) == 2:
         raise UnsafeKeyError(f"unsafe S3 key {relative!r}: looks like a drive letter")
     return parts
-
-
-def safe_relative_path(relative: str) -> PurePosixPath:
-    """A relative key as a local relative path: ``key_parts`` plus every part within the file-name limit."""
-    parts = key_parts(relative)
-    for part in parts:
-        if len(part.encode()) > MAX_KEY_PART:
-            raise UnsafeKeyError(f"unsafe S3 key {relative!r}: a path segment is longer than {MAX_KEY_PART} bytes")
-    return PurePosixPath(*parts)
-
-
-def local_path_for(root: Path, relative: str) -> Path:
-    """``root/relative`` after checking the key and that the resolved path stays inside ``root``."""
-    rel = safe_relative_path(relative)
-    root_resolved = root.resolve()
-    target = (root_resolved / rel).resolve()
-    if not target.is_relative_to(root_resolved) or target == root_resolved:
-        raise UnsafeKeyError(f"unsafe S3 key {relative!r}: resolves outside {root}")
-    return target

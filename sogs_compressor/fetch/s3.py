@@ -80,6 +80,13 @@ class _Done(BaseSubscriber):
         self.event.set()
 
 
+def http_status(error: Exception) -> int | None:
+    """The HTTP status of a botocore ClientError; None for errors without an answer (a connection closed
+    before the response arrived is a botocore HTTPClientError whose ``response`` is None)."""
+    response = getattr(error, "response", None)
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+
+
 class S3Manager:
     """List, read, download and upload with one client and one transfer manager (s3transfer's threads).
 
@@ -132,8 +139,7 @@ class S3Manager:
         except SogsError:
             raise
         except Exception as error:
-            status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status == 404:
+            if http_status(error) == 404:
                 return None
             raise describe_client_error(error, "head", uri) from None
 

@@ -30,7 +30,7 @@ from sogs_compressor.job.batch import (
 )
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
-from sogs_compressor.job.naming import fit_name
+from sogs_compressor.job.naming import fit_name, fit_path
 
 KEY_DIGEST_CHARS = 16
 
@@ -73,9 +73,9 @@ def local_scene_folder(dest: Path, key: str) -> Path:
     return dest / hashlib.sha256(key.encode("utf-8")).hexdigest()[:KEY_DIGEST_CHARS]
 
 
-def failed_outcome(rel: str, source: str, error: SogsError) -> dict:
-    """A scene that failed before it could be compressed (unsafe key, failed download)."""
-    return {"scene": rel, "source": source, "output": None, "status": "failed", "error": error_record(error)}
+def failed_outcome(rel: str, source: str, error: SogsError, output: str | None = None) -> dict:
+    """A scene that failed before it could be compressed (unsafe key: no output folder; failed download)."""
+    return {"scene": rel, "source": source, "output": output, "status": "failed", "error": error_record(error)}
 
 
 class S3Input:
@@ -158,7 +158,7 @@ def gather(inputs: list[str], work_dir: Path, s3_factory: Callable, hosts: list[
                 failure = error if isinstance(error, SogsError) else OutputError(
                     f"cannot store the download of {source} in {work_dir}: {error.strerror or error}")
                 log.error("download_failed", scene=rel, error=str(failure))
-                gathered.failed.append(failed_outcome(rel, source, failure))
+                gathered.failed.append(failed_outcome(rel, source, failure, fit_path(plain_output(rel))))
     if shard_s3 and len(hosts) > 1 and gathered.self_listed:
         gathered.sharding = sharding.assignment_report(identities, hosts, host)
     return gathered
