@@ -236,6 +236,7 @@ class SceneRunner:
         self.s3_factory = s3_factory
         self._s3 = None
         self.current_staging: Path | None = None
+        self.current: Scene | None = None  # the scene being run (the watchdog reports it as interrupted)
         self.log = get_logger()
 
     @property
@@ -248,6 +249,7 @@ class SceneRunner:
         """Compress ``scene``; failures become a ``failed`` outcome; ``Interrupted`` propagates after clean-up."""
         start = time.monotonic()
         self.log.info("scene_start", scene=scene.rel)
+        self.current = scene
         try:
             if clash:
                 raise InputError(clash)
@@ -261,6 +263,8 @@ class SceneRunner:
             else:
                 self.log.error("scene_failed", scene=scene.rel, **record)
             return outcome(scene, "failed", error=record, seconds=round(time.monotonic() - start, 3))
+        finally:
+            self.current = None
         self.log.info("scene_done", **{k: v for k, v in result.items() if k in (
             "scene", "status", "input_bytes", "output_bytes", "ratio", "splats_in", "splats_out", "seconds")})
         return result

@@ -221,9 +221,15 @@ class JobRun:
 
     # ---- the end ---------------------------------------------------------------------------------------
     def outcomes(self) -> list[dict]:
-        """Every scene's outcome in input order; scenes never reached are ``not_started``."""
+        """Every scene's outcome in input order; one being compressed when the watchdog ended the run is
+        ``interrupted``, scenes never reached are ``not_started``."""
         done = {r["scene"]: r for r in self.results}
-        ordered = [done.get(s.rel) or outcome(s, "not_started") for s in self.scenes]
+        current = self.runner.current if self.runner is not None else None
+        in_progress = {current.rel} if current is not None else set()
+        if self.parallel is not None:
+            in_progress |= self.parallel.in_progress()
+        ordered = [done.get(s.rel) or outcome(s, "interrupted" if s.rel in in_progress else "not_started")
+                   for s in self.scenes]
         return self.pre_failures + ordered
 
     def conclude(self, error: BaseException | None) -> tuple[int, str]:
