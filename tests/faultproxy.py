@@ -71,6 +71,7 @@ class FaultProxy:
         self.plan = plan or FaultPlan()
         self.faults: Counter = Counter()
         self.requests = 0
+        self.log: list[tuple[str, str, str | None]] = []  # (method, path?query, fault) of every request
         self._seen: Counter = Counter()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -101,19 +102,22 @@ class FaultProxy:
                     rule.count += 1
                     rule.hit.set()
                     self.faults[rule.action] += 1
+                    self.log.append((method, raw_path, rule.action))
                     return rule.action, rule.seconds
             query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "uploadId")
             identity = f"{method} {path} {query}"
             self._seen[identity] += 1
             digest = hashlib.sha256(f"{self.plan.seed}|{identity}|{self._seen[identity]}".encode()).digest()
         draw = int.from_bytes(digest[:8], "big") / 2**64
-        if draw >= self.plan.rate:
-            return None, 0.0
-        kind = self.plan.kinds[int.from_bytes(digest[8:12], "big") % len(self.plan.kinds)]
+        kind = None
+        if draw < self.plan.rate:
+            kind = self.plan.kinds[int.from_bytes(digest[8:12], "big") % len(self.plan.kinds)]
         low, high = self.plan.delay
         seconds = low + (high - low) * int.from_bytes(digest[12:16], "big") / 2**32
         with self._lock:
-            self.faults[kind] += 1
+            self.log.append((method, raw_path, kind))
+            if kind is not None:
+                self.faults[kind] += 1
         return kind, seconds
 
 

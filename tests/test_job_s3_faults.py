@@ -199,3 +199,28 @@ def test_a_connection_dropped_on_every_try_is_an_s3_error_not_a_crash(s3_endpoin
                      lambda: manager.list_objects(S3Uri(name, "")), lambda: manager.delete(S3Uri(name, "r.json"))):
             with pytest.raises(StorageError, match="failed for s3://"):
                 call()
+
+
+def test_a_multipart_upload_whose_creation_answer_was_lost_is_not_left_open(s3_endpoint, tmp_path,  # noqa: F811
+                                                                             monkeypatch):
+    """Found by the proxy: S3 applied CreateMultipartUpload, the answer was lost, the retry started a second
+    upload; the first stayed open (and billed) with an id s3transfer never saw."""
+    from sogs_compressor.fetch.s3 import S3Manager
+    from sogs_compressor.fetch.uri import S3Uri
+
+    client = s3_endpoint.client()
+    name = f"orphan{os.urandom(3).hex()}"
+    client.create_bucket(Bucket=name)
+    payload = os.urandom(6 * MiB)
+    (tmp_path / "big.bin").write_bytes(payload)
+    lost_create = FaultRule(f"^/{name}/big$", "reset_after", method="POST", times=1)  # the first POST: ?uploads
+    with FaultProxy(s3_endpoint.url, FaultPlan(rules=[lost_create])) as proxy:
+        for key, value in {**s3_endpoint.env(), "AWS_ENDPOINT_URL_S3": proxy.url,
+                           "SOGS_S3_MULTIPART_THRESHOLD": str(5 * MiB)}.items():
+            monkeypatch.setenv(key, value)
+        manager = S3Manager()
+        manager.upload_file(tmp_path / "big.bin", S3Uri(name, "big"))
+        manager.close()
+        assert [m for m, path, fault in proxy.log if fault] == ["POST"] and "uploads" in proxy.log[0][1]
+    assert client.get_object(Bucket=name, Key="big")["Body"].read() == payload
+    assert not client.list_multipart_uploads(Bucket=name).get("Uploads")

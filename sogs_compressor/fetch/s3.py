@@ -6,6 +6,7 @@ this same code path. Every botocore/s3transfer failure becomes a ``StorageError`
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ MiB = 1024 * 1024
 DEFAULT_CHUNK = 64 * MiB
 DEFAULT_CONCURRENCY = 8
 MAX_SMALL_OBJECT = 4 * MiB  # reports and sidecars read into memory
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,27 @@ class S3Manager:
         _check(should_stop, f"uploading {uri}")
         done = _Done()
         future = self.transfers.upload(str(path), uri.bucket, uri.key, subscribers=[done])
-        self._wait(future, done, should_stop, "upload", uri)
+        try:
+            self._wait(future, done, should_stop, "upload", uri)
+        finally:
+            if path.stat().st_size >= self.transfer_config.multipart_threshold and done.event.is_set():
+                self._abort_orphans(uri)
+
+    def _abort_orphans(self, uri: S3Uri) -> None:
+        """Abort the multipart uploads of ``uri`` that nobody will complete.
+
+        s3transfer aborts the upload it knows; but when S3 applied a CreateMultipartUpload whose answer was lost,
+        the retry starts another, and the first stays open (and billed) with an id s3transfer never saw. The job is
+        the only writer of its keys, so every open upload of this exact key is such an orphan. Needs
+        ``s3:ListBucketMultipartUploads``; without it the orphans wait for the bucket's lifecycle rule.
+        """
+        try:
+            listing = self.client.list_multipart_uploads(Bucket=uri.bucket, Prefix=uri.key)
+            for upload in listing.get("Uploads", []):
+                if upload.get("Key") == uri.key:
+                    self.client.abort_multipart_upload(Bucket=uri.bucket, Key=uri.key, UploadId=upload["UploadId"])
+        except Exception as error:  # a clean-up: never the reason a scene fails
+            log.warning("S3 multipart clean-up failed for %s: %s", uri, describe_client_error(error, "clean-up", uri))
 
     def upload_dir(self, folder: Path, uri: S3Uri, last: tuple[str, ...] = (),
                    should_stop: StopCheck = None) -> list[S3Uri]:
