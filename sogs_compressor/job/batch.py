@@ -319,8 +319,10 @@ class SceneRunner:
                 report["metadata_warning"] = warning
             write_scene_reports(staging, report)
             if target is not None:
-                # An earlier marker goes first: until the new one is up, the prefix reads as incomplete.
-                self.s3.delete(target.join(JSON_NAME), self.should_stop)
+                # An earlier marker goes first: until the new one is up, the prefix reads as incomplete. (Only
+                # when there is one: in a versioned bucket, deleting a missing key still leaves a delete marker.)
+                if self.s3.head(target.join(JSON_NAME), self.should_stop) is not None:
+                    self.s3.delete(target.join(JSON_NAME), self.should_stop)
                 self.s3.upload_dir(staging, target, last=REPORT_NAMES, should_stop=self.should_stop)
                 _remove(staging)
                 location = str(target)

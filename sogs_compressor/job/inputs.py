@@ -12,7 +12,7 @@ only its own scene.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -44,7 +44,7 @@ class GatheredInputs:
     sharding: dict | None = None  # the assignment of listed keys to hosts (several hosts only)
 
 
-def sidecars_for(scene_key: str, all_keys: set[str]) -> list[str]:
+def sidecars_for(scene_key: str, all_keys: Collection[str]) -> list[str]:
     """Metadata sidecars of a scene key that exist in the listing."""
     parent = scene_key.rsplit("/", 1)[0] + "/" if "/" in scene_key else ""
     stem = scene_stem(scene_key.rsplit("/", 1)[-1]) or ""
@@ -87,33 +87,42 @@ class S3Input:
         self.dest = dest
         self.s3 = s3
         self.should_stop = should_stop
-        self.log = get_logger()
+        self.prefix = ""  # the prefix relative keys hang from
+        self.sizes: dict[str, int] = {}  # every listed key -> its size
 
-    def listing(self) -> tuple[str, dict[str, int]]:
-        """(the prefix the relative keys hang from, every key below it -> size)."""
+    def list_scenes(self) -> list[str]:
+        """List the input; its scene keys, sorted."""
         if names_one_object(self.uri):
-            prefix = self.uri.key.rsplit("/", 1)[0] + "/" if "/" in self.uri.key else ""
+            self.prefix = self.uri.key.rsplit("/", 1)[0] + "/" if "/" in self.uri.key else ""
             size = self.s3.head(self.uri, self.should_stop)
             if size is None:
                 raise InputNotFoundError(f"input {self.uri} does not exist")
-            return prefix, {self.uri.key: size}
-        prefix = self.uri.as_prefix()
-        return prefix.key, {o.key: o.size for o in self.s3.list_objects(prefix, self.should_stop)}
+            self.sizes = {self.uri.key: size}
+        else:
+            self.prefix = self.uri.as_prefix().key
+            self.sizes = {o.key: o.size for o in self.s3.list_objects(self.uri.as_prefix(), self.should_stop)}
+        return sorted(k for k in self.sizes if scene_stem(k.rsplit("/", 1)[-1]) is not None)
 
-    def fetch(self, prefix: str, key: str, sizes: dict[str, int]) -> Scene:
+    def rel(self, key: str) -> str:
+        """The scene's ``rel``: the key below the input prefix, with the input's label."""
+        return _join(self.label, relative_key(key, self.prefix))
+
+    def source(self, key: str) -> str:
+        return str(S3Uri(self.uri.bucket, key))
+
+    def fetch(self, key: str) -> Scene:
         """Download one scene key and its sidecars into their own folder; the scene's names come from the key."""
-        rel = _join(self.label, relative_key(key, prefix))
+        key_parts(relative_key(key, self.prefix))  # an unsafe key fails here, before any download
         name = key.rsplit("/", 1)[-1]
         folder = local_scene_folder(self.dest, key)
         local = folder / fit_name(name, scene_suffix(name))
-        source = str(S3Uri(self.uri.bucket, key))
-        self.s3.download_file(S3Uri(self.uri.bucket, key), local, sizes[key], self.should_stop)
-        for sidecar in sidecars_for(key, set(sizes)):
+        self.s3.download_file(S3Uri(self.uri.bucket, key), local, self.sizes[key], self.should_stop)
+        for sidecar in sidecars_for(key, self.sizes.keys()):
             own = sidecar.rsplit("/", 1)[-1] != "metadata.json"
             local_name = f"{scene_stem(local.name)}.metadata.json" if own else "metadata.json"
-            self.s3.download_file(S3Uri(self.uri.bucket, sidecar), folder / local_name, sizes[sidecar],
+            self.s3.download_file(S3Uri(self.uri.bucket, sidecar), folder / local_name, self.sizes[sidecar],
                                   self.should_stop)
-        return make_scene(local, rel, source)
+        return make_scene(local, self.rel(key), self.source(key))
 
 
 def gather(inputs: list[str], work_dir: Path, s3_factory: Callable, hosts: list[str] | None = None,
@@ -133,22 +142,18 @@ def gather(inputs: list[str], work_dir: Path, s3_factory: Callable, hosts: list[
             continue
         gathered.self_listed = True
         one = S3Input(text, label, work_dir / "input" / (label or "main"), s3_factory(), should_stop)
-        prefix, sizes = one.listing()
-        scene_keys = sorted(k for k in sizes if scene_stem(k.rsplit("/", 1)[-1]) is not None)
+        scene_keys = one.list_scenes()
         gathered.listed_scenes += len(scene_keys)
         mine = []
         for key in scene_keys:
-            rel = _join(label, relative_key(key, prefix))
-            identities[str(S3Uri(one.uri.bucket, key))] = plain_output(rel)
-            if not shard_s3 or hosts[sharding.host_index(plain_output(rel), len(hosts))] == host:
+            identities[one.source(key)] = plain_output(one.rel(key))
+            if not shard_s3 or hosts[sharding.host_index(identities[one.source(key)], len(hosts))] == host:
                 mine.append(key)
         log.info("s3_download", uri=text, scenes_listed=len(scene_keys), scenes_here=len(mine))
         for key in mine:
-            rel = _join(label, relative_key(key, prefix))
-            source = str(S3Uri(one.uri.bucket, key))
+            rel, source = one.rel(key), one.source(key)
             try:
-                key_parts(relative_key(key, prefix))
-                gathered.scenes.append(one.fetch(prefix, key, sizes))
+                gathered.scenes.append(one.fetch(key))
             except Interrupted:
                 raise
             except UnsafeKeyError as error:
