@@ -131,7 +131,9 @@ def stop_and_time(process: subprocess.Popen) -> tuple[int, float]:
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     code = process.wait(timeout=60)
-    return code, time.monotonic() - sent
+    elapsed = time.monotonic() - sent
+    print(f"exit {code} {elapsed:.2f} s after SIGTERM")  # shown with -s
+    return code, elapsed
 
 
 def s3_keys(client, bucket: str) -> list[str]:
@@ -209,3 +211,24 @@ def test_exit_does_not_wait_for_library_teardown(tmp_path: Path):
     report = json.loads((tmp_path / "out" / "job_report-algo-1.json").read_text())
     assert [s["status"] for s in report["scenes"]] == ["interrupted"]
     assert (tmp_path / "ml" / "output" / "message").read_text().startswith("algo-1: interrupted by SIGTERM")
+
+
+@pytest.mark.slow
+def test_a_report_upload_that_hangs_after_sigterm_is_cut_at_the_deadline(s3_endpoint, tmp_path: Path):  # noqa: F811
+    """Issue 12 #19, the main thread holding the finalize lock: its report upload hangs as well; the process
+    still ends within 5 s, with the message written."""
+    client = s3_endpoint.client()
+    bucket = f"hang{os.urandom(3).hex()}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="in/s0.ply", Body=ply_bytes(300))
+    every_put = Rule(f"^/{bucket}/out/", "delay", method="PUT", seconds=60.0)
+    with FaultProxy(s3_endpoint.url, FaultPlan(rules=[every_put])) as proxy:
+        env = job_env(tmp_path / "ml", **{**s3_endpoint.env(), "AWS_ENDPOINT_URL_S3": proxy.url},
+                      SOGS_HOST="algo-1", SOGS_WORK_DIR=str(tmp_path / "work"))
+        process, _ = start([sys.executable, str(ENTRYPOINT), "--input", f"s3://{bucket}/in/",
+                            "--output", f"s3://{bucket}/out/", "--quality-check", "off"], env)
+        assert every_put.hit.wait(120)
+        code, elapsed = stop_and_time(process)
+    assert code == 130 and elapsed < 5.0, (code, elapsed)
+    assert (tmp_path / "ml" / "output" / "message").read_text().startswith("algo-1: interrupted by SIGTERM")
+    assert every_put.count >= 2  # the report's upload was tried too

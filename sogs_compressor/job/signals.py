@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 DEFAULT_GRACE_S = 3.0  # the main path's time to finish by itself before the watchdog finalizes
-EXIT_DEADLINE_S = 4.5  # after the signal, the process has exited by then whatever it was doing
+EXIT_DEADLINE_S = 4.0  # after the signal, the process has exited by then whatever it was doing (target: 5 s)
 INTERRUPTED = 130
 
 
