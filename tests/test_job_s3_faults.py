@@ -7,7 +7,8 @@ completion. A few seeded rounds at 10% faults run in CI; more with
     SOGS_FAULT_ROUNDS=50 SOGS_FAULT_RATE=0.2 SOGS_FAULT_LONG_DELAYS=1 pytest tests/test_job_s3_faults.py
 
 (``SOGS_FAULT_LONG_DELAYS=1`` makes injected delays 5-20 s instead of 0.5-2 s; ``SOGS_FAULT_SEED`` moves the
-seeds; ``SOGS_FAULT_MAX_ATTEMPTS=2`` lets botocore give up early, so that scenes also fail).
+seeds; ``SOGS_FAULT_MAX_ATTEMPTS=2`` lets botocore give up early, so that scenes also fail;
+``SOGS_FAULT_WORKERS=2`` runs the job's worker processes).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ RATE = float(os.environ.get("SOGS_FAULT_RATE", "0.1"))
 SEED = int(os.environ.get("SOGS_FAULT_SEED", "0"))
 DELAYS = (5.0, 20.0) if os.environ.get("SOGS_FAULT_LONG_DELAYS") == "1" else (0.5, 2.0)
 ATTEMPTS = os.environ.get("SOGS_FAULT_MAX_ATTEMPTS")  # e.g. 2: retries give up, scenes fail (the other branch)
+WORKERS = os.environ.get("SOGS_FAULT_WORKERS")  # e.g. 2: the multi-worker path
 SCENES = {"a.ply": ply_bytes(300, seed=1), "deep/b.ply": ply_bytes(400, seed=2), "c.sog.ply": ply_bytes(250, seed=3)}
 MARKER, TEXT = "compression_report.json", "compression_report.txt"
 CODEC = ["--layout", "both", "--quality-check", "off"]
@@ -66,8 +68,9 @@ def bucket(s3_endpoint):  # noqa: F811
 def run_through(proxy: FaultProxy, tmp: Path, s3_endpoint, bucket_name: str, out: str):  # noqa: F811
     env = job_env(tmp, **{**s3_endpoint.env(), "AWS_ENDPOINT_URL_S3": proxy.url}, SOGS_WORK_DIR=str(tmp / "work"),
                   **({"AWS_MAX_ATTEMPTS": ATTEMPTS} if ATTEMPTS and proxy.plan.rate else {}))
-    return run_job(["--input", f"s3://{bucket_name}/in/", "--output", f"s3://{bucket_name}/{out}/", *CODEC], env,
-                   timeout=600)
+    workers = ["--workers", WORKERS] if WORKERS else []
+    return run_job(["--input", f"s3://{bucket_name}/in/", "--output", f"s3://{bucket_name}/{out}/", *CODEC, *workers],
+                   env, timeout=600)
 
 
 @pytest.fixture(scope="module")

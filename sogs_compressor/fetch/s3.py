@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 class S3Object:
     key: str
     size: int
-    etag: str = ""
 
 
 def transfer_config_from_env(env: dict | None = None):
@@ -125,7 +124,7 @@ class S3Manager:
         try:
             pages = iter(self.client.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix))
             while (page := call_interruptibly(lambda: next(pages, None), should_stop, f"listing {uri}")) is not None:
-                found += [S3Object(item["Key"], int(item["Size"]), str(item.get("ETag", "")))
+                found += [S3Object(item["Key"], int(item["Size"]))
                           for item in page.get("Contents", []) if not item["Key"].endswith("/")]
         except SogsError:
             raise
