@@ -11,15 +11,17 @@ import pytest
 from s3server import opt_ml_tree, write_ply
 
 from sogs_compressor.errors import DeviceError, InvalidValuesError, SizeMismatchError, StorageError
-from sogs_compressor.fetch.paths import UnsafeKeyError, local_path_for, safe_relative_path
+from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
 from sogs_compressor.fetch.uri import S3Uri, names_one_object, parse_s3_uri
 from sogs_compressor.job import cache
 from sogs_compressor.job.batch import discover_scenes, duplicates, read_metadata, scene_stem
 from sogs_compressor.job.config import ConfigError, host_sort_key, load_config
 from sogs_compressor.job.failure import error_record, format_message, job_exit_code, write_message
-from sogs_compressor.job.inputs import labels_for, shard, sidecars_for
+from sogs_compressor.job.inputs import labels_for, sidecars_for
 from sogs_compressor.job.log import ThrottledProgress, configure_logging, get_logger, redact_env
 from sogs_compressor.job.main import build_parser
+from sogs_compressor.job.naming import NAME_LIMIT, fit_name, fit_path, look_alike
+from sogs_compressor.job.sharding import assignment_report, host_index
 from sogs_compressor.job.workers import plan_devices
 from sogs_compressor.options import CompressOptions
 
@@ -46,24 +48,14 @@ def test_bad_uris_are_storage_errors(bad):
 
 @pytest.mark.parametrize("key", ["../../escape.ply", "/abs.ply", "a/../../b.ply", "a//b.ply", "a/./b.ply",
                                  "", "a\\..\\b.ply", "nul\x00.ply", "C:/x.ply"])
-def test_unsafe_keys_are_refused(key, tmp_path):
+def test_unsafe_keys_are_refused(key):
     with pytest.raises(UnsafeKeyError):
-        local_path_for(tmp_path, key)
+        key_parts(key)
 
 
-def test_safe_keys_stay_inside(tmp_path):
-    assert local_path_for(tmp_path, "a/b c/#d.ply") == (tmp_path / "a" / "b c" / "#d.ply").resolve()
-    assert str(safe_relative_path("x/y.ply")) == "x/y.ply"
-
-
-def test_symlinked_folder_cannot_be_used_to_escape(tmp_path):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "link").symlink_to(outside)
-    with pytest.raises(UnsafeKeyError, match="outside"):
-        local_path_for(root, "link/x.ply")
+def test_safe_keys_are_split_and_may_be_long():
+    assert key_parts("a/b c/#d.ply") == ["a", "b c", "#d.ply"]
+    assert key_parts("x/" + "y" * 300 + ".ply")[1] == "y" * 300 + ".ply"  # the job fits derived names itself
 
 
 # ---- exit codes and the message file -------------------------------------------------------------------
@@ -175,11 +167,49 @@ def test_host_sort_is_numeric():
 
 # ---- sharding, discovery, devices ----------------------------------------------------------------------
 def test_shard_partitions_keys_across_hosts():
-    keys = [f"k{i}.ply" for i in range(7)]
-    shares = [shard(keys, i, 3) for i in range(3)]
-    assert sorted(sum(shares, [])) == sorted(keys)
-    assert [len(s) for s in shares] == [3, 2, 2]
-    assert shard(["a.ply"], 1, 2) == []
+    names = [f"k{i}" for i in range(200)]
+    shares = [[n for n in names if host_index(n, 3) == i] for i in range(3)]
+    assert sorted(sum(shares, [])) == sorted(names)
+    assert all(40 < len(s) < 90 for s in shares)  # roughly even
+    assert {host_index(n, 1) for n in names} == {0}
+
+
+def test_shard_of_a_key_does_not_depend_on_the_listing():
+    """Issue 12 #16: a key added between two hosts' listings shifted every later index."""
+    names = [f"scene{i:02d}" for i in range(30)]
+    before = {n: host_index(n, 2) for n in names}
+    after = {n: host_index(n, 2) for n in ["aaa-new", *names]}  # a key sorting first appears
+    assert all(after[n] == before[n] for n in names)
+    # look-alike output folders (which would clash) always land on the same host
+    assert host_index("Case", 5) == host_index("case", 5) == host_index("CASE", 5)
+    assert host_index("caf\u00e9", 7) == host_index("cafe\u0301", 7)
+
+
+def test_sharding_report_names_the_rule_and_this_hosts_keys():
+    identities = {f"s3://b/in/s{i}.ply": f"s{i}" for i in range(10)}
+    hosts = ["algo-1", "algo-2"]
+    one, two = (assignment_report(identities, hosts, h) for h in hosts)
+    assert sorted(one["keys"] + two["keys"]) == sorted(identities)
+    assert one["per_host"] == two["per_host"] and sum(one["per_host"].values()) == 10
+    assert one["listed"] == 10 and "sha256" in one["rule"] and one["host"] == "algo-1"
+
+
+# ---- names that fit --------------------------------------------------------------------------------------
+def test_long_names_are_shortened_stably_and_uniquely():
+    """Issue 12 #15: a 251-byte key name overflowed the 255-byte file-name limit once the job added to it."""
+    long_a, long_b = "a" * 247 + "x.ply", "a" * 247 + "y.ply"
+    fitted_a, fitted_b = fit_name(long_a, ".ply"), fit_name(long_b, ".ply")
+    assert len(fitted_a.encode()) <= NAME_LIMIT and fitted_a.endswith(".ply") and "~" in fitted_a
+    assert fitted_a != fitted_b and fit_name(long_a, ".ply") == fitted_a
+    assert fit_name("short.ply", ".ply") == "short.ply"
+    multibyte = fit_name("é" * 200)
+    assert len(multibyte.encode()) <= NAME_LIMIT and multibyte.encode().decode() == multibyte  # whole characters
+    assert fit_path("ok/" + "b" * 300) == "ok/" + fit_name("b" * 300)
+
+
+def test_look_alike_folds_case_and_unicode_normalisation():
+    assert look_alike("Caf\u00e9") == look_alike("cafe\u0301") == look_alike("CAFE\u0301")
+    assert look_alike("cafe") != look_alike("caf\u00e9")
 
 
 def test_sidecars_and_labels():
@@ -212,6 +242,18 @@ def test_duplicate_output_folders_are_reported(tmp_path):
         (tmp_path / rel).write_bytes(b"")
     clashes = duplicates(discover_scenes([("", tmp_path, "")]))
     assert list(clashes) == ["a.sog"] and "already used by a.ply" in clashes["a.sog"]
+
+
+def test_nfc_and_nfd_names_are_a_clash_like_case(tmp_path):
+    """Issue 12 #20: café in NFC and in NFD became two output folders that look the same."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    for name in (f"{nfc}.ply", f"{nfd}.ply", "Case.ply", "case.ply", "other.ply"):
+        (tmp_path / name).write_bytes(b"")
+    clashes = duplicates(discover_scenes([("", tmp_path, "")]))
+    assert len(clashes) == 2
+    unicode_clash = next(m for rel, m in clashes.items() if rel.startswith("caf"))
+    assert "Unicode normalisation" in unicode_clash and ascii(nfc) in unicode_clash and ascii(nfd) in unicode_clash
+    assert "letter case" in next(m for rel, m in clashes.items() if rel.lower() == "case.ply")
 
 
 def test_metadata_sidecar(tmp_path):
@@ -247,6 +289,8 @@ def test_local_cache_requires_intact_outputs(tmp_path):
     report = {"status": "ok", "input": {"sha256": "abc"}, "cache_key": "k",
               "outputs": [{"name": "s.sog", "bytes": 9, "sha256": sha256_file(tmp_path / "s.sog")}]}
     (tmp_path / "compression_report.json").write_text(json.dumps(report))
+    assert cache.find_local(tmp_path, "abc", "k") is None  # the text report is missing: not complete
+    (tmp_path / "compression_report.txt").write_text("report")
     assert cache.find_local(tmp_path, "abc", "k") is not None
     assert cache.find_local(tmp_path, "abd", "k") is None
     assert cache.find_local(tmp_path, "abc", "other") is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from s3server import s3_endpoint  # noqa: F401  (fixture)
 
-from sogs_compressor.errors import StorageError
+from sogs_compressor.errors import Interrupted, StorageError
 from sogs_compressor.fetch.s3 import S3Manager, transfer_config_from_env
 from sogs_compressor.fetch.uri import S3Uri, parse_s3_uri
 
@@ -27,31 +27,27 @@ def s3(s3_endpoint, monkeypatch):  # noqa: F811
     return S3Manager(), client, bucket
 
 
-def test_download_prefix_keeps_nested_layout_and_skips_markers_and_siblings(s3, tmp_path: Path):
+def test_listing_skips_markers_and_siblings_and_keeps_odd_keys(s3):
     manager, client, bucket = s3
     objects = {"scenes/a.ply": b"a", "scenes/deep/er/b.ply": b"bb", "scenes/odd #name?.ply": b"c",
-               "scenes/deep/": b"", "scenes-old/x.ply": b"old"}
+               "scenes/deep/": b"", "scenes-old/x.ply": b"old", "scenes/../../escape.ply": b"x"}
     for key, body in objects.items():
         client.put_object(Bucket=bucket, Key=key, Body=body)
-    result = manager.download(parse_s3_uri(f"s3://{bucket}/scenes"), tmp_path)
-    got = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert got == ["a.ply", "deep/er/b.ply", "odd #name?.ply"]
-    assert (tmp_path / "deep/er/b.ply").read_bytes() == b"bb"
-    assert result.rejected == []
+    listed = {o.key: o.size for o in manager.list_objects(parse_s3_uri(f"s3://{bucket}/scenes"))}
+    assert listed == {"scenes/a.ply": 1, "scenes/deep/er/b.ply": 2, "scenes/odd #name?.ply": 1,
+                      "scenes/../../escape.ply": 1}  # the server keeps the key as written; the job refuses it
 
 
-def test_unsafe_keys_are_rejected_and_nothing_escapes(s3, tmp_path: Path):
+def test_download_checks_the_size_from_the_listing(s3, tmp_path: Path):
     manager, client, bucket = s3
-    for key in ("in/ok.ply", "in/../../escape.ply", "in/a/./b.ply", "in//abs.ply"):
-        client.put_object(Bucket=bucket, Key=key, Body=b"x")
-    keys = {o.key for o in manager.list_objects(S3Uri(bucket, "in/"))}
-    assert "in/../../escape.ply" in keys  # the server kept the key as written
-    dest = tmp_path / "dest"
-    result = manager.download(S3Uri(bucket, "in/"), dest)
-    assert [k for k, _ in result.files] == ["in/ok.ply"]
-    assert sorted(k for k, _ in result.rejected) == ["in/../../escape.ply", "in//abs.ply", "in/a/./b.ply"]
-    assert all("unsafe" in reason for _, reason in result.rejected)
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["ok.ply"]
+    client.put_object(Bucket=bucket, Key="in/a.ply", Body=b"abcdef")
+    manager.download_file(S3Uri(bucket, "in/a.ply"), tmp_path / "x" / "a.ply", expected_size=6)
+    assert (tmp_path / "x" / "a.ply").read_bytes() == b"abcdef"
+    with pytest.raises(StorageError, match="got 6 bytes, the listing said 7"):
+        manager.download_file(S3Uri(bucket, "in/a.ply"), tmp_path / "y" / "a.ply", expected_size=7)
+    assert not (tmp_path / "y" / "a.ply").exists()
+    with pytest.raises(StorageError, match="download failed.*(404|Not Found|NoSuchKey)"):
+        manager.download_file(S3Uri(bucket, "in/missing.ply"), tmp_path / "z" / "m.ply")
 
 
 def test_multipart_upload_and_download_round_trip(s3, tmp_path: Path):
@@ -62,13 +58,34 @@ def test_multipart_upload_and_download_round_trip(s3, tmp_path: Path):
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "big.ply").write_bytes(payload)
     (folder / "compression_report.json").write_text("{}")
-    uploaded = manager.upload_dir(folder, S3Uri(bucket, "out"), last=("compression_report.json",))
-    assert [u.key for u in uploaded] == ["out/sub/big.ply", "out/compression_report.json"]
+    (folder / "compression_report.txt").write_text("report")
+    uploaded = manager.upload_dir(folder, S3Uri(bucket, "out"), last=("compression_report.txt",
+                                                                        "compression_report.json"))
+    # the marker (compression_report.json) is the very last object written, after the text report (issue 12 #17)
+    assert [u.key for u in uploaded] == ["out/sub/big.ply", "out/compression_report.txt",
+                                         "out/compression_report.json"]
     etag = client.head_object(Bucket=bucket, Key="out/sub/big.ply")["ETag"]
     assert etag.strip('"').endswith("-3")  # 3 parts of 5 MiB: really multipart
-    manager.download(S3Uri(bucket, "out/sub/big.ply"), tmp_path / "down")
+    manager.download_file(S3Uri(bucket, "out/sub/big.ply"), tmp_path / "down" / "big.ply", len(payload))
     got = (tmp_path / "down" / "big.ply").read_bytes()
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(payload).hexdigest()
+    manager.close()
+
+
+def test_a_set_stop_flag_interrupts_every_call(s3, tmp_path: Path):
+    manager, client, bucket = s3
+    client.put_object(Bucket=bucket, Key="in/a.ply", Body=b"abc")
+    stop = lambda: True  # noqa: E731
+    with pytest.raises(Interrupted):
+        manager.list_objects(S3Uri(bucket, "in/"), stop)
+    with pytest.raises(Interrupted):
+        manager.download_file(S3Uri(bucket, "in/a.ply"), tmp_path / "a.ply", 3, stop)
+    (tmp_path / "up.json").write_text("{}")
+    with pytest.raises(Interrupted):
+        manager.upload_file(tmp_path / "up.json", S3Uri(bucket, "up.json"), stop)
+    with pytest.raises(Interrupted):
+        manager.head(S3Uri(bucket, "in/a.ply"), stop)
+    assert manager.head(S3Uri(bucket, "up.json")) is None and not (tmp_path / "a.ply").exists()
 
 
 def test_listing_is_paginated(s3):

@@ -1,4 +1,4 @@
-"""S3 transfers for the job: list, download a prefix or object, upload a folder.
+"""S3 transfers for the job: list, read small objects, download an object, upload a folder.
 
 boto3 resolves ``AWS_ENDPOINT_URL_S3`` itself, so tests against a local S3 server and S3-compatible stores use
 this same code path. Every botocore/s3transfer failure becomes a ``StorageError`` with one clear line.
@@ -6,34 +6,30 @@ this same code path. Every botocore/s3transfer failure becomes a ``StorageError`
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from sogs_compressor.errors import SogsError, StorageError
-from sogs_compressor.fetch.paths import UnsafeKeyError, local_path_for, relative_key
-from sogs_compressor.fetch.uri import S3Uri, names_one_object
+from s3transfer.subscribers import BaseSubscriber
+
+from sogs_compressor.errors import Interrupted, SogsError, StorageError
+from sogs_compressor.fetch.uri import S3Uri
+from sogs_compressor.fetch.waiting import POLL_S, StopCheck, call_interruptibly
 
 MiB = 1024 * 1024
 DEFAULT_CHUNK = 64 * MiB
 DEFAULT_CONCURRENCY = 8
 MAX_SMALL_OBJECT = 4 * MiB  # reports and sidecars read into memory
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class S3Object:
     key: str
     size: int
-
-
-@dataclass
-class DownloadResult:
-    """What a download produced: local files (with their key) and keys refused as unsafe."""
-
-    files: list[tuple[str, Path]] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
-    skipped: list[str] = field(default_factory=list)  # folder markers, filtered keys
 
 
 def transfer_config_from_env(env: dict | None = None):
@@ -71,102 +67,178 @@ def describe_client_error(error: Exception, action: str, uri: S3Uri | str) -> St
     return StorageError(f"S3 {action} failed for {uri}: {detail}")
 
 
+def _check(should_stop: StopCheck, what: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Interrupted(f"stopped before {what}")
+
+
+class _Done(BaseSubscriber):
+    """Sets an event when its transfer ends, so a waiter can also watch the stop flag."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def on_done(self, future, **kwargs) -> None:
+        self.event.set()
+
+
+def http_status(error: Exception) -> int | None:
+    """The HTTP status of a botocore ClientError; None for errors without an answer (a connection closed
+    before the response arrived is a botocore HTTPClientError whose ``response`` is None)."""
+    response = getattr(error, "response", None)
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+
+
 class S3Manager:
-    """Download and upload with one client and one TransferConfig."""
+    """List, read, download and upload with one client and one transfer manager (s3transfer's threads).
+
+    Every call takes an optional ``should_stop``: while it waits, the call asks it every ``POLL_S`` and raises
+    ``Interrupted`` as soon as it says so (a transfer in flight is cancelled: s3transfer aborts an unfinished
+    multipart upload and removes a partial download's temp file).
+    """
 
     def __init__(self, client=None, transfer_config=None) -> None:
         self.transfer_config = transfer_config or transfer_config_from_env()
         self.client = client or make_client(self.transfer_config.max_request_concurrency + 2)
+        self._transfers = None
 
-    # ---- listing -------------------------------------------------------------------------------------
-    def list_objects(self, uri: S3Uri) -> Iterator[S3Object]:
+    @property
+    def transfers(self):
+        if self._transfers is None:
+            from boto3.s3.transfer import create_transfer_manager
+
+            self._transfers = create_transfer_manager(self.client, self.transfer_config)
+        return self._transfers
+
+    def close(self) -> None:
+        """Stop the transfer threads (nothing is in flight between the job's calls)."""
+        if self._transfers is not None:
+            self._transfers.shutdown()
+            self._transfers = None
+
+    # ---- listing and small objects -------------------------------------------------------------------
+    def list_objects(self, uri: S3Uri, should_stop: StopCheck = None) -> list[S3Object]:
         """Every object below a prefix (paginated); folder markers (keys ending in ``/``) are skipped."""
         prefix = uri.as_prefix().key if uri.key else ""
+        found = []
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix)
-            for page in pages:
-                for item in page.get("Contents", []):
-                    if not item["Key"].endswith("/"):
-                        yield S3Object(item["Key"], int(item["Size"]))
+            pages = iter(self.client.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix))
+            while (page := call_interruptibly(lambda: next(pages, None), should_stop, f"listing {uri}")) is not None:
+                found += [S3Object(item["Key"], int(item["Size"]))
+                          for item in page.get("Contents", []) if not item["Key"].endswith("/")]
         except SogsError:
             raise
         except Exception as error:
             raise describe_client_error(error, "list", uri) from None
+        return found
 
-    def head(self, uri: S3Uri) -> int | None:
+    def head(self, uri: S3Uri, should_stop: StopCheck = None) -> int | None:
         """Size of an object, or None when it does not exist."""
         try:
-            return int(self.client.head_object(Bucket=uri.bucket, Key=uri.key)["ContentLength"])
+            response = call_interruptibly(lambda: self.client.head_object(Bucket=uri.bucket, Key=uri.key),
+                                          should_stop, f"reading {uri}")
+            return int(response["ContentLength"])
+        except SogsError:
+            raise
         except Exception as error:
-            status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status == 404:
+            if http_status(error) == 404:
                 return None
             raise describe_client_error(error, "head", uri) from None
 
-    def read_small(self, uri: S3Uri, limit: int = MAX_SMALL_OBJECT) -> bytes | None:
+    def read_small(self, uri: S3Uri, limit: int = MAX_SMALL_OBJECT, should_stop: StopCheck = None) -> bytes | None:
         """An object's bytes when it exists and is at most ``limit`` bytes (reports, sidecars); else None."""
-        size = self.head(uri)
+        size = self.head(uri, should_stop)
         if size is None or size > limit:
             return None
-        try:
+
+        def get() -> bytes:
             return self.client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read(limit + 1)[:limit]
+
+        try:
+            return call_interruptibly(get, should_stop, f"reading {uri}")
+        except SogsError:
+            raise
         except Exception as error:
             raise describe_client_error(error, "get", uri) from None
 
-    # ---- download ------------------------------------------------------------------------------------
-    def download(self, uri: S3Uri, dest: Path, keep: Callable[[str], bool] | None = None) -> DownloadResult:
-        """Download one object or every object below a prefix into ``dest``, keeping the relative layout.
+    def delete(self, uri: S3Uri, should_stop: StopCheck = None) -> None:
+        """Delete one object (deleting a missing one is not an error in S3)."""
+        try:
+            call_interruptibly(lambda: self.client.delete_object(Bucket=uri.bucket, Key=uri.key), should_stop,
+                               f"deleting {uri}")
+        except SogsError:
+            raise
+        except Exception as error:
+            raise describe_client_error(error, "delete", uri) from None
 
-        Keys that would land outside ``dest`` are not downloaded but listed in ``rejected``.
-        """
-        if names_one_object(uri):
-            return self.download_keys(uri.bucket, uri.key.rsplit("/", 1)[0] + "/" if "/" in uri.key else "",
-                                      [uri.key], dest)
-        keys = [obj.key for obj in self.list_objects(uri)]
-        kept = [k for k in keys if keep is None or keep(k)]
-        result = self.download_keys(uri.bucket, uri.as_prefix().key if uri.key else "", kept, dest)
-        kept_set = set(kept)
-        result.skipped.extend(k for k in keys if k not in kept_set)
-        return result
-
-    def download_keys(self, bucket: str, prefix: str, keys: list[str], dest: Path) -> DownloadResult:
-        """Download ``keys`` (all below ``prefix``) to ``dest/<key minus prefix>``; unsafe keys are rejected."""
-        dest.mkdir(parents=True, exist_ok=True)
-        result = DownloadResult()
-        for key in keys:
-            try:
-                target = local_path_for(dest, relative_key(key, prefix))
-            except UnsafeKeyError as error:
-                result.rejected.append((key, str(error)))
-                continue
-            self._download_one(S3Uri(bucket, key), target, result)
-        return result
-
-    def _download_one(self, uri: S3Uri, target: Path, result: DownloadResult) -> None:
+    # ---- transfers -----------------------------------------------------------------------------------
+    def download_file(self, uri: S3Uri, target: Path, expected_size: int | None = None,
+                      should_stop: StopCheck = None) -> None:
+        """Download one object to ``target`` (s3transfer writes a temp name and renames it when complete), then
+        check its size against ``expected_size`` (from the listing): a short file never passes as the input."""
+        _check(should_stop, f"downloading {uri}")
         target.parent.mkdir(parents=True, exist_ok=True)
+        done = _Done()
+        future = self.transfers.download(uri.bucket, uri.key, str(target), subscribers=[done])
+        self._wait(future, done, should_stop, "download", uri)
+        size = target.stat().st_size
+        if expected_size is not None and size != expected_size:
+            target.unlink(missing_ok=True)
+            raise StorageError(f"S3 download failed for {uri}: got {size} bytes, the listing said {expected_size} "
+                               "(object changed while the job ran?)")
+
+    def upload_file(self, path: Path, uri: S3Uri, should_stop: StopCheck = None) -> None:
+        _check(should_stop, f"uploading {uri}")
+        done = _Done()
+        future = self.transfers.upload(str(path), uri.bucket, uri.key, subscribers=[done])
         try:
-            self.client.download_file(uri.bucket, uri.key, str(target), Config=self.transfer_config)
-        except Exception as error:
-            raise describe_client_error(error, "download", uri) from None
-        result.files.append((uri.key, target))
+            self._wait(future, done, should_stop, "upload", uri)
+        finally:
+            if path.stat().st_size >= self.transfer_config.multipart_threshold and done.event.is_set():
+                self._abort_orphans(uri)
 
-    # ---- upload --------------------------------------------------------------------------------------
-    def upload_file(self, path: Path, uri: S3Uri) -> None:
+    def _abort_orphans(self, uri: S3Uri) -> None:
+        """Abort the multipart uploads of ``uri`` that nobody will complete.
+
+        s3transfer aborts the upload it knows; but when S3 applied a CreateMultipartUpload whose answer was lost,
+        the retry starts another, and the first stays open (and billed) with an id s3transfer never saw. The job is
+        the only writer of its keys, so every open upload of this exact key is such an orphan. Needs
+        ``s3:ListBucketMultipartUploads``; without it the orphans wait for the bucket's lifecycle rule.
+        """
         try:
-            self.client.upload_file(str(path), uri.bucket, uri.key, Config=self.transfer_config)
-        except Exception as error:
-            raise describe_client_error(error, "upload", uri) from None
+            listing = self.client.list_multipart_uploads(Bucket=uri.bucket, Prefix=uri.key)
+            for upload in listing.get("Uploads", []):
+                if upload.get("Key") == uri.key:
+                    self.client.abort_multipart_upload(Bucket=uri.bucket, Key=uri.key, UploadId=upload["UploadId"])
+        except Exception as error:  # a clean-up: never the reason a scene fails
+            log.warning("S3 multipart clean-up failed for %s: %s", uri, describe_client_error(error, "clean-up", uri))
 
-    def upload_dir(self, folder: Path, uri: S3Uri, last: tuple[str, ...] = ()) -> list[S3Uri]:
-        """Upload every regular file below ``folder`` (symlinks are not followed); names in ``last`` go last.
+    def upload_dir(self, folder: Path, uri: S3Uri, last: tuple[str, ...] = (),
+                   should_stop: StopCheck = None) -> list[S3Uri]:
+        """Upload every regular file below ``folder`` (symlinks are not followed), one at a time; the names in
+        ``last`` go last, in that order.
 
-        Putting the reports last means a reader who sees a report also sees the files it describes.
+        Putting the reports last, the completion marker the very last, means a reader who sees the marker also
+        sees every file it describes, and a failed upload of anything leaves no marker.
         """
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
-        files.sort(key=lambda p: p.name in last)
+        files.sort(key=lambda p: last.index(p.name) + 1 if p.name in last else 0)
         uploaded = []
         for path in files:
             target = uri.join(path.relative_to(folder).as_posix())
-            self.upload_file(path, target)
+            self.upload_file(path, target, should_stop)
             uploaded.append(target)
         return uploaded
+
+    def _wait(self, future, done: _Done, should_stop: StopCheck, action: str, uri: S3Uri) -> None:
+        """Wait for a transfer; cancel it and raise ``Interrupted`` when ``should_stop`` says so."""
+        while should_stop is None or not should_stop():
+            if done.event.wait(POLL_S):
+                break
+        if not done.event.is_set():
+            future.cancel()
+            raise Interrupted(f"stopped during S3 {action} of {uri}")
+        try:
+            future.result()
+        except Exception as error:
+            raise describe_client_error(error, action, uri) from None

@@ -22,8 +22,9 @@ from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import ThrottledProgress, get_logger
+from sogs_compressor.job.naming import fit_path, look_alike
 from sogs_compressor.options import CompressOptions
-from sogs_compressor.report.hashing import sha256_file
+from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
 
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
@@ -35,10 +36,16 @@ METADATA_LIMIT = 1024 * 1024
 class Scene:
     """One input file: where it is, where it came from, and its output folder relative to the output root."""
 
-    path: Path
+    path: Path  # the local file (for an S3 input: its download, under a name that fits)
     rel: str  # posix path of the input relative to its input root (with the root's label when several)
-    out_rel: str  # rel without the scene extension: the output folder
+    out_rel: str  # rel without the scene extension, every part within naming.NAME_LIMIT: the output folder
     source: str  # the path or s3:// URI a user would recognise
+
+
+def scene_suffix(name: str) -> str:
+    """The scene extension of ``name`` as written (``.ply``, ``.compressed.PLY``, ...), or ``""``."""
+    stem = scene_stem(name)
+    return name[len(stem):] if stem is not None else ""
 
 
 def scene_stem(name: str) -> str | None:
@@ -48,6 +55,18 @@ def scene_stem(name: str) -> str | None:
         if lower.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return None
+
+
+def plain_output(rel: str) -> str:
+    """``rel`` without its scene extension: the output folder before names are fitted to the file system."""
+    parent, _, name = rel.rpartition("/")
+    stem = scene_stem(name) or name
+    return f"{parent}/{stem}" if parent else stem
+
+
+def make_scene(path: Path, rel: str, source: str) -> Scene:
+    """A scene whose output folder is ``rel`` without its extension, each part shortened when too long."""
+    return Scene(path, rel, fit_path(plain_output(rel)), source)
 
 
 def _walk_files(root: Path):
@@ -69,19 +88,15 @@ def discover_scenes(roots: list[tuple[str, Path, str]]) -> list[Scene]:
     scenes = []
     for label, root, source in roots:
         if root.is_file():
-            stem = scene_stem(root.name)
-            if stem is not None:
-                scenes.append(Scene(root, _join(label, root.name), _join(label, stem), source))
+            if scene_stem(root.name) is not None:
+                scenes.append(make_scene(root, _join(label, root.name), source))
             continue
         for path in _walk_files(root):
-            rel_path = path.relative_to(root)
-            stem = scene_stem(path.name)
-            if stem is None:
+            if scene_stem(path.name) is None:
                 continue
-            rel = rel_path.as_posix()
-            out_rel = (rel_path.parent / stem).as_posix()
+            rel = path.relative_to(root).as_posix()
             src = source.rstrip("/") + "/" + rel if source else str(path)
-            scenes.append(Scene(path, _join(label, rel), _join(label, out_rel), src))
+            scenes.append(make_scene(path, _join(label, rel), src))
     return scenes
 
 
@@ -90,15 +105,24 @@ def _join(label: str, rel: str) -> str:
 
 
 def duplicates(scenes: list[Scene]) -> dict[str, str]:
-    """Scenes whose output folder is already taken by an earlier scene: {rel: message}."""
-    owners: dict[str, str] = {}
+    """Scenes whose output folder is already taken by an earlier scene: {rel: message}.
+
+    Folders are compared as people (and case-insensitive or normalising file systems) see them: ``Case`` and
+    ``case``, or ``café`` written as NFC and as NFD, are one folder.
+    """
+    owners: dict[str, Scene] = {}
     clashes = {}
     for scene in scenes:
-        key = scene.out_rel.lower()
-        if key in owners:
-            clashes[scene.rel] = f"output folder {scene.out_rel}/ is already used by {owners[key]}; rename one"
-        else:
-            owners[key] = scene.rel
+        plain = plain_output(scene.rel)
+        key = look_alike(plain)
+        owner = owners.get(key)
+        if owner is None:
+            owners[key] = scene
+            continue
+        theirs = plain_output(owner.rel)
+        how = "" if theirs == plain else (f" (the names differ only in letter case or Unicode normalisation: "
+                                          f"{ascii(plain)} vs {ascii(theirs)})")
+        clashes[scene.rel] = f"output folder {plain}/ is already used by {owner.rel}{how}; rename one"
     return clashes
 
 
@@ -106,7 +130,11 @@ def read_metadata(scene_path: Path) -> tuple[dict | None, str | None]:
     """The optional sidecar ``<stem>.metadata.json`` or ``metadata.json`` beside a scene: (data, warning)."""
     stem = scene_stem(scene_path.name) or scene_path.stem
     for candidate in (scene_path.with_name(f"{stem}.metadata.json"), scene_path.with_name("metadata.json")):
-        if not candidate.is_file():
+        try:
+            present = candidate.is_file()
+        except OSError:  # e.g. a name over the file-name limit: such a file cannot exist
+            present = False
+        if not present:
             continue
         if candidate.stat().st_size > METADATA_LIMIT:
             return None, f"{candidate.name} ignored: larger than {METADATA_LIMIT} bytes"
@@ -135,10 +163,18 @@ class SceneContext:
     def staging_root(self) -> Path:
         return self.output_root / STAGING
 
+    def staging_for(self, scene: Scene) -> Path:
+        """A flat staging folder per scene: the output folders of ``a.ply`` and ``a/b.ply`` nest, their staging
+        folders must not (clearing one would delete the other)."""
+        return self.staging_root / sha256_text(scene.out_rel)[:16]
+
 
 def outcome(scene: Scene, status: str, **fields) -> dict:
-    """A scene's line in the job report (JSON-safe)."""
+    """A scene's line in the job report (JSON-safe); ``output_shortened_from`` when a name had to be fitted."""
     base = {"scene": scene.rel, "source": scene.source, "output": scene.out_rel, "status": status, "error": None}
+    plain = plain_output(scene.rel)
+    if plain != scene.out_rel:
+        base["output_shortened_from"] = plain
     base.update(fields)
     return base
 
@@ -163,18 +199,30 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def marker_last(paths: list[Path]) -> list[Path]:
+    """``paths`` in writing order: outputs by name, then the text report, then the JSON report (the marker)."""
+    return sorted(paths, key=lambda p: (REPORT_NAMES.index(p.name) + 1 if p.name in REPORT_NAMES else 0, p.name))
+
+
 def _promote(staging: Path, final: Path, root: Path) -> None:
-    """Replace ``final`` by the complete ``staging`` folder (the old one is removed only after the swap)."""
+    """Move the complete scene from ``staging`` into ``final``, the completion marker last.
+
+    An earlier marker in ``final`` goes first, so a promote cut short leaves a folder without a marker (done
+    again by the next run), never an old marker beside new files. Only files directly in ``final`` are replaced:
+    it may hold other scenes' output folders (``a.ply`` -> ``a/``, ``a/b.ply`` -> ``a/b/``).
+    """
     if not final.resolve().is_relative_to(root.resolve()):
         raise OutputError(f"refusing to write outside the output folder: {final}")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old is not None:
-        _remove(old)
+    final.mkdir(parents=True, exist_ok=True)
+    (final / JSON_NAME).unlink(missing_ok=True)
+    staged = [p for p in staging.iterdir() if p.is_file()]
+    names = {p.name for p in staged}
+    for old in final.iterdir():
+        if old.is_file() and old.name not in names:  # an earlier output of another layout
+            old.unlink()
+    for path in marker_last(staged):
+        os.replace(path, final / path.name)
+    _remove(staging)
 
 
 class SceneRunner:
@@ -188,6 +236,7 @@ class SceneRunner:
         self.s3_factory = s3_factory
         self._s3 = None
         self.current_staging: Path | None = None
+        self.current: Scene | None = None  # the scene being run (the watchdog reports it as interrupted)
         self.log = get_logger()
 
     @property
@@ -200,6 +249,7 @@ class SceneRunner:
         """Compress ``scene``; failures become a ``failed`` outcome; ``Interrupted`` propagates after clean-up."""
         start = time.monotonic()
         self.log.info("scene_start", scene=scene.rel)
+        self.current = scene
         try:
             if clash:
                 raise InputError(clash)
@@ -213,6 +263,8 @@ class SceneRunner:
             else:
                 self.log.error("scene_failed", scene=scene.rel, **record)
             return outcome(scene, "failed", error=record, seconds=round(time.monotonic() - start, 3))
+        finally:
+            self.current = None
         self.log.info("scene_done", **{k: v for k, v in result.items() if k in (
             "scene", "status", "input_bytes", "output_bytes", "ratio", "splats_in", "splats_out", "seconds")})
         return result
@@ -246,7 +298,7 @@ class SceneRunner:
         metadata, warning = read_metadata(scene.path)
         if warning:
             self.log.warning("metadata_ignored", scene=scene.rel, reason=warning)
-        staging = ctx.staging_root / scene.out_rel
+        staging = ctx.staging_for(scene)
         _remove(staging)
         staging.mkdir(parents=True, exist_ok=True)
         self.current_staging = staging
@@ -259,7 +311,7 @@ class SceneRunner:
                 raise Interrupted(f"stopped while compressing {scene.rel}")
             report = build_scene_report(
                 scene=scene.rel,
-                input_info={"name": scene.path.name, "source": scene.source, "bytes": input_bytes,
+                input_info={"name": scene.rel.rsplit("/", 1)[-1], "source": scene.source, "bytes": input_bytes,
                             "sha256": input_sha()},
                 result=result, outputs=_output_files(staging, result), cache_key=ctx.cache_key,
                 job=ctx.job, metadata=metadata)
@@ -267,7 +319,11 @@ class SceneRunner:
                 report["metadata_warning"] = warning
             write_scene_reports(staging, report)
             if target is not None:
-                self.s3.upload_dir(staging, target, last=REPORT_NAMES)
+                # An earlier marker goes first: until the new one is up, the prefix reads as incomplete. (Only
+                # when there is one: in a versioned bucket, deleting a missing key still leaves a delete marker.)
+                if self.s3.head(target.join(JSON_NAME), self.should_stop) is not None:
+                    self.s3.delete(target.join(JSON_NAME), self.should_stop)
+                self.s3.upload_dir(staging, target, last=REPORT_NAMES, should_stop=self.should_stop)
                 _remove(staging)
                 location = str(target)
             else:
@@ -285,10 +341,12 @@ class SceneRunner:
         the input hashed before compressing (a multi-GB hash costs seconds)."""
         try:
             if target is not None:
-                earlier = cache.parse_report(self.s3.read_small(target.join(JSON_NAME)))
+                earlier = cache.parse_report(self.s3.read_small(target.join(JSON_NAME), should_stop=self.should_stop))
             else:
                 report_path = final / JSON_NAME
                 earlier = cache.parse_report(report_path.read_bytes()) if report_path.is_file() else None
+        except Interrupted:
+            raise
         except (OSError, SogsError) as error:  # as in _cached: a failed look-up is a miss
             self.log.warning("cache_lookup_failed", error=str(error))
             return False
@@ -297,9 +355,11 @@ class SceneRunner:
     def _cached(self, final: Path, target: S3Uri | None, input_sha: str) -> dict | None:
         try:
             if target is not None:
-                return cache.find_s3(self.s3, target, input_sha, self.ctx.cache_key)
+                return cache.find_s3(self.s3, target, input_sha, self.ctx.cache_key, self.should_stop)
             if (final / JSON_NAME).is_file():
                 return cache.find_local(final, input_sha, self.ctx.cache_key)
+        except Interrupted:
+            raise
         except SogsError as error:  # a cache look-up failure is a miss, not a scene failure
             self.log.warning("cache_lookup_failed", error=str(error))
         return None

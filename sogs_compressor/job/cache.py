@@ -2,8 +2,9 @@
 
 A scene folder is complete when its ``compression_report.json`` exists (it is written, and uploaded, last).
 It is a cache hit when that report names the same input sha256 and the same cache key (the codec settings
-that change the output bytes, plus the tool version) and every output file it lists is still there with the
-recorded size (and, on local disk, the recorded sha256).
+that change the output bytes, plus the tool version), every output file it lists is still there with the
+recorded size (and, on local disk, the recorded sha256), and the text report is there too: a rerun notices a
+missing piece and compresses again.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sogs_compressor.errors import StorageError
+from sogs_compressor.errors import Interrupted, StorageError
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.report.hashing import sha256_file, sha256_text
-from sogs_compressor.report.scene import JSON_NAME
+from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
 
 # Settings that never change the output bytes.
 NOT_IN_KEY = ("device", "name")
@@ -57,7 +58,7 @@ def may_match(report: dict | None, input_bytes: int, key: str) -> bool:
 def find_local(folder: Path, input_sha256: str, key: str) -> dict | None:
     """The earlier report in ``folder`` when it is a complete, intact output of this input and key."""
     report = parse_report((folder / JSON_NAME).read_bytes()) if (folder / JSON_NAME).is_file() else None
-    if not report_matches(report, input_sha256, key):
+    if not report_matches(report, input_sha256, key) or not (folder / TEXT_NAME).is_file():
         return None
     for item in report["outputs"]:
         path = folder / str(item.get("name", ""))
@@ -68,19 +69,22 @@ def find_local(folder: Path, input_sha256: str, key: str) -> dict | None:
     return report
 
 
-def find_s3(s3, prefix: S3Uri, input_sha256: str, key: str) -> dict | None:
+def find_s3(s3, prefix: S3Uri, input_sha256: str, key: str, should_stop=None) -> dict | None:
     """The same check against an S3 prefix (sizes only: S3 ETags are not sha256)."""
-    report = parse_report(s3.read_small(prefix.join(JSON_NAME)))
+    report = parse_report(s3.read_small(prefix.join(JSON_NAME), should_stop=should_stop))
     if not report_matches(report, input_sha256, key):
         return None
-    for item in report["outputs"]:
-        name = str(item.get("name", ""))
-        if "/" in name or name in ("", ".", ".."):
+    expected = [(str(item.get("name", "")), item.get("bytes")) for item in report["outputs"]]
+    if any("/" in name or name in ("", ".", "..") for name, _ in expected):
+        return None
+    try:
+        if s3.head(prefix.join(TEXT_NAME), should_stop) is None:
             return None
-        try:
-            size = s3.head(prefix.join(name))
-        except StorageError:
-            return None
-        if size != item.get("bytes"):
-            return None
+        for name, size in expected:
+            if s3.head(prefix.join(name), should_stop) != size:
+                return None
+    except Interrupted:
+        raise
+    except StorageError:
+        return None
     return report

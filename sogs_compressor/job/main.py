@@ -12,15 +12,23 @@ import contextlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from sogs_compressor import __version__
-from sogs_compressor.errors import DeviceError, InputNotFoundError, OutputError, SogsError, exit_code_table
+from sogs_compressor.errors import (
+    DeviceError,
+    InputNotFoundError,
+    Interrupted,
+    OutputError,
+    SogsError,
+    StorageError,
+    exit_code_table,
+)
 from sogs_compressor.fetch.uri import is_s3_uri, parse_s3_uri
-from sogs_compressor.job.batch import STAGING, SceneContext, SceneRunner, discover_scenes, duplicates, outcome
+from sogs_compressor.fetch.waiting import call_interruptibly
+from sogs_compressor.job.batch import STAGING, SceneContext, SceneRunner, duplicates, outcome
 from sogs_compressor.job.cache import cache_key
 from sogs_compressor.job.config import JobConfig, early_paths, load_config
 from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_code, write_message
@@ -31,6 +39,7 @@ from sogs_compressor.report.job import build_job_report, report_stem, summarize,
 from sogs_compressor.report.scene import utc_now
 
 DEFAULT_COMPRESS = "sogs_compressor.pipeline:compress_file"
+REPORT_UPLOAD_MARGIN_S = 0.3  # kept back from the exit deadline for logging and the exit itself
 
 DESCRIPTION = """Run one SageMaker Processing step: compress every scene file (.ply, .compressed.ply, .sog)
 found under the inputs into OUTPUT/<relative path without extension>/ (the SOG plus compression_report.json and
@@ -123,6 +132,7 @@ class JobRun:
         self.runner: SceneRunner | None = None
         self.parallel = None
         self.gathered: GatheredInputs | None = None
+        self.s3 = None  # one S3Manager for the run (created before any S3 call, reused by the watchdog)
         self.log_settings: dict = {}
         self.log = get_logger()
 
@@ -153,16 +163,15 @@ class JobRun:
             if parent is not None:
                 parent.mkdir(parents=True, exist_ok=True)
             self.work_dir = Path(tempfile.mkdtemp(prefix="sogs-job-", dir=parent))
+            self.s3 = make_s3()
         self.output_root = self.work_dir / "output" if s3_output else Path(config.output)
         probe_writable(self.output_root)
 
-        self.gathered = gather(config.inputs, self.work_dir or Path(tempfile.gettempdir()), make_s3,
-                               config.host_index, len(config.hosts), config.shard)
-        self.pre_failures = [
-            {"scene": key, "source": key, "output": None, "status": "failed", "error": error_record(
-                InputNotFoundError(reason))} for key, reason in self.gathered.rejected]
-        self.scenes = discover_scenes(self.gathered.roots)
-        self.log.info("scenes_found", count=len(self.scenes), rejected=len(self.pre_failures))
+        self.gathered = gather(config.inputs, self.work_dir or Path(tempfile.gettempdir()), lambda: self.s3,
+                               config.hosts, config.host, config.shard, self.stop)
+        self.pre_failures = self.gathered.failed
+        self.scenes = self.gathered.scenes
+        self.log.info("scenes_found", count=len(self.scenes), failed=len(self.pre_failures))
         self._check_nothing_to_do()
 
         options = config.options
@@ -178,7 +187,7 @@ class JobRun:
 
             ctx.options.device = str(device)
             self.runner = SceneRunner(ctx, load_callable(self.compress_ref), self.stop,
-                                      make_s3 if s3_output else None)
+                                      (lambda: self.s3) if s3_output else None)
             run_in_process(self.scenes, self.runner, clashes, config.fail_fast, self.results)
         else:
             from sogs_compressor.job.workers import ParallelRun
@@ -212,9 +221,15 @@ class JobRun:
 
     # ---- the end ---------------------------------------------------------------------------------------
     def outcomes(self) -> list[dict]:
-        """Every scene's outcome in input order; scenes never reached are ``not_started``."""
+        """Every scene's outcome in input order; one being compressed when the watchdog ended the run is
+        ``interrupted``, scenes never reached are ``not_started``."""
         done = {r["scene"]: r for r in self.results}
-        ordered = [done.get(s.rel) or outcome(s, "not_started") for s in self.scenes]
+        current = self.runner.current if self.runner is not None else None
+        in_progress = {current.rel} if current is not None else set()
+        if self.parallel is not None:
+            in_progress |= self.parallel.in_progress()
+        ordered = [done.get(s.rel) or outcome(s, "interrupted" if s.rel in in_progress else "not_started")
+                   for s in self.scenes]
         return self.pre_failures + ordered
 
     def conclude(self, error: BaseException | None) -> tuple[int, str]:
@@ -242,8 +257,12 @@ class JobRun:
                    f"{totals['reused']} reused), {totals['input_bytes']} -> {totals['output_bytes']} bytes "
                    f"({totals['ratio']:.2f}x)")
 
-    def finish(self, error: BaseException | None, upload: bool = True) -> int:
-        """Write the job report (and upload it for an S3 output), then the message; return the exit code."""
+    def finish(self, error: BaseException | None) -> int:
+        """Write the job report and the message, upload the report for an S3 output; return the exit code.
+
+        After a stop signal every step is bounded by the stop flag's exit deadline: the message and the local
+        report are written first (they take milliseconds), the upload gets what time is left.
+        """
         code, message = self.conclude(error)
         config = self.config
         hosts = config.hosts if config else [self.host]
@@ -255,37 +274,69 @@ class JobRun:
             job=config.job_name if config else self.env.get("SOGS_JOB_NAME", "local"), host=self.host,
             hosts=hosts, started_at=self.started_at, duration_s=time.monotonic() - self.started,
             tool_version=__version__, config=config.public() if config else {}, scenes=self.outcomes(),
-            exit_code=code, message=message)
+            exit_code=code, message=message, sharding=self.gathered.sharding if self.gathered else None)
+        paths: list[Path] = []
         if self.output_root is not None:
             try:
                 paths = write_job_report(self.output_root, report)
                 shutil.rmtree(self.output_root / STAGING, ignore_errors=True)
-                if upload and config and is_s3_uri(config.output):
-                    s3, prefix = make_s3(), parse_s3_uri(config.output).as_prefix()
-                    for path in paths:
-                        s3.upload_file(path, prefix.join(path.name))
-            except (OSError, SogsError) as write_error:
+            except OSError as write_error:
                 self.log.error("job_report_failed", error=str(write_error))
                 if code == 0:
-                    code, message = error_record(write_error)["exit_code"], str(write_error)
+                    code, message = 40, f"job report could not be written: {write_error}"
         write_message(self.message_path, self.host, message, len(hosts))
+        if paths and config and is_s3_uri(config.output) and self.s3 is not None:
+            try:
+                self._upload_report(paths, parse_s3_uri(config.output).as_prefix())
+            except SogsError as upload_error:
+                self.log.error("job_report_upload_failed", error=str(upload_error))
+                if code == 0:
+                    code, message = error_record(upload_error)["exit_code"], str(upload_error)
+                    write_message(self.message_path, self.host, message, len(hosts))
         log = self.log.info if code == 0 else self.log.error
         log("job_done", exit_code=code, message=message, report=report_stem(self.host), **report["totals"])
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self.s3 is not None and not self.stop.is_set:
+            self.s3.close()
         return code
+
+    def _upload_report(self, paths: list[Path], prefix) -> None:
+        """Upload the job report (text, then JSON); after a stop signal, only until the exit deadline."""
+
+        def upload() -> None:
+            for path in paths:
+                self.s3.upload_file(path, prefix.join(path.name))
+
+        if not self.stop.is_set:
+            upload()
+            return
+        limit = time.monotonic() + self.stop.remaining() - REPORT_UPLOAD_MARGIN_S
+        try:
+            call_interruptibly(upload, lambda: time.monotonic() >= limit, "uploading the job report")
+        except Interrupted:
+            raise StorageError(f"the job report did not reach {prefix} before the exit deadline") from None
 
 
 def run_job(args: argparse.Namespace, compress_ref: str = DEFAULT_COMPRESS) -> int:
-    """Run the job for parsed ``args``; returns the exit code (never raises, except on a second Ctrl-C)."""
+    """Run the job for parsed ``args``; returns the exit code (never raises, except on a second Ctrl-C).
+
+    After a stop signal the process ends right after the reports and the message are written (``os._exit``
+    once logs are flushed): interpreter and library teardown (threads blocked on the network, torch) could
+    otherwise take many seconds, and SageMaker's stop does not wait.
+    """
     stop = StopFlag()
+    installed = False
     with contextlib.suppress(ValueError):  # not the main thread (embedded use): signals stay with the caller
         stop.install()
+        installed = True
     run = JobRun(args, stop, compress_ref)
-    stop.on_timeout(lambda: run.finish(None, upload=False))
+    stop.on_timeout(lambda: run.finish(None))
     error: BaseException | None = None
     try:
         run.execute()
+    except Interrupted:
+        pass
     except SogsError as caught:
         error = caught
         run.log.error("job_failed", kind=caught.kind, exit_code=caught.exit_code, error=str(caught))
@@ -294,10 +345,12 @@ def run_job(args: argparse.Namespace, compress_ref: str = DEFAULT_COMPRESS) -> i
     except Exception as caught:  # a bug: full traceback in the log (without locals), one line in the message
         error = caught
         run.log.exception("internal_error")
-    codes: list[int] = []
-    if not stop.finalize_once(lambda: codes.append(run.finish(error))):
-        threading.Event().wait(10.0)  # the watchdog is writing the reports and will end the process
-    return codes[0] if codes else 130
+    if not stop.finalize_once(lambda: run.finish(error)):
+        stop.wait_for_exit()  # the watchdog is writing the reports and will end the process
+    code = stop.exit_code if stop.exit_code is not None else 130
+    if installed and stop.is_set:
+        stop.exit_now(code)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

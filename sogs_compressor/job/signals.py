@@ -1,30 +1,52 @@
-"""SIGTERM/SIGINT handling: set a flag the codec polls between stages, and guarantee an exit within seconds.
+"""SIGTERM/SIGINT handling: set a flag the job polls, and guarantee the process is gone within seconds.
 
 Python running as PID 1 (a container entrypoint) ignores SIGTERM unless it has a handler. The handler only sets
-a flag; the batch abandons the current scene at the next stage boundary. A stage can run longer than the
-grace period, so a watchdog thread then runs the registered finalizer (reports, message, clean-up) itself and
-ends the process with exit code 130.
+a flag; the batch abandons the current scene at the next stage boundary, and network waits notice it within a
+tenth of a second (``fetch/waiting.py``). A codec stage can run longer than the grace period, so a watchdog
+thread then runs the registered finalizer (reports, message, clean-up) itself. Either way the process ends with
+``os._exit`` once logs are flushed, by ``EXIT_DEADLINE_S`` after the signal at the latest: interpreter teardown
+(joining threads blocked on sockets, unloading torch) is never waited for.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 
-DEFAULT_GRACE_S = 3.5
+DEFAULT_GRACE_S = 3.0  # the main path's time to finish by itself before the watchdog finalizes
+EXIT_DEADLINE_S = 4.0  # after the signal, the process has exited by then whatever it was doing (target: 5 s)
+INTERRUPTED = 130
+
+
+def flush_output() -> None:
+    """Flush the log handlers and stdio: ``os._exit`` skips the interpreter's own flushing."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 class StopFlag:
     """Set by SIGTERM/SIGINT (or by hand); callable as ``should_stop``."""
 
-    def __init__(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+    def __init__(self, grace_s: float = DEFAULT_GRACE_S, deadline_s: float = EXIT_DEADLINE_S) -> None:
         self._event = threading.Event()
         self.signal_name: str | None = None
         self.grace_s = grace_s
-        self._finalizer: Callable[[], None] | None = None
+        self.deadline_s = max(deadline_s, grace_s)
+        self.set_at: float | None = None
+        self._finalizer: Callable[[], int | None] | None = None
+        self.exit_code: int | None = None  # what the finalizer returned
         self._final_lock = threading.Lock()
+        self._finalized = threading.Event()
         self._watchdog: threading.Timer | None = None
 
     def __call__(self) -> bool:
@@ -38,11 +60,18 @@ class StopFlag:
         if self._event.is_set():
             return
         self.signal_name = signal_name
+        self.set_at = time.monotonic()
         self._event.set()
         if self._finalizer is not None and self.grace_s > 0:
             self._watchdog = threading.Timer(self.grace_s, self._force_exit)
             self._watchdog.daemon = True
             self._watchdog.start()
+
+    def remaining(self) -> float:
+        """Seconds left before the exit deadline (infinite while no stop was asked for)."""
+        if self.set_at is None:
+            return float("inf")
+        return max(0.0, self.set_at + self.deadline_s - time.monotonic())
 
     def install(self) -> StopFlag:
         """Handle SIGTERM and SIGINT in this (main) thread."""
@@ -53,16 +82,29 @@ class StopFlag:
     def _handle(self, signum, _frame) -> None:
         self.set(signal.Signals(signum).name)
 
-    def on_timeout(self, finalizer: Callable[[], None]) -> None:
-        """What the watchdog runs before ``os._exit(130)`` if the job has not finished by itself."""
+    def on_timeout(self, finalizer: Callable[[], int | None]) -> None:
+        """What the watchdog runs before ending the process if the job has not finished by itself."""
         self._finalizer = finalizer
 
-    def finalize_once(self, finalizer: Callable[[], None]) -> bool:
-        """Run ``finalizer`` unless the watchdog (or an earlier call) already did; True when it ran here."""
+    def finalize_once(self, finalizer: Callable[[], int | None]) -> bool:
+        """Run ``finalizer`` (its result becomes ``exit_code``) unless the watchdog or an earlier call already
+        did; True when it ran here."""
         if not self._final_lock.acquire(blocking=False):
             return False
-        finalizer()
+        try:
+            self.exit_code = finalizer()
+        finally:
+            self._finalized.set()
         return True
+
+    def wait_for_exit(self) -> None:
+        """Called when the watchdog holds the finalizer: it ends the process; wait for that (bounded)."""
+        self._finalized.wait(self.remaining() + 1.0)
+
+    def exit_now(self, code: int) -> None:
+        """End the process with ``code`` right away, logs flushed, without interpreter teardown."""
+        flush_output()
+        os._exit(code)
 
     def _force_exit(self) -> None:
         if self._final_lock.acquire(blocking=False):
@@ -70,7 +112,7 @@ class StopFlag:
                 if self._finalizer is not None:
                     self._finalizer()
             finally:
-                os._exit(130)
-        # The main thread is finalizing: give it a moment, then exit regardless.
-        threading.Event().wait(1.0)
-        os._exit(130)
+                self.exit_now(INTERRUPTED)
+        # The main thread is finalizing (it exits by itself when done): wait for it until the deadline only.
+        self._finalized.wait(self.remaining())
+        self.exit_now(self.exit_code if self.exit_code is not None else INTERRUPTED)

@@ -92,10 +92,13 @@ class ParallelRun:
         self.stop_event = self.mp.Event()
         self.cancel_event = self.mp.Event()
         self.processes: list = []
+        self.scenes: list[Scene] = []
+        self.running: dict[int, int] = {}  # scene index -> worker, while a worker compresses it
 
     def run(self, scenes: list[Scene], clashes: dict[str, str], fail_fast: bool, should_stop: Callable[[], bool],
             results: list[dict]) -> None:
         """Compress ``scenes`` on the workers, appending each outcome to ``results`` as it arrives."""
+        self.scenes = scenes
         for index, scene in enumerate(scenes):
             self.tasks.put((index, scene, clashes.get(scene.rel)))
         for _ in self.devices:
@@ -109,7 +112,7 @@ class ParallelRun:
             process.start()
             self.processes.append(process)
         pending = set(range(len(scenes)))
-        running: dict[int, int] = {}
+        running = self.running
         while pending:
             if should_stop():
                 self.stop_event.set()
@@ -143,6 +146,10 @@ class ParallelRun:
             for index in sorted(pending):
                 results.append(outcome(scenes[index], "not_started"))
             pending.clear()
+
+    def in_progress(self) -> set[str]:
+        """The scenes a worker is compressing now (``rel``)."""
+        return {self.scenes[i].rel for i in list(self.running)}
 
     def join(self, timeout: float = 5.0) -> None:
         for process in self.processes:

@@ -49,7 +49,10 @@ def failures_of(scenes: list[dict]) -> list[dict]:
 
 
 def build_job_report(*, job: str, host: str, hosts: list[str], started_at: str, duration_s: float,
-                     tool_version: str, config: dict, scenes: list[dict], exit_code: int, message: str) -> dict:
+                     tool_version: str, config: dict, scenes: list[dict], exit_code: int, message: str,
+                     sharding: dict | None = None) -> dict:
+    """The report's content; ``sharding`` (several hosts listing S3 themselves) says which keys this host took
+    and by which rule, so the hosts' reports together show the whole assignment."""
     return {
         "schema": SCHEMA,
         "job": job,
@@ -64,6 +67,7 @@ def build_job_report(*, job: str, host: str, hosts: list[str], started_at: str, 
         "totals": summarize(scenes),
         "failures": failures_of(scenes),
         "config": config,
+        "sharding": sharding,
         "scenes": scenes,
     }
 
@@ -80,6 +84,11 @@ def job_report_text(report: dict) -> str:
         f"splats       {t['splats_in']} in, {t['splats_out']} out, dropped: {dropped}",
         f"time         {report['duration_s']:.1f} s  ({report['started_at']} .. {report['finished_at']})",
     ]
+    sharding = report.get("sharding")
+    if sharding:
+        share = ", ".join(f"{h} {n}" for h, n in sharding["per_host"].items())
+        lines.append(f"sharding     {len(sharding['keys'])} of {sharding['listed']} listed scene key(s) here "
+                     f"(per host: {share}); rule: {sharding['rule']}")
     if report["failures"]:
         lines.append("failures:")
         lines += [f"  {f['scene']}: [{f['kind']}, exit {f['exit_code']}] {f['message']}" for f in report["failures"]]
@@ -88,6 +97,8 @@ def job_report_text(report: dict) -> str:
         for s in report["scenes"]:
             size = f"{human_bytes(s.get('input_bytes'))} -> {human_bytes(s.get('output_bytes'))}"
             lines.append(f"  {s['status']:<11} {s['scene']}  {size if s['status'] in DONE_STATUSES else ''}".rstrip())
+            if s.get("output_shortened_from"):
+                lines.append(f"              output folder {s['output']}/ (name shortened to fit the file system)")
     lines.append(f"tool         sogs-compressor {report['tool_version']}")
     return "\n".join(lines) + "\n"
 
