@@ -76,6 +76,10 @@ def main() -> None:
     parser.add_argument("--scene-kind", choices=("clusters", "generate"), default="clusters",
                         help="generated scene: density-sized clusters, or sample.generate_scene (larger splats)")
     parser.add_argument("--compositor", nargs="+", default=["auto"], choices=("auto", "torch", "triton"))
+    parser.add_argument("--tile-scene", type=int, default=None, metavar="N",
+                        help="with --scene: tile it to N splats (sample.tile_scene, SH 2)")
+    parser.add_argument("--segments", nargs="+", type=int, default=[0], metavar="L",
+                        help="longest run the PyTorch compositor blends as one unit (0: the device's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,12 +90,21 @@ def main() -> None:
         from sogs_compressor.read import read_scene
 
         splats = read_scene(args.scene).splats
+        if args.tile_scene:
+            from sogs_compressor.sample import tile_scene
+
+            splats = tile_scene(splats, args.tile_scene, seed=1, sh_degree=2)
     else:
         from sogs_compressor.sample import generate_scene
 
         splats = clustered_scene(n) if args.scene_kind == "clusters" else generate_scene(n, sh_degree=3, seed=0)
-    for compositor in args.compositor:
+    from sogs_compressor.render import rasterize
+
+    default_length = rasterize.segment_length
+    for compositor, segment in [(c, g) for c in args.compositor for g in args.segments]:
+        rasterize.segment_length = (lambda device, g=segment: g) if segment else default_length
         result = bench(splats, device, views, size, args.repeat, compositor)
+        result["segment"] = segment or "default"
         result["scene"] = args.scene or f"generated ({args.scene_kind}), SH 3, seed 0"
         if (splats.count, views, size) == TARGETS[device.type][:3]:
             result["target_seconds"] = target
