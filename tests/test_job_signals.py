@@ -18,17 +18,7 @@ from s3server import ENTRYPOINT, REPO, job_env, opt_ml_tree, ply_bytes, s3_endpo
 
 
 def start_job(root: Path, extra: list[str] | None = None) -> tuple[subprocess.Popen, queue.Queue]:
-    process = subprocess.Popen([sys.executable, str(ENTRYPOINT), *(extra or [])], env=job_env(root),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    lines: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for line in process.stdout:
-            lines.put(json.loads(line))
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return process, lines
+    return start([sys.executable, str(ENTRYPOINT), *(extra or [])], job_env(root))
 
 
 def wait_for(lines: queue.Queue, predicate, timeout: float = 60.0) -> dict:
