@@ -9,6 +9,7 @@ writes the one line itself and ends the process. A second signal ends it at once
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -64,14 +65,22 @@ def force_exit() -> None:
     hard_exit(EXIT_CODE)
 
 
-def hard_exit(code: int) -> None:
-    """Flush stdout and stderr and end the process now, without interpreter or library teardown.
-
-    Background threads (the CUDA and Triton warm-up, a reader, encoder pools) may still be inside native code;
-    tearing the interpreter down around them aborts the process ("terminate called without an active
-    exception", exit 134) instead of exiting with the code we mean.
-    """
+def flush_output() -> None:
+    """Flush the log handlers and stdio: ``os._exit`` skips the interpreter's own flushing."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe has nothing more to say
             stream.flush()
+
+
+def hard_exit(code: int) -> None:
+    """Flush the logs and stdio and end the process now, without interpreter or library teardown.
+
+    Background threads (the CUDA and Triton warm-up, a reader, encoder pools, a socket wait) may still be inside
+    native code; tearing the interpreter down around them aborts the process ("terminate called without an
+    active exception", exit 134) or waits on them, instead of exiting with the code we mean.
+    """
+    flush_output()
     os._exit(code)

@@ -117,9 +117,9 @@ def compress_splats(
         checkpoint()
         settings = presets.encoder_settings(options, ordered.count)
         found, target_report, target_views = None, None, None
+        reference = ordered if original is splats else original  # renders ignore the splat order
         if options.target_psnr is not None:
             t = time.perf_counter()
-            reference = ordered if original is splats else original
             found = search_target(ordered, reference, settings, explicit, options, effort, device, cameras_near,
                                   checkpoint, progress, timings)
             timings["target_search"] = time.perf_counter() - t
@@ -139,7 +139,6 @@ def compress_splats(
             (encoded, webps, webp_wait, result.textures), target_report, target_views = found
     timings.update(encoded.timings)
     result.palette_size = encoded.palette_size
-    reference = ordered if original is splats else original  # renders ignore the splat order
 
     with inflight.scene_outputs() as outputs:  # nothing of this scene survives a failure or a signal from here on
         try:
@@ -267,12 +266,12 @@ def encode_and_pack(
 
 def search_target(
     ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
-    effort: Effort, device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None], progress: ProgressCallback,
-    timings: dict,
-) -> tuple[tuple[EncodedSog, dict[str, bytes], float], dict, tuple] | None:
-    """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait), the report's ``target`` section
-    (``target.py``) and (cameras, their source, the original's renders) for the final quality check; None when
-    the original shows nothing from the quality check's cameras.
+    effort: Effort, device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None],
+    progress: ProgressCallback, timings: dict,
+) -> tuple[tuple[EncodedSog, dict[str, bytes], float, dict], dict, tuple] | None:
+    """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait, texture stats), the report's
+    ``target`` section (``target.py``) and (cameras, their source, the original's renders) for the final quality
+    check; None when the original shows nothing from the quality check's cameras.
     Adds the search's seconds per kind of work to ``timings`` (``target_encode``, ``target_decode``,
     ``target_render``)."""
     from sogs_compressor.read.sog import read_sog
@@ -327,8 +326,9 @@ def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) ->
     return default_cameras(original, mode), "orbit"
 
 
-def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str, device: torch.device, output_dir: Path,
-                    name: str, cameras_near: Path | None, views: tuple | None = None) -> dict:
+def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str,
+                    device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
+                    views: tuple | None = None) -> dict:
     """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
 
     Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise;

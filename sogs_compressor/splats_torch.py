@@ -48,7 +48,7 @@ class SplatTensors:
         rows = rows or slice(None)
 
         def upload(values: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(values[rows], np.float32)).to(device, non_blocking=False)
+            return torch.from_numpy(np.ascontiguousarray(values[rows], np.float32)).to(device)
 
         return cls(**{name: upload(getattr(splats, name)) for name in COLUMNS}, model=splats.model)
 

@@ -10,28 +10,16 @@ thread then runs the registered finalizer (reports, message, clean-up) itself. E
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 
+from sogs_compressor.interrupt import hard_exit
+
 DEFAULT_GRACE_S = 3.0  # the main path's time to finish by itself before the watchdog finalizes
 EXIT_DEADLINE_S = 4.0  # after the signal, the process has exited by then whatever it was doing (target: 5 s)
 INTERRUPTED = 130
-
-
-def flush_output() -> None:
-    """Flush the log handlers and stdio: ``os._exit`` skips the interpreter's own flushing."""
-    for handler in logging.getLogger().handlers:
-        with contextlib.suppress(Exception):
-            handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
 
 
 class StopFlag:
@@ -103,8 +91,7 @@ class StopFlag:
 
     def exit_now(self, code: int) -> None:
         """End the process with ``code`` right away, logs flushed, without interpreter teardown."""
-        flush_output()
-        os._exit(code)
+        hard_exit(code)
 
     def _force_exit(self) -> None:
         if self._final_lock.acquire(blocking=False):

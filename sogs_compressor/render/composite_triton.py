@@ -24,8 +24,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     tl = None
 
 from sogs_compressor.quantize.assign_triton import interpreting, triton_available
-from sogs_compressor.render import segments as segments_module
-from sogs_compressor.render.segments import cut_runs
+from sogs_compressor.render import segments
 
 TILE = 16
 TABLE_WIDTH = 9  # [u, v, conic a, b, c, log opacity, r, g, b] (rasterize._splat_table)
@@ -42,6 +41,8 @@ SPLATS_PER_STEP = 16
 """Splats a program blends per step: their 16 x 256 pixel terms are evaluated at once and chained by a cumulative
 product, so the loads, the loop overhead and the all-pixels-stopped test are paid once per 16 splats."""
 NUM_WARPS = 8
+
+
 if triton is not None:
 
     @triton.jit
@@ -144,23 +145,22 @@ def composite_tiles_triton(
     Runs longer than ``segment`` (default ``segments.SEGMENT``) are blended in segments side by side."""
     if triton is None:
         raise RuntimeError("Triton is not installed")
-    segment = segment or segments_module.SEGMENT
+    segment = segment or segments.SEGMENT
     device = table.device
     if tiles.numel() == 0:
         return torch.empty(0, TILE * TILE, 4, dtype=torch.float32, device=device)
-    cut = cut_runs(tiles, starts, counts, segment)
+    cut = segments.cut_runs(tiles, starts, counts, segment)
     table, splat_of_pair = table.contiguous(), splat_of_pair.contiguous()
     settings = {"TILE_PX": TILE, "WIDTH": TABLE_WIDTH, "STEP": SPLATS_PER_STEP, "num_warps": NUM_WARPS}
-    segments = cut.count
-    transmit = torch.ones(segments, TILE * TILE, dtype=torch.float32, device=device)
+    transmit = torch.ones(cut.count, TILE * TILE, dtype=torch.float32, device=device)
     if cut.followed.numel():  # their own transmittance first
         _transmittance_kernel[(cut.followed.shape[0],)](table, splat_of_pair, cut.followed, cut.tiles, cut.starts,
                                                         cut.counts, transmit, grid_x, alpha_cap, alpha_min, t_min,
                                                         **settings)
-    out = torch.empty(segments, TILE * TILE, 4, dtype=torch.float32, device=device)
-    _composite_kernel[(segments,)](table, splat_of_pair, cut.tiles, cut.starts, cut.counts, cut.front, cut.index,
+    out = torch.empty(cut.count, TILE * TILE, 4, dtype=torch.float32, device=device)
+    _composite_kernel[(cut.count,)](table, splat_of_pair, cut.tiles, cut.starts, cut.counts, cut.front, cut.index,
                                    transmit, out, grid_x, alpha_cap, alpha_min, t_min, **settings)
-    if segments == tiles.shape[0]:
+    if cut.count == tiles.shape[0]:
         return out
     return torch.zeros(tiles.shape[0], TILE * TILE, 4, dtype=torch.float32, device=device).index_add_(0, cut.owner,
                                                                                                        out)

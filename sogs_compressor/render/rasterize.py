@@ -33,7 +33,7 @@ from sogs_compressor.render.composite_triton import composite_available, composi
 from sogs_compressor.render.errors import NothingVisibleError
 from sogs_compressor.render.segments import cut_runs, starting_transmittance
 from sogs_compressor.render.sh import sh_to_color
-from sogs_compressor.splats import SplatSet
+from sogs_compressor.splats import COLUMNS, SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 
 NEAR_PLANE = 0.2
@@ -137,13 +137,12 @@ def prepare(splats: SplatSet | SplatTensors, device: torch.device | str = "cpu")
     if isinstance(splats, SplatTensors):
         keep = renderable_mask_torch(splats)
         subset = splats if bool(keep.all()) else splats.select(keep)
-        columns = {name: getattr(subset, name).to(device, torch.float32) for name in
-                   ("positions", "log_scales", "rotations", "opacity_logits", "f_dc", "f_rest")}
+        columns = {name: getattr(subset, name).to(device, torch.float32) for name in COLUMNS}
     else:
         keep = renderable_mask(splats)
         subset = splats.take(np.flatnonzero(keep)) if not keep.all() else splats
         columns = {name: torch.from_numpy(np.ascontiguousarray(getattr(subset, name), dtype=np.float32)).to(device)
-                   for name in ("positions", "log_scales", "rotations", "opacity_logits", "f_dc", "f_rest")}
+                   for name in COLUMNS}
     return GaussianTensors(
         means=columns["positions"],
         cov3d=covariances(columns["log_scales"], columns["rotations"]),

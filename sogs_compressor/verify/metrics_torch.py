@@ -89,10 +89,10 @@ def percentiles(values: torch.Tensor, percents: tuple[float, ...]) -> list[float
         if fraction == 0.0:
             out.append(float(a))
             continue
-        difference = kth(min(low + 2, n)) - a
+        b = kth(min(low + 2, n))
+        difference = b - a
         # numpy's _lerp: from the nearer end, so the result stays within [a, b]
-        out.append(float(kth(min(low + 2, n)) - difference * (1.0 - fraction)) if fraction >= 0.5
-                   else float(a + difference * fraction))
+        out.append(float(b - difference * (1.0 - fraction)) if fraction >= 0.5 else float(a + difference * fraction))
     return out
 
 
