@@ -53,12 +53,30 @@ def render_phases(g, camera, timed) -> dict:
     return phases
 
 
+def print_profile(fn, top: int) -> None:
+    """The calling thread's top functions (cumulative and own time) over one call of ``fn``."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    fn()
+    profiler.disable()
+    for key in ("cumulative", "tottime"):
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats(key).print_stats(top)
+        print(text.getvalue(), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", nargs="+", required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N",
+                        help="also profile one more warm compress with cProfile and print its top N functions")
     args = parser.parse_args()
 
     import torch
@@ -94,6 +112,10 @@ def main() -> int:
         result, wall = timed(compress_file, ply, out, options)
         row = {"wall": wall, "stages": result.timings, "bytes": result.output_bytes,
                "textures": {f.path.rsplit("/", 1)[-1]: f.bytes for f in result.output_files}}
+        if args.cprofile:
+            print(f"== {name}: warm compress {wall:.3f} s; stages " +
+                  " ".join(f"{k}={v:.3f}" for k, v in result.timings.items()), flush=True)
+            print_profile(lambda ply=ply, out=out, options=options: compress_file(ply, out, options), args.cprofile)
         bundle = next(f.path for f in result.output_files if f.role == "bundle")
         (get, _, close), t_open = timed(open_sog, bundle)
         meta = read_meta(get)

@@ -27,16 +27,21 @@ INTERPRETER_SCRIPT = textwrap.dedent(
     from sogs_compressor.render.rasterize import prepare, render
     from sogs_compressor.sample import generate_scene
     out = {}
+    torch_tile = rasterize.torch_tile
     for n, degree, size, segment in ((300, 1, 40, 4096), (1500, 3, 32, 4096), (1500, 2, 32, 37)):
         segments.SEGMENT = segment  # 37: long tiles cut into segments blended side by side (both compositors)
         rasterize.segment_length = lambda device, segment=segment: segment
         scene = generate_scene(n, sh_degree=degree, seed=n)
         g = prepare(scene, torch.device("cpu"))
         for i, cam in enumerate(default_cameras(scene, "fast", size=size)[:2]):
-            a = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")
+            a = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")  # its own (finer) tiles on a CPU
             b = render(g, cam, (0.1, 0.2, 0.3), compositor="triton")
-            out[f"{n}-{segment}-{i}"] = [float((a.image - b.image).abs().max()),
-                                         float((a.alpha - b.alpha).abs().max()), a.pairs == b.pairs]
+            rasterize.torch_tile = lambda device: rasterize.TILE
+            c = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")  # the kernel's 16-pixel tiles
+            rasterize.torch_tile = torch_tile
+            out[f"{n}-{segment}-{i}"] = [max(float((x.image - b.image).abs().max()) for x in (a, c)),
+                                         max(float((x.alpha - b.alpha).abs().max()) for x in (a, c)),
+                                         c.pairs == b.pairs]
     print(json.dumps(out))
     """
 )

@@ -301,3 +301,64 @@ def test_cutting_long_tiles_into_segments_keeps_the_picture(monkeypatch) -> None
         assert whole.pairs == cut.pairs and whole.pairs > 20 * 4 * 7
         assert float((whole.image - cut.image).abs().max()) < 1e-5
         assert float((whole.alpha - cut.alpha).abs().max()) < 1e-5
+
+
+def wide_range_scene(n: int, seed: int) -> SplatSet:
+    """Sub-pixel, pixel-sized and tile-covering splats, faint to opaque (what decides which fine tiles a splat
+    needs: its size and its opacity)."""
+    rng = np.random.default_rng(seed)
+    s = random_scene(n, 1, seed)
+    s.log_scales[:] = rng.uniform(-7.0, -0.5, (n, 1)) + rng.normal(0, 0.5, (n, 3))
+    s.opacity_logits[:] = rng.uniform(-6.0, 6.0, n)
+    return s
+
+
+@pytest.mark.parametrize("tile", [8, 4, 2])
+def test_fine_tiles_give_the_picture_of_16_pixel_tiles(monkeypatch, tile: int) -> None:
+    """The PyTorch compositor's finer tiles only drop tile pixels a splat adds nothing to (fine_box)."""
+    from sogs_compressor.render import rasterize
+
+    scene = wide_range_scene(2000, 5)
+    g = prepare(scene)
+    for cam in (look_at([0.4, -0.6, -2.5], [0, 0, 0], [0, -1, 0], 61, 47, 55),
+                look_at([0.0, 0.0, 0.3], [0, 0, 2], [0, -1, 0], 64, 48, 40)):  # from among the splats
+        monkeypatch.setattr(rasterize, "torch_tile", lambda device: 16)
+        coarse = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")
+        monkeypatch.setattr(rasterize, "torch_tile", lambda device, tile=tile: tile)
+        fine = render(g, cam, (0.1, 0.2, 0.3), compositor="torch")
+        monkeypatch.undo()
+        assert coarse.visible == fine.visible > 100
+        assert fine.pairs != coarse.pairs  # the tiling really changed
+        assert float((coarse.image - fine.image).abs().max()) < 2e-6
+        assert float((coarse.alpha - fine.alpha).abs().max()) < 2e-6
+
+
+def test_fine_box_stays_inside_the_16_pixel_box_and_covers_the_visible_ellipse() -> None:
+    """A splat's fine tiles lie inside its 16-pixel tiles, and every pixel where its alpha reaches 1/255 (the
+    slow per-pixel check) lies in one of them."""
+    from sogs_compressor.render.rasterize import ALPHA_MIN, TILE, project
+
+    scene = wide_range_scene(400, 8)
+    cam = look_at([0.3, -0.2, -2.0], [0, 0, 0], [0, -1, 0], 64, 64, 60)
+    g = prepare(scene)
+    coarse, fine = project(g, cam), project(g, cam, tile=4)
+    assert torch.equal(coarse.depth, fine.depth)  # the same splats are visible, in the same order
+    ys, xs = np.mgrid[0:64, 0:64] + 0.5
+    checked = 0
+    for j in range(fine.depth.shape[0]):
+        i = j
+        x0, y0, x1, y1 = fine.box[j].tolist()
+        cx0, cy0, cx1, cy1 = (coarse.box[i] * (TILE // 4)).tolist()
+        assert x0 <= x1 and y0 <= y1
+        assert x0 == x1 or y0 == y1 or (cx0 <= x0 < x1 <= cx1 and cy0 <= y0 < y1 <= cy1)
+        u, v = fine.mean2d[j].tolist()
+        a, b, c = fine.conic[j].tolist()
+        dx, dy = xs - u, ys - v
+        alpha = float(fine.opacity[j]) * np.exp(-0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy)
+        inside16 = ((xs // TILE >= coarse.box[i, 0].item()) & (xs // TILE < coarse.box[i, 2].item())
+                    & (ys // TILE >= coarse.box[i, 1].item()) & (ys // TILE < coarse.box[i, 3].item()))
+        seen = (alpha >= ALPHA_MIN) & inside16
+        in_fine = (xs // 4 >= x0) & (xs // 4 < x1) & (ys // 4 >= y0) & (ys // 4 < y1)
+        assert not np.any(seen & ~in_fine)
+        checked += int(seen.any())
+    assert checked > 50

@@ -11,6 +11,9 @@ from PIL import Image, ImageDraw, ImageFont
 from sogs_compressor.errors import OutputError
 
 MAX_PREVIEW_BYTES = 1_000_000
+PNG_LEVEL = 6
+"""zlib level of the preview PNG: Pillow's ``optimize`` (level 9 and more filter trials) wrote ~1% fewer bytes
+in four times the time, on the critical path of every compress (bench/RESULTS.md)."""
 DIFF_GAIN = 8
 MAX_CELL = 320
 HEADER = 18
@@ -63,7 +66,7 @@ def write_preview(
     cell = MAX_CELL
     while True:
         buffer = io.BytesIO()
-        compose_grid(rows, cell).save(buffer, format="PNG", optimize=True)
+        compose_grid(rows, cell).save(buffer, format="PNG", compress_level=PNG_LEVEL)
         data = buffer.getvalue()
         if len(data) <= max_bytes or cell <= 32:
             break

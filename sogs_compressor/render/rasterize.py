@@ -7,7 +7,8 @@ Same logic on CPU and CUDA, float32, deterministic. Steps (as in the 3DGS refere
 2. project each 3D covariance to 2D through the perspective Jacobian (view-frustum-clamped as in 3DGS),
    add the 0.3 px low-pass, invert to a conic, radius = ceil(3 sigma of the major axis);
 3. colour from SH along the view direction (+0.5, clamped at 0);
-4. assign splats to the 16x16 tiles their radius box touches; sort (tile, depth) pairs with one int64 key;
+4. assign splats to the 16x16 tiles their radius box touches; sort (tile, depth) pairs with one int64 key (the
+   PyTorch compositor works on finer tiles, ``torch_tile``, with the same picture: see ``fine_box``);
 5. composite each tile front to back, vectorized over the pixels of a chunk of tiles and a block of depth
    layers: alpha = min(0.99, opacity * exp(power)), alphas under 1/255 skipped, a splat that would bring the
    transmittance under 1e-4 stops the pixel (and is not blended), background added with the final T. A tile's
@@ -43,6 +44,12 @@ ALPHA_MIN = 1.0 / 255.0
 T_MIN = 1e-4
 TILE = 16
 FRUSTUM_SLACK = 1.3  # the Jacobian is evaluated at most 30 % outside the field of view (3DGS)
+FINE_TILE = 4
+MAX_LAYERS = 64
+"""Depth layers of a tile the PyTorch compositor blends per step (at most)."""
+"""Tile side of the PyTorch compositor on a CPU (``torch_tile``)."""
+FINE_MARGIN_PX = 1.0
+"""Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``)."""
 
 RENDERER_SETTINGS = {
     "renderer": "sogs-compressor reference rasterizer (3DGS image formation, PyTorch)",
@@ -165,8 +172,10 @@ class _Projected:
     box: torch.Tensor  # (M, 4) int64: x0, y0, x1, y1 tiles, [x0, x1) x [y0, y1)
 
 
-def project(g: GaussianTensors, camera: Camera) -> _Projected:
-    """Steps 1-3: camera transform, EWA projection with low-pass, conic, tile box, SH colour."""
+def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
+    """Steps 1-3: camera transform, EWA projection with low-pass, conic, tile box, SH colour.
+
+    The box is in tiles of ``tile`` pixels (``TILE`` or a divisor of it: ``fine_box``)."""
     device = g.device
     rot = torch.tensor(camera.rotation, dtype=torch.float32, device=device)
     trans = torch.tensor(camera.translation, dtype=torch.float32, device=device)
@@ -212,7 +221,9 @@ def project(g: GaussianTensors, camera: Camera) -> _Projected:
     ok = (det > 0) & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1]) & (opacity >= ALPHA_MIN)
     ok &= torch.isfinite(u) & torch.isfinite(v) & torch.isfinite(det)
     sel = torch.nonzero(ok).squeeze(1)
-    idx, det, a, b, c = idx[sel], det[sel], a[sel], b[sel], c[sel]
+    idx, det, a, b, c, box = idx[sel], det[sel], a[sel], b[sel], c[sel], box[sel]
+    if tile != TILE:  # the same splats count as visible; some may touch no fine tile
+        box = fine_box(box, u[sel], v[sel], a, c, opacity[sel], tile, math.ceil(w / tile), math.ceil(h / tile))
     centre = torch.tensor(camera.center, dtype=torch.float32, device=device)
     directions = torch.nn.functional.normalize(g.means[idx] - centre, dim=-1)
     return _Projected(
@@ -221,8 +232,38 @@ def project(g: GaussianTensors, camera: Camera) -> _Projected:
         opacity=opacity[sel],
         color=sh_to_color(g.f_dc[idx], g.f_rest[idx], directions),
         depth=z[sel],
-        box=box[sel],
+        box=box,
     )
+
+
+def fine_box(box: torch.Tensor, u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
+             opacity: torch.Tensor, tile: int, grid_x: int, grid_y: int) -> torch.Tensor:
+    """The 16-pixel tile ``box`` in tiles of ``tile`` pixels, cut to where the splat's alpha can reach 1/255.
+
+    A splat adds to a pixel of a tile its box touches only where opacity x exp(-d'Cd/2) >= 1/255, the ellipse
+    d'Cd <= 2 ln(255 opacity), whose bounding box has half-sides sqrt(k a) and sqrt(k c) (``a``, ``c`` the 2D
+    covariance's diagonal). Finer tiles inside the 16-pixel box but outside that ellipse hold only pixels the
+    splat adds nothing to, so dropping them keeps the picture of 16-pixel tiles while a sub-pixel splat costs
+    its few fine tiles instead of 256 pixels (``bench/RESULTS.md``, "CPU renders").
+    """
+    if TILE % tile:
+        raise ValueError(f"tile {tile} must divide {TILE}")
+    k = 2.0 * torch.log((opacity * 255.0).clamp_min(1.0))
+    half_x = torch.sqrt(k * a) + FINE_MARGIN_PX
+    half_y = torch.sqrt(k * c) + FINE_MARGIN_PX
+    per = TILE // tile
+    fine = torch.stack(
+        [
+            torch.maximum(torch.floor((u - 0.5 - half_x) / tile).clamp(0, grid_x), box[:, 0] * per),
+            torch.maximum(torch.floor((v - 0.5 - half_y) / tile).clamp(0, grid_y), box[:, 1] * per),
+            torch.minimum(torch.floor((u - 0.5 + half_x) / tile + 1).clamp(0, grid_x), box[:, 2] * per),
+            torch.minimum(torch.floor((v - 0.5 + half_y) / tile + 1).clamp(0, grid_y), box[:, 3] * per),
+        ],
+        dim=-1,
+    )
+    fine = torch.nan_to_num(fine, nan=0.0).to(torch.int64)
+    fine[:, 2:] = torch.maximum(fine[:, 2:], fine[:, :2])  # an empty box: no tile
+    return fine
 
 
 def _row_bands(box: torch.Tensor, grid_y: int, max_pairs: int) -> list[tuple[int, int]]:
@@ -269,29 +310,32 @@ def _splat_table(proj: _Projected) -> torch.Tensor:
     return torch.cat([rows, pad])
 
 
-def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Alpha (T, L, P) of layers ``s`` (T, L splat rows) over tiles at pixel ``origin`` (T, 2), and the rows."""
+def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, tile: int = TILE,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha (T, L, P) of layers ``s`` (T, L splat rows) over ``tile``-pixel tiles at pixel ``origin`` (T, 2), and
+    the rows."""
     rows = table[s]  # (T, L, 9)
-    local = torch.arange(TILE, device=s.device, dtype=torch.float32) + 0.5
-    dx = local + (origin[:, 0:1, None] - rows[..., 0:1])  # (T, L, 16): pixel columns
+    local = torch.arange(tile, device=s.device, dtype=torch.float32) + 0.5
+    dx = local + (origin[:, 0:1, None] - rows[..., 0:1])  # (T, L, tile): pixel columns
     dy = local + (origin[:, 1:2, None] - rows[..., 1:2])  # pixel rows
     # power = -a/2 dx^2 - b dx dy - c/2 dy^2 (+ log opacity), separable except the cross term
     px = (-0.5 * rows[..., 2:3]) * dx * dx + rows[..., 5:6]
     py = (-0.5 * rows[..., 4:5]) * dy * dy
     power = torch.addcmul(
         px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
-    ).flatten(-2)  # (T, L, P) with P = y * 16 + x
+    ).flatten(-2)  # (T, L, P) with P = y * tile + x
     alpha = power.exp_().clamp_max_(ALPHA_CAP)
     return torch.where(alpha >= ALPHA_MIN, alpha, 0.0), rows
 
 
 def _blend_layers(
     table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, t_run: torch.Tensor, weights: bool = True,
+    tile: int = TILE,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Blend layers ``s`` (T, L splat rows) over tiles at pixel ``origin`` (T, 2) with transmittance ``t_run``
     (T, P). Returns (T, P, 4): colour and total weight added (None without ``weights``); and the new running
     transmittance (T, P)."""
-    alpha, rows = _layer_alpha(table, s, origin)
+    alpha, rows = _layer_alpha(table, s, origin, tile)
     after = torch.cumprod(1.0 - alpha, dim=1).mul_(t_run.unsqueeze(1))  # T after each layer
     if not weights:
         return None, after[:, -1]
@@ -313,14 +357,16 @@ def _composite_tiles(
     max_layers: int,
     t_start: torch.Tensor | None = None,
     weights: bool = True,
+    tile: int = TILE,
 ) -> torch.Tensor:
-    """Front-to-back blend of a chunk of runs of tiles' splats, from transmittance ``t_start`` (T, 256; default 1):
-    (T, 256, 4) = colour without background, total weight; without ``weights`` the final transmittance (T, 256)."""
+    """Front-to-back blend of a chunk of runs of tiles' splats, from transmittance ``t_start`` (T, P; default 1),
+    P = ``tile``^2: (T, P, 4) = colour without background, total weight; without ``weights`` the final
+    transmittance (T, P)."""
     device = tiles.device
-    origin = torch.stack([tiles % grid_x, tiles // grid_x], dim=1).to(torch.float32) * TILE
-    acc = torch.zeros(tiles.shape[0], TILE * TILE, 4, device=device)
+    origin = torch.stack([tiles % grid_x, tiles // grid_x], dim=1).to(torch.float32) * tile
+    acc = torch.zeros(tiles.shape[0], tile * tile, 4, device=device)
     # the running transmittance includes the stopping splat
-    t_run = torch.ones(tiles.shape[0], TILE * TILE, device=device) if t_start is None else t_start.clone()
+    t_run = torch.ones(tiles.shape[0], tile * tile, device=device) if t_start is None else t_start.clone()
     pad = table.shape[0] - 1
     active = torch.nonzero((counts > 0) & (t_run >= T_MIN).any(dim=1)).reshape(-1)
     layer0 = 0
@@ -329,7 +375,7 @@ def _composite_tiles(
         start, count = starts[active], counts[active]
         pair = start.unsqueeze(1) + layers
         s = torch.where(layers < count.unsqueeze(1), splat_of_pair[pair.clamp_max(splat_of_pair.shape[0] - 1)], pad)
-        added, t_new = _blend_layers(table, s, origin[active], t_run[active], weights)
+        added, t_new = _blend_layers(table, s, origin[active], t_run[active], weights, tile)
         if weights:
             acc[active] += added
         t_run[active] = t_new
@@ -342,10 +388,11 @@ def _composite_tiles(
 
 def _composite_torch(
     table: torch.Tensor, busy: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor,
-    splat_of_pair: torch.Tensor, grid_x: int, max_elements: int,
+    splat_of_pair: torch.Tensor, grid_x: int, max_elements: int, tile: int = TILE,
 ) -> torch.Tensor:
-    """(T, 256, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), the segments of similar
+    """(T, tile^2, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), the segments of similar
     length blended a chunk at a time, at most ``max_elements`` tile-pixel x layer values per step."""
+    pixels = tile * tile
     cut = cut_runs(busy, starts, counts, segment_length(busy.device))
 
     def chunked(units: torch.Tensor, run) -> None:
@@ -354,29 +401,29 @@ def _composite_torch(
         unit_counts = cut.counts[units].tolist()
         i = 0
         while i < len(unit_counts):
-            layers = max(1, min(64, unit_counts[i]))
-            n_units = max(1, max_elements // (layers * TILE * TILE))
+            layers = max(1, min(MAX_LAYERS, unit_counts[i]))
+            n_units = max(1, max_elements // (layers * pixels))
             run(units[i:i + n_units], layers)
             i += n_units
 
-    transmit = torch.ones(cut.count, TILE * TILE, device=busy.device)
+    transmit = torch.ones(cut.count, pixels, device=busy.device)
 
     def transmittance(chunk: torch.Tensor, layers: int) -> None:
         transmit[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk],
-                                           splat_of_pair, grid_x, layers, weights=False)
+                                           splat_of_pair, grid_x, layers, weights=False, tile=tile)
 
     chunked(cut.followed, transmittance)
     t_start = starting_transmittance(cut, transmit)
-    acc = torch.zeros(cut.count, TILE * TILE, 4, device=busy.device)
+    acc = torch.zeros(cut.count, pixels, 4, device=busy.device)
 
     def blend(chunk: torch.Tensor, layers: int) -> None:
         acc[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk], splat_of_pair,
-                                      grid_x, layers, t_start[chunk])
+                                      grid_x, layers, t_start[chunk], tile=tile)
 
     chunked(torch.arange(cut.count, device=busy.device), blend)
     if cut.count == busy.shape[0]:
         return acc
-    return torch.zeros(busy.shape[0], TILE * TILE, 4, device=busy.device).index_add_(0, cut.owner, acc)
+    return torch.zeros(busy.shape[0], pixels, 4, device=busy.device).index_add_(0, cut.owner, acc)
 
 
 COMPOSITORS = ("auto", "torch", "triton")
@@ -409,6 +456,13 @@ def segment_length(device: torch.device) -> int:
     return segments.SEGMENT if device.type == "cuda" else 1 << 62
 
 
+def torch_tile(device: torch.device) -> int:
+    """Tile side of the PyTorch compositor on ``device``: on a CPU every tile pixel x splat costs arithmetic, and
+    most splats of a large scene cover a few pixels, so finer tiles (``fine_box``) cut the work several times
+    over; on a GPU (cards without the Triton kernel) the 16-pixel tiles of the kernel."""
+    return FINE_TILE if device.type == "cpu" else TILE
+
+
 def render(
     g: GaussianTensors,
     camera: Camera,
@@ -430,11 +484,12 @@ def render(
     default_pairs, default_elements = default_budget(device)
     max_pairs = max_pairs or default_pairs
     max_elements = max_elements or default_elements
-    grid_x, grid_y = math.ceil(camera.width / TILE), math.ceil(camera.height / TILE)
+    tile = TILE if fused else torch_tile(device)
+    grid_x, grid_y = math.ceil(camera.width / tile), math.ceil(camera.height / tile)
     bg = torch.tensor(background, dtype=torch.float32, device=device)
-    canvas = torch.zeros(grid_y * grid_x, TILE * TILE, 3, device=device)
-    t_canvas = torch.ones(grid_y * grid_x, TILE * TILE, device=device)
-    proj = project(g, camera) if g.count else None
+    canvas = torch.zeros(grid_y * grid_x, tile * tile, 3, device=device)
+    t_canvas = torch.ones(grid_y * grid_x, tile * tile, device=device)
+    proj = project(g, camera, tile) if g.count else None
     visible = 0 if proj is None else int(proj.depth.shape[0])
     if visible == 0 and not allow_empty:
         raise NothingVisibleError(
@@ -458,14 +513,15 @@ def render(
                 canvas[busy] = acc[..., :3]
                 t_canvas[busy] = 1.0 - acc[..., 3]
                 continue
-            acc = _composite_torch(table, busy, first[busy], per_tile[busy], splat_of_pair, grid_x, max_elements)
+            acc = _composite_torch(table, busy, first[busy], per_tile[busy], splat_of_pair, grid_x, max_elements,
+                                   tile)
             canvas[busy] = acc[..., :3]
             t_canvas[busy] = 1.0 - acc[..., 3]
     canvas = canvas + t_canvas.unsqueeze(-1) * bg
 
     def untile(x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(grid_y, grid_x, TILE, TILE, *x.shape[2:]).transpose(1, 2)
-        return x.reshape(grid_y * TILE, grid_x * TILE, *x.shape[4:])[: camera.height, : camera.width]
+        x = x.reshape(grid_y, grid_x, tile, tile, *x.shape[2:]).transpose(1, 2)
+        return x.reshape(grid_y * tile, grid_x * tile, *x.shape[4:])[: camera.height, : camera.width]
 
     return RenderResult(
         image=untile(canvas).clamp(0.0, 1.0),
