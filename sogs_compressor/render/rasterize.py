@@ -45,9 +45,11 @@ T_MIN = 1e-4
 TILE = 16
 FRUSTUM_SLACK = 1.3  # the Jacobian is evaluated at most 30 % outside the field of view (3DGS)
 FINE_TILE = 4
+"""Tile side of the PyTorch compositor on a CPU (``torch_tile``)."""
+FINE_TILE_GPU = 8
+"""The same on a GPU without the Triton kernel (4 was as fast, with twice the pairs to sort and hold)."""
 MAX_LAYERS = 64
 """Depth layers of a tile the PyTorch compositor blends per step (at most)."""
-"""Tile side of the PyTorch compositor on a CPU (``torch_tile``)."""
 FINE_MARGIN_PX = 1.0
 """Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``)."""
 
@@ -459,8 +461,8 @@ def segment_length(device: torch.device) -> int:
 def torch_tile(device: torch.device) -> int:
     """Tile side of the PyTorch compositor on ``device``: on a CPU every tile pixel x splat costs arithmetic, and
     most splats of a large scene cover a few pixels, so finer tiles (``fine_box``) cut the work several times
-    over; on a GPU (cards without the Triton kernel) the 16-pixel tiles of the kernel."""
-    return FINE_TILE if device.type == "cpu" else TILE
+    over; on a GPU without the Triton kernel they save fewer steps (bench/RESULTS.md, "CPU renders")."""
+    return FINE_TILE if device.type == "cpu" else FINE_TILE_GPU
 
 
 def render(
