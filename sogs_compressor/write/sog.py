@@ -37,7 +37,7 @@ def write_bundle(path: Path, meta: dict, webps: dict[str, bytes]) -> OutputFile:
     entries = bundle_bytes_layout(meta, webps)
     total = sum(len(data) + 200 for _, data in entries)
     if total >= ZIP_LIMIT:
-        raise OutputError(f"{path.name}: {total} bytes is over the 4 GiB a .sog bundle may hold (use --layout dir)")
+        raise OutputError(f"{path.name}: {total} bytes is over the {ZIP_LIMIT} bytes a .sog bundle may hold (use --layout dir)")
 
     def fill(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=False) as archive:
