@@ -11,7 +11,13 @@ import torch
 from plyfiles import random_splats
 
 from sogs_compressor.job.log import ThrottledProgress, configure_logging, get_logger
-from sogs_compressor.progress import ConsoleProgress, LogProgress, StageThrottle, command_progress, no_progress
+from sogs_compressor.progress import (
+    ConsoleProgress,
+    LogProgress,
+    StageThrottle,
+    command_progress,
+    no_progress,
+)
 from sogs_compressor.quantize.kmeans import kmeans
 from sogs_compressor.render.quality import quality_check
 from sogs_compressor.terminal import colour_wanted
