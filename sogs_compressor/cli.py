@@ -88,31 +88,37 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
+    from sogs_compressor.output_target import plan_outputs
     from sogs_compressor.prefetch import ScenePrefetch
 
+    plans, layout = plan_outputs(args.output, args.inputs, args.layout)
+    args.layout = layout
     options = options_from_args(args)
     # The first scene is read while torch loads; a single input that fails at once fails before torch loads.
     first = ScenePrefetch(args.inputs[0])
     if len(args.inputs) == 1 and (error := first.early_failure()) is not None:
         raise error
 
+    from sogs_compressor import progress as progress_module
     from sogs_compressor.pipeline import compress_file
-    from sogs_compressor.progress import ConsoleProgress
     from sogs_compressor.summary import human_summary
 
-    progress = ConsoleProgress(enabled=not args.quiet and not args.json)
     results, failures = [], []
-    for index, path in enumerate(args.inputs):
+    for index, plan in enumerate(plans):
+        progress = progress_module.command_progress(args.quiet, scene=plan.input)
+        options.name = plan.name
         try:
-            results.append(compress_file(path, args.output, options, progress=progress,
-                                         prefetched=first if index == 0 else None))
+            results.append(compress_file(plan.input, plan.folder, options, progress=progress,
+                                         prefetched=first if index == 0 else None, placement=plan.placement))
         except Interrupted:
             raise
         except SogsError as error:
             if len(args.inputs) == 1:
                 raise
-            failures.append((path, error))
-            print(f"error: {path}: {error}", file=sys.stderr)
+            failures.append((plan.input, error))
+            print(f"error: {plan.input}: {error}", file=sys.stderr)
+        finally:
+            progress_module.close(progress)
     if args.json:
         payload = [r.to_dict() for r in results]
         print(json.dumps(payload[0] if len(args.inputs) == 1 else payload, indent=2, allow_nan=False))
@@ -165,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit codes:\n" + exit_code_table(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IN", help="scene files (.ply, .compressed.ply, .sog, meta.json)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder; or, with one input, the .sog file (layout bundle) or the meta.json (layout "
+                        "dir) to write")
     add_codec_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_cmd_compress)

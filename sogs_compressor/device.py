@@ -15,6 +15,7 @@ import torch
 
 from sogs_compressor.cpus import thread_count
 from sogs_compressor.errors import DeviceError
+from sogs_compressor.units import human_bytes
 
 
 def requested_device(requested: str | None = None) -> str:
@@ -83,10 +84,10 @@ def out_of_memory_error(device: torch.device, stage: str, needed_bytes: int | No
     """A DeviceError for a CUDA out-of-memory in ``stage`` that says how much was needed and available."""
     parts = [f"out of GPU memory on {device} during {stage}"]
     if needed_bytes:
-        parts.append(f"needed about {needed_bytes / 2**30:.2f} GiB more")
+        parts.append(f"needed about {human_bytes(needed_bytes)} more")
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
-        parts.append(f"{free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB")
+        parts.append(f"{human_bytes(free)} free of {human_bytes(total)}")
     return DeviceError("; ".join(parts) + " (try a smaller --chunk-size or --device cpu)")
 
 

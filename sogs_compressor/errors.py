@@ -88,6 +88,13 @@ class OutputError(SogsError):
     kind = "output_error"
 
 
+class UsageError(SogsError):
+    """The command line asks for something that cannot be done (checked before any work starts)."""
+
+    exit_code = 2
+    kind = "usage"
+
+
 class Interrupted(SogsError):
     """SIGINT/SIGTERM stopped the run."""
 

@@ -27,6 +27,7 @@ from sogs_compressor.encode.sog import EncodedSog, encode_sog
 from sogs_compressor.errors import DeviceError, Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
+from sogs_compressor.output_target import output_name
 from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_scene
@@ -37,32 +38,20 @@ from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_re
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.decode import confirm_written
 from sogs_compressor.verify.metrics import attribute_errors
-from sogs_compressor.write.sog import output_paths, write_sog
+from sogs_compressor.write.sog import SogPlacement, output_paths, write_sog
 from sogs_compressor.write.webp import Effort, RoundTripError, WebpEncoder
 
-SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 
-
-def output_name(input_path: str | Path) -> str:
-    """Base name of a scene's outputs: the file name without .ply/.compressed.ply/.sog (a SOG folder: its name)."""
-    path = Path(input_path)
-    if path.name == "meta.json":
-        return path.parent.resolve().name or "scene"
-    name = path.name
-    for suffix in SCENE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)] or "scene"
-    return path.stem or "scene"
-
-
-def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int) -> np.ndarray:
-    """The permutation that puts splats in texture order."""
+def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int,
+                 progress: ProgressCallback = no_progress) -> np.ndarray:
+    """The permutation that puts splats in texture order (PLAS reports its passes as stage ``order``)."""
     if order == "plas":
         from sogs_compressor.encode.layout import texture_size
         from sogs_compressor.order.plas import plas_features, plas_order
 
         width, _ = texture_size(splats.count)
-        return plas_order(plas_features(splats), seed=seed, device=device, width=width)
+        return plas_order(plas_features(splats), seed=seed, device=device, width=width,
+                          progress=lambda _stage, fraction: progress("order", fraction))
     from sogs_compressor.order.morton import morton_order
 
     return morton_order(splats.positions, device=device)
@@ -78,11 +67,14 @@ def compress_splats(
     result: CompressionResult | None = None,
     cameras_near: Path | None = None,
     consume_input: bool = False,
+    placement: SogPlacement | None = None,
 ) -> CompressionResult:
     """Encode an in-memory (already sanitized) splat set and write it; fills and returns ``result``.
 
     ``cameras_near``: the input file, next to which a 3DGS ``cameras.json`` is looked for (quality check).
     ``consume_input``: the caller hands ``splats`` over; it is reordered in place instead of copied.
+    ``placement``: where the bundle and the folder layout go (default ``output_dir/name.sog`` and
+    ``output_dir``); the preview is ``output_dir/name.preview.png`` either way.
     """
     explicit = {key for key in target.SEARCHED if getattr(options, key) is not None}
     effort = presets.webp_effort(options.validate())
@@ -109,7 +101,7 @@ def compress_splats(
     t = time.perf_counter()
     progress("order", 0.0)
     with out_of_memory_as(device, "encoding"):
-        permutation = order_splats(splats, options.order, device, options.seed)
+        permutation = order_splats(splats, options.order, device, options.seed, progress)
         ordered = reorder_in_place(splats, permutation, device) if consume_input else splats.take(permutation)
         timings["order"] = time.perf_counter() - t
         progress("order", 1.0)
@@ -150,7 +142,7 @@ def compress_splats(
                 checkpoint()
                 t = time.perf_counter()
                 progress("webp", 0.0)
-                webps = encoder.results()
+                webps = encoder.results(lambda fraction: progress("webp", fraction))
                 webp_wait = time.perf_counter() - t
                 result.textures = {key: encoder.stats[key] for key in webps}
                 progress("webp", 1.0)
@@ -166,9 +158,9 @@ def compress_splats(
         checkpoint()
         t = time.perf_counter()
         progress("write", 0.0)
-        for path in output_paths(Path(output_dir), name, options.layout, encoded.meta):
+        for path in output_paths(Path(output_dir), name, options.layout, encoded.meta, placement):
             outputs.track(path)
-        sog_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps)
+        sog_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps, placement)
         result.output_files = sog_files + result.output_files  # the preview, if any, after the SOG files
         timings["write"] = time.perf_counter() - t
         progress("write", 1.0)
@@ -207,6 +199,7 @@ def verify_and_measure(
     on_device = verify_on_device(device)
     with out_of_memory_as(device, "verification"):
         decoded = decode_on_device(encoded.meta, encoded.images, device if on_device else torch.device("cpu"))
+        progress("verify", 0.5)  # decoded; the errors follow
         if on_device:
             from sogs_compressor.verify.metrics_torch import attribute_errors_torch
 
@@ -230,7 +223,7 @@ def verify_and_measure(
     outputs.track(output_dir / f"{name}.preview.png")
     with out_of_memory_as(device, "the quality check"):
         result.quality = measure_quality(*measured, options.quality_check, device, output_dir, name, cameras_near,
-                                         target_views)
+                                         target_views, progress=lambda fraction: progress("quality", fraction))
     del measured
     if target_report is not None:
         result.quality["target"] = target_report
@@ -328,11 +321,12 @@ def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) ->
 
 def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str,
                     device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
-                    views: tuple | None = None) -> dict:
+                    views: tuple | None = None, progress: Callable[[float], None] | None = None) -> dict:
     """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
 
     Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise;
     ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused.
+    ``progress(fraction)``: the share of the renders done (``quality_check``).
     """
     from sogs_compressor.render.errors import RenderError
     from sogs_compressor.render.quality import quality_check
@@ -340,7 +334,8 @@ def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | Splat
     try:
         cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near), None)
         return quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
-                             preview_path=output_dir / f"{name}.preview.png", camera_source=source)
+                             preview_path=output_dir / f"{name}.preview.png", camera_source=source,
+                             progress=progress)
     except RenderError as error:  # the SOG itself is fine; say why there are no numbers
         return {"mode": mode, "error": str(error)}
 
@@ -383,11 +378,13 @@ def compress_file(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     prefetched: ScenePrefetch | None = None,
+    placement: SogPlacement | None = None,
 ) -> CompressionResult:
     """Read one scene file (PLY, compressed PLY or SOG) and write its SOG v2 into ``output_dir``.
 
     ``prefetched``: the same file already being read in the background (``prefetch.ScenePrefetch``); the
     ``read`` timing is then the time waited for it here and ``read_background`` the whole read.
+    ``placement``: where the bundle and the folder layout go instead (``compress_splats``).
     """
     options = (options or CompressOptions()).validate()
     progress = progress or no_progress
@@ -419,6 +416,6 @@ def compress_file(
     del scene
     name = options.name or output_name(input_path)
     compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path),
-                    consume_input=True)
+                    consume_input=True, placement=placement)
     result.timings["total"] = time.perf_counter() - started
     return result

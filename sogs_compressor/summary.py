@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from sogs_compressor.result import CompressionResult
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.2f} MB"
+from sogs_compressor.units import human_bytes
 
 
 def human_summary(result: CompressionResult) -> str:
@@ -14,7 +11,7 @@ def human_summary(result: CompressionResult) -> str:
     dropped = counts.get("dropped", {})
     dropped_total = sum(dropped.values())
     lines = [
-        f"{result.input_path} ({result.input_format}, {_mb(result.input_bytes)}) -> {_mb(result.output_bytes)}"
+        f"{result.input_path} ({result.input_format}, {human_bytes(result.input_bytes)}) -> {human_bytes(result.output_bytes)}"
         f"  ratio {result.ratio:.1f}x",
         f"  splats: {counts.get('input', 0)} in, {dropped_total} dropped"
         + (f" ({', '.join(f'{k} {v}' for k, v in dropped.items() if v)})" if dropped_total else "")
@@ -34,7 +31,9 @@ def human_summary(result: CompressionResult) -> str:
     if result.quality:
         from sogs_compressor.report.scene import quality_lines
 
-        lines += [f"  {line.split(None, 1)[0]}: {line.split(None, 1)[1]}" for line in quality_lines(result.quality)]
+        preview = next((f.path for f in result.output_files if f.role == "preview"), None)
+        lines += [f"  {line.split(None, 1)[0]}: {line.split(None, 1)[1]}"
+                  for line in quality_lines(result.quality, preview)]
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "total")
     lines.append(f"  time {result.timings.get('total', 0):.2f}s on {result.device_name} ({timing})")
     for f in result.output_files:

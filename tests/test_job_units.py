@@ -18,7 +18,7 @@ from sogs_compressor.job.batch import discover_scenes, duplicates, read_metadata
 from sogs_compressor.job.config import ConfigError, host_sort_key, load_config
 from sogs_compressor.job.failure import error_record, format_message, job_exit_code, write_message
 from sogs_compressor.job.inputs import labels_for, sidecars_for
-from sogs_compressor.job.log import ThrottledProgress, configure_logging, get_logger, redact_env
+from sogs_compressor.job.log import configure_logging, get_logger, redact_env
 from sogs_compressor.job.main import build_parser
 from sogs_compressor.job.naming import NAME_LIMIT, fit_name, fit_path, look_alike
 from sogs_compressor.job.sharding import assignment_report, host_index
@@ -299,20 +299,6 @@ def test_local_cache_requires_intact_outputs(tmp_path):
 
 
 # ---- logging ----------------------------------------------------------------------------------------------
-def test_progress_is_throttled_with_percent_and_eta():
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
-    now = [0.0]
-    progress = ThrottledProgress("s.ply", interval=5.0, clock=lambda: now[0])
-    for step in range(1, 101):
-        now[0] = step * 0.1  # 10 s of updates, every 0.1 s
-        progress("kmeans", step / 200)
-    events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert 2 <= progress.emitted <= 3 and len(events) == progress.emitted
-    assert events[-1]["event"] == "progress" and events[-1]["stage"] == "kmeans"
-    assert 0 < events[-1]["percent"] < 100 and events[-1]["eta_s"] > 0
-
-
 def test_json_logs_have_no_locals_and_no_secret_fields():
     stream = io.StringIO()
     configure_logging("INFO", "json", stream)

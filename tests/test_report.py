@@ -51,7 +51,7 @@ def test_scene_text_is_short_and_readable():
     text = scene_report_text(scene_report())
     assert len(text.splitlines()) < 25
     for fact in ("sub/room.ply", "ratio 4.00x", "100 in, 98 out, dropped: nan 2", "SH degree    3 -> 2",
-                 "NVIDIA H100", "room.sog", "c" * 64, "positions.psnr: inf", "1.00 GiB"):
+                 "NVIDIA H100", "room.sog", "c" * 64, "positions.psnr: inf", "1.07 GB"):
         assert fact in text, fact
 
 

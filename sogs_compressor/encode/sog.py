@@ -104,6 +104,7 @@ def encode_sog(
         emit("quats.webp", attr.encode_quats(splats.rotations) if on is None else
              attr_torch.encode_quats(splats.rotations, on))
         timings["quantize"] = time.perf_counter() - t0
+        progress("quantize", 1.0)  # the per-splat work; the codebooks run on beside the k-means
 
         meta: dict = {"version": 2, "asset": {"generator": GENERATOR}, "count": splats.count}
         if splats.model != "default":
@@ -117,14 +118,18 @@ def encode_sog(
                 emit=emit, timings=timings, progress=progress)
 
         t2 = time.perf_counter()
+        waiting = not (scales_future.done() and colors_future.done())
+        if waiting:
+            progress("codebooks", 0.0)
         scale_codebook, color_codebook = scales_future.result(), colors_future.result()
+        if waiting:
+            progress("codebooks", 1.0)
         timings["codebook_wait"] = time.perf_counter() - t2
     meta["scales"] = {"codebook": _floats(scale_codebook), "files": ["scales.webp"]}
     meta["quats"] = {"files": ["quats.webp"]}
     meta["sh0"] = {"codebook": _floats(color_codebook), "files": ["sh0.webp"]}
     if "shN" in meta:
         meta["shN"] = meta.pop("shN")  # keep the documented key order: means, scales, quats, sh0, shN
-    progress("quantize", 1.0)
     return encoded
 
 
@@ -147,7 +152,7 @@ def encode_sh_palette(
     on = quantize_device(device)
     weights = palette_weights(splats.log_scales, splats.opacity_logits, on)
     result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method,
-                    weights=weights)
+                    weights=weights, progress=lambda fraction: progress("kmeans", fraction))
     centroids, labels = order_palette(result.centroids, result.labels, palette_order)
     timings["kmeans"] = time.perf_counter() - t
     progress("kmeans", 1.0)

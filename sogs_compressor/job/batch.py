@@ -24,6 +24,7 @@ from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import ThrottledProgress, get_logger
 from sogs_compressor.job.naming import fit_path, look_alike
 from sogs_compressor.options import CompressOptions
+from sogs_compressor.progress import interval_from_env
 from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
 
@@ -156,7 +157,7 @@ class SceneContext:
     job: dict
     s3_output: S3Uri | None = None
     force: bool = False
-    progress_interval: float = 5.0
+    progress_interval: float = field(default_factory=interval_from_env)  # SOGS_PROGRESS_INTERVAL or 5 s
     extra: dict = field(default_factory=dict)
 
     @property

@@ -13,6 +13,8 @@ import time
 
 import structlog
 
+from sogs_compressor.terminal import colour_wanted
+
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "PIL", "werkzeug")
 
@@ -62,7 +64,8 @@ def configure_logging(level: str = "INFO", fmt: str | None = None, stream=None) 
             structlog.processors.JSONRenderer(default=str),
         ]
     else:
-        renderer = [structlog.dev.ConsoleRenderer(colors=True, exception_formatter=structlog.dev.plain_traceback)]
+        renderer = [structlog.dev.ConsoleRenderer(colors=colour_wanted(stream),
+                                                  exception_formatter=structlog.dev.plain_traceback)]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -94,21 +97,23 @@ def get_logger(name: str = "sogs_compressor.job"):
 
 
 class ThrottledProgress:
-    """A ``progress(stage, fraction)`` callback that logs at most one event per ``interval`` seconds per scene.
-
-    Each event carries the stage, its percent, and an ETA for the stage from its rate so far. Stage starts and
-    ends are logged at DEBUG.
-    """
+    """A ``progress(stage, fraction)`` callback for one scene: ``progress`` events with the stage, its percent and
+    an ETA, at most one per ``interval`` seconds per stage, and the end of a stage that logged or took that long
+    (``progress.StageThrottle``). Stage starts and ends are logged at DEBUG."""
 
     def __init__(self, scene: str, interval: float = 5.0, logger=None, clock=time.monotonic) -> None:
+        from sogs_compressor.progress import LogProgress
+
         self.scene = scene
-        self.interval = interval
         self.log = logger or get_logger()
         self.clock = clock
-        self._last_emit = -float("inf")
+        self._events = LogProgress(lambda fields: self.log.info("progress", scene=scene, **fields), interval, clock)
         self._stage = None
         self._stage_start = 0.0
-        self.emitted = 0
+
+    @property
+    def emitted(self) -> int:
+        return self._events.emitted
 
     def __call__(self, stage: str, fraction: float) -> None:
         now = self.clock()
@@ -117,11 +122,4 @@ class ThrottledProgress:
             self.log.debug("stage_start", scene=self.scene, stage=stage)
         if fraction >= 1.0:
             self.log.debug("stage_end", scene=self.scene, stage=stage, seconds=round(now - self._stage_start, 3))
-        if now - self._last_emit < self.interval:
-            return
-        self._last_emit = now
-        self.emitted += 1
-        elapsed = now - self._stage_start
-        eta = elapsed * (1.0 - fraction) / fraction if 0.0 < fraction < 1.0 else None
-        self.log.info("progress", scene=self.scene, stage=stage, percent=round(100.0 * fraction, 1),
-                      eta_s=None if eta is None else round(eta, 1))
+        self._events(stage, fraction)

@@ -37,6 +37,7 @@ from sogs_compressor.job.log import bind_job, configure_logging, get_logger
 from sogs_compressor.job.signals import StopFlag
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
+from sogs_compressor.units import human_bytes
 
 DEFAULT_COMPRESS = "sogs_compressor.pipeline:compress_file"
 REPORT_UPLOAD_MARGIN_S = 0.3  # kept back from the exit deadline for logging and the exit itself
@@ -254,7 +255,7 @@ class JobRun:
         if not scenes:
             return 0, "ok: no scene files on this host (sharded input); nothing to do"
         return 0, (f"ok: {totals['files_processed']} scene(s) ({totals['compressed']} compressed, "
-                   f"{totals['reused']} reused), {totals['input_bytes']} -> {totals['output_bytes']} bytes "
+                   f"{totals['reused']} reused), {human_bytes(totals['input_bytes'])} -> {human_bytes(totals['output_bytes'])} "
                    f"({totals['ratio']:.2f}x)")
 
     def finish(self, error: BaseException | None) -> int:

@@ -31,6 +31,7 @@ labels and centroids still satisfy the contract above for every splat.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,10 +103,13 @@ def kmeans(
     device: torch.device | str = "cpu",
     method: str = "auto",
     weights: np.ndarray | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> KMeansResult:
     """Cluster the rows of ``data`` (N, D) into at most ``k`` centroids; see the module docstring.
 
     ``weights``: (N,) finite, >= 0, the importance of each row's squared error (None: all equal).
+    ``progress(fraction)``: called after each Lloyd iteration (and the final assignment of a sampled run) with
+    the share of the planned work done; it is handed no tensor, so it adds no device sync.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -138,15 +142,19 @@ def kmeans(
         train, train_w = x[rows], None if w is None else w[rows]
     if method == "auto":
         method = choose_method(train.shape[0], k, data.shape[1], device)
+    # planned steps: the Lloyd iterations (twice for the coarse and fine levels), and the sampled run's last pass
+    planned = iterations * (1 if method == "flat" else 2) + (1 if sampled else 0)
+    step = _step_counter(progress, planned)
     if method == "flat":
         init = train[_random_rows(train.shape[0], k, generator).to(device)]
-        centroids, labels, done = lloyd(train, init, iterations, update=weighted_update(train_w))
+        centroids, labels, done = lloyd(train, init, iterations, update=weighted_update(train_w), on_iteration=step)
     else:
-        centroids, labels, done = hierarchical_lloyd(train, k, iterations, generator, train_w)
+        centroids, labels, done = hierarchical_lloyd(train, k, iterations, generator, train_w, on_iteration=step)
     if sampled:  # every splat: one assignment, then centroids = (weighted) means of their members
         del train, train_w, labels
         labels = nearest_centroid(x, centroids)
         centroids, _ = update_centroids(x, labels, centroids, w)
+        step()
     centroids, labels = _drop_unused(centroids, labels)
     sse = float(point_errors(x, centroids, labels).sum())
     return KMeansResult(
@@ -156,6 +164,18 @@ def kmeans(
         iterations=done,
         method=method,
     )
+
+
+def _step_counter(progress: Callable[[float], None] | None, planned: int) -> Callable[[], None]:
+    """A callable that counts one step of ``planned`` and reports the share done to ``progress``."""
+    done = [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(min(1.0, done[0] / max(1, planned)))
+
+    return step
 
 
 def choose_method(n: int, k: int, dim: int, device: torch.device) -> str:
@@ -240,12 +260,13 @@ def lloyd(
     iterations: int,
     assign=None,
     update=None,
+    on_iteration: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Lloyd iterations from ``centroids``: (centroids after the last update, last labels, iterations run).
 
     ``assign(x, centroids) -> labels`` defaults to the exact nearest centroid and ``update(x, labels,
     centroids) -> (centroids, reseeded)`` to ``update_centroids``. With 0 iterations the labels are the
-    nearest initial centroids, which are returned unchanged.
+    nearest initial centroids, which are returned unchanged. ``on_iteration()`` is called after each iteration.
     """
     assign = assign or nearest_centroid
     update = update or update_centroids
@@ -257,6 +278,8 @@ def lloyd(
             labels = assign(x, centroids)
         done += 1
         centroids, reseeded = update(x, labels, centroids)
+        if on_iteration is not None:
+            on_iteration()
         if previous is not None and not reseeded and torch.equal(previous, labels):
             break  # nothing moved: every further iteration would repeat this one
         previous = labels
@@ -373,7 +396,8 @@ def _drop_unused(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 
 
 def hierarchical_lloyd(
-    x: torch.Tensor, k: int, iterations: int, generator: torch.Generator, weights: torch.Tensor | None = None
+    x: torch.Tensor, k: int, iterations: int, generator: torch.Generator, weights: torch.Tensor | None = None,
+    on_iteration: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Coarse k-means, per-cluster sub-palettes, then Lloyd iterations with a probed (inverted-file) search.
 
@@ -382,7 +406,8 @@ def hierarchical_lloyd(
     n = x.shape[0]
     coarse_k = max(1, min(k, round(math.sqrt(k))))
     coarse_init = x[_random_rows(n, coarse_k, generator).to(x.device)]
-    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations, update=weighted_update(weights))
+    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations, update=weighted_update(weights),
+                                     on_iteration=on_iteration)
     errors = point_errors(x, coarse, coarse_labels)
     if weights is not None:
         errors = errors * weights.to(errors.dtype)
@@ -407,7 +432,7 @@ def hierarchical_lloyd(
             fine_group[moved] = nearest_centroid(new[moved], coarse)
         return new, reseeded
 
-    return lloyd(x, fine, iterations, assign, update)
+    return lloyd(x, fine, iterations, assign, update, on_iteration)
 
 
 def allocate_sub_palettes(group_error: np.ndarray, group_size: np.ndarray, total: int) -> np.ndarray:

@@ -247,7 +247,7 @@ def load_cameras_json(path: str | Path) -> list[Camera]:
     try:
         size = path.stat().st_size
         if size > MAX_CAMERAS_FILE_BYTES:
-            raise CamerasFileError(f"{path} is {size} bytes; a cameras.json over 64 MiB is not plausible")
+            raise CamerasFileError(f"{path} is {size} bytes; a cameras.json over {MAX_CAMERAS_FILE_BYTES} bytes is not plausible")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CamerasFileError(f"cameras file {path} does not exist") from None

@@ -111,7 +111,7 @@ def _compare_cameras(args: argparse.Namespace, splats) -> tuple[list[Camera] | N
     return [c.fit_long_side(size) for c in select_cameras(cameras, views)], source
 
 
-def _print_quality(report: dict) -> None:
+def _print_quality(report: dict, preview: Path | None) -> None:
     print(f"{'view':>4}  {'camera':<28} {'PSNR dB':>8} {'content':>8} {'SSIM':>7}")
     for v in report["views"]:
         content = "-" if v["psnr_content"] is None else f"{v['psnr_content']:.2f}"
@@ -121,12 +121,13 @@ def _print_quality(report: dict) -> None:
         content = s["psnr_content"][key]
         content = "-" if content is None else f"{content:.2f}"
         print(f"{label:>4}  {'':<28} {s['psnr'][key]:>8.2f} {content:>8} {s['ssim'][key]:>7.4f}")
-    if report.get("preview"):
-        print(f"preview: {report['preview']}")
+    if preview is not None:
+        print(f"preview: {preview}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from sogs_compressor.device import resolve_device
+    from sogs_compressor.progress import close, command_progress
     from sogs_compressor.read import read_scene
     from sogs_compressor.render.quality import quality_check
 
@@ -134,23 +135,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     original = read_scene(args.original)
     compressed = read_scene(args.compressed)
     cameras, source = _compare_cameras(args, original.splats)
-    report = quality_check(
-        original.splats, compressed.splats, args.mode, device, cameras,
-        Path(args.preview) if args.preview else None,
-        views=args.views, size=args.size, up=args.up, background=_background(args.background),
-        camera_source=source,
-    )
+    preview = Path(args.preview) if args.preview else None
+    progress = command_progress(args.quiet, scene=str(args.compressed))
+    try:
+        report = quality_check(
+            original.splats, compressed.splats, args.mode, device, cameras, preview,
+            views=args.views, size=args.size, up=args.up, background=_background(args.background),
+            camera_source=source, progress=lambda fraction: progress("compare", fraction),
+        )
+    finally:
+        close(progress)
     report = {
         "original": {"path": str(args.original), "format": original.format, "bytes": original.bytes,
                      "splats": original.splats.count},
         "compressed": {"path": str(args.compressed), "format": compressed.format, "bytes": compressed.bytes,
                        "splats": compressed.splats.count},
         "quality": report,
+        "preview": None if preview is None else str(preview),
     }
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
     elif not args.quiet:
-        _print_quality(report["quality"])
+        _print_quality(report["quality"], preview)
     return 0
 
 

@@ -7,6 +7,7 @@ original's robust bounding box unless cameras are given) and compared with PSNR 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,17 @@ def default_cameras(splats: SplatSet, mode: str = "fast", views: int | None = No
 
 def render_views(splats: SplatSet, cameras: list[Camera], device: torch.device,
                  background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 allow_empty: bool = False) -> list[RenderResult]:
+                 allow_empty: bool = False, on_view: Callable[[], None] | None = None) -> list[RenderResult]:
     """Render ``splats`` from every camera (prepare once). Keep the result to compare many candidates
-    against the same original renders (``quality_check(..., reference=...)``)."""
+    against the same original renders (``quality_check(..., reference=...)``). ``on_view()`` is called after
+    each view."""
     g = prepare(splats, device)
-    return [render(g, cam, background, allow_empty=allow_empty) for cam in cameras]
+    results = []
+    for cam in cameras:
+        results.append(render(g, cam, background, allow_empty=allow_empty))
+        if on_view is not None:
+            on_view()
+    return results
 
 
 def _preview_rows(cameras, originals, compressed, views) -> list[tuple[np.ndarray, np.ndarray, str]]:
@@ -84,6 +91,7 @@ def quality_check(
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     reference: list[RenderResult] | None = None,
     camera_source: str | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> dict:
     """Render both scenes from the same cameras and measure the difference; JSON-safe dict.
 
@@ -91,6 +99,7 @@ def quality_check(
     cameras: use these (already sized) instead of orbit views around ``original``.
     preview_path: also write the labelled preview PNG there; its file name goes in the dict.
     reference: renders of ``original`` from ``cameras`` made earlier (skips rendering it again).
+    progress(fraction): the share of the renders (and the preview) done, after each one.
     """
     if mode == "off":
         return {"mode": "off"}
@@ -101,15 +110,23 @@ def quality_check(
         camera_source = camera_source or "orbit"
     elif not cameras:
         raise CameraSpecError("the list of cameras is empty")
+    steps = len(cameras) * (1 if reference is not None else 2) + (1 if preview_path is not None else 0)
+    done = [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / steps)
+
     if reference is None:
-        reference = render_views(original, cameras, device, background, allow_empty=True)
+        reference = render_views(original, cameras, device, background, allow_empty=True, on_view=step)
     for cam, result in zip(cameras, reference, strict=True):
         if result.visible == 0:
             raise NothingVisibleError(
                 f"the original scene shows nothing from camera {cam.name or '(unnamed)'}: every splat is behind "
                 "it, outside the picture or transparent; check the cameras and --up"
             )
-    rendered = render_views(compressed, cameras, device, background, allow_empty=True)
+    rendered = render_views(compressed, cameras, device, background, allow_empty=True, on_view=step)
     per_view = []
     for i, (cam, a, b) in enumerate(zip(cameras, reference, rendered, strict=True)):
         entry = {"index": i, "camera": cam.name}
@@ -120,6 +137,7 @@ def quality_check(
         preview_path = Path(preview_path)
         write_preview(_preview_rows(cameras, reference, rendered, per_view), preview_path)
         preview_name = preview_path.name
+        step()
     return {
         "mode": mode,
         "summary": summarize(per_view),

@@ -6,7 +6,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from sogs_compressor.report.scene import human_bytes, to_json, utc_now, write_atomic
+from sogs_compressor.report.scene import to_json, utc_now, write_atomic
+from sogs_compressor.units import human_bytes
 
 SCHEMA = "sogs-compressor/job-report/1"
 DONE_STATUSES = ("ok", "reused")

@@ -12,6 +12,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sogs_compressor.units import human_bytes
+
 SCHEMA = "sogs-compressor/scene-report/1"
 JSON_NAME = "compression_report.json"
 TEXT_NAME = "compression_report.txt"
@@ -70,17 +72,6 @@ def _complete_copy_bytes(outputs: list[dict]) -> int:
     return sum(bundles) if bundles else sum(o["bytes"] for o in outputs)
 
 
-def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    return f"{value:.2f} TiB"
-
-
 def _number(value) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4g}"
@@ -137,8 +128,9 @@ def scene_report_text(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def quality_lines(quality: dict) -> list[str]:
-    """The rendered-quality summary (PSNR/SSIM of decoded output vs original) and the preview's name."""
+def quality_lines(quality: dict, preview_path: str | None = None) -> list[str]:
+    """The rendered-quality summary (PSNR/SSIM of decoded output vs original) and the preview's name (or
+    ``preview_path``, where the reader is not in the scene's folder)."""
     if quality.get("error"):
         return [f"quality      not measured: {quality['error']}"]
     summary = quality.get("summary")
@@ -151,7 +143,7 @@ def quality_lines(quality: dict) -> list[str]:
         f"({quality.get('cameras', {}).get('count')} views, {quality.get('size')} px)"
     ]
     if quality.get("preview"):
-        lines.append(f"preview      {quality['preview']}  (original | compressed | difference x8)")
+        lines.append(f"preview      {preview_path or quality['preview']}  (original | compressed | difference x8)")
     lines += target_lines(quality.get("target"))
     return lines
 

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from sogs_compressor import inflight
@@ -36,7 +37,7 @@ def write_bundle(path: Path, meta: dict, webps: dict[str, bytes]) -> OutputFile:
     entries = bundle_bytes_layout(meta, webps)
     total = sum(len(data) + 200 for _, data in entries)
     if total >= ZIP_LIMIT:
-        raise OutputError(f"{path.name}: {total} bytes is over the 4 GiB a .sog bundle may hold (use --layout dir)")
+        raise OutputError(f"{path.name}: {total} bytes is over the {ZIP_LIMIT} bytes a .sog bundle may hold (use --layout dir)")
 
     def fill(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=False) as archive:
@@ -65,31 +66,51 @@ def write_directory(folder: Path, meta: dict, webps: dict[str, bytes]) -> list[O
     return written
 
 
-def output_paths(output_dir: Path, name: str, layout: str, meta: dict) -> list[Path]:
+@dataclass(frozen=True)
+class SogPlacement:
+    """Where a scene's SOG goes: the ``.sog`` bundle file and the folder of the folder layout (meta.json and
+    textures). The layout decides which of the two is written."""
+
+    bundle: Path
+    folder: Path
+
+    @classmethod
+    def beside(cls, output_dir: Path, name: str) -> SogPlacement:
+        """The default: ``output_dir/name.sog`` and the folder layout in ``output_dir`` itself."""
+        return cls(Path(output_dir) / f"{name}.sog", Path(output_dir))
+
+
+def output_paths(output_dir: Path, name: str, layout: str, meta: dict,
+                 placement: SogPlacement | None = None) -> list[Path]:
     """The files ``write_sog`` writes for these arguments (the folder layout's textures and meta.json, the
     bundle)."""
-    output_dir = Path(output_dir)
+    placement = placement or SogPlacement.beside(output_dir, name)
     paths = []
     if layout in ("dir", "both"):
-        paths.extend(output_dir / file for file in [*texture_names(meta), "meta.json"])
+        paths.extend(placement.folder / file for file in [*texture_names(meta), "meta.json"])
     if layout in ("bundle", "both"):
-        paths.append(output_dir / f"{name}.sog")
+        paths.append(placement.bundle)
     return paths
 
 
-def write_sog(output_dir: Path, name: str, layout: str, meta: dict, webps: dict[str, bytes]) -> list[OutputFile]:
-    """Write ``name.sog`` and/or ``meta.json`` + textures into ``output_dir`` according to ``layout``."""
-    output_dir = Path(output_dir)
+def write_sog(output_dir: Path, name: str, layout: str, meta: dict, webps: dict[str, bytes],
+              placement: SogPlacement | None = None) -> list[OutputFile]:
+    """Write ``name.sog`` and/or ``meta.json`` + textures into ``output_dir`` according to ``layout``
+    (elsewhere when ``placement`` says so)."""
+    placement = placement or SogPlacement.beside(output_dir, name)
+    where = placement.folder
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
         files: list[OutputFile] = []
         if layout in ("dir", "both"):
-            files.extend(write_directory(output_dir, meta, webps))
+            placement.folder.mkdir(parents=True, exist_ok=True)
+            files.extend(write_directory(placement.folder, meta, webps))
         if layout in ("bundle", "both"):
-            files.append(write_bundle(output_dir / f"{name}.sog", meta, webps))
+            where = placement.bundle.parent
+            where.mkdir(parents=True, exist_ok=True)
+            files.append(write_bundle(placement.bundle, meta, webps))
         return files
     except OSError as error:
-        raise OutputError(f"cannot write to {output_dir}: {error.strerror or error}") from None
+        raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
 
 
 def texture_names(meta: dict) -> list[str]:

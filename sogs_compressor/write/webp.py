@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import numpy as np
 from PIL import Image
@@ -83,9 +83,15 @@ class WebpEncoder:
         self.stats[name] = stats
         return data
 
-    def results(self) -> dict[str, bytes]:
-        """Wait for every submitted image; their bytes by name, in submission order."""
+    def results(self, progress: Callable[[float], None] | None = None) -> dict[str, bytes]:
+        """Wait for every submitted image; their bytes by name, in submission order. ``progress(fraction)`` hears
+        the share of textures encoded each time one finishes."""
         try:
+            total = len(self._futures)
+            for count, future in enumerate(as_completed(self._futures.values()), start=1):
+                future.result()  # the first failure, as soon as it happens
+                if progress is not None:
+                    progress(count / total)
             return {name: future.result() for name, future in self._futures.items()}
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)

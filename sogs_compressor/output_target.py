@@ -1,0 +1,90 @@
+"""Where ``compress -o OUT`` puts each scene: a folder, one ``.sog`` file, or a folder layout's ``meta.json``.
+
+Like splat-transform's ``input output``, an output that names a file says what to write: ``out.sog`` is the
+bundle (layout ``bundle``), ``some/folder/meta.json`` the folder layout in ``some/folder`` (layout ``dir``). Any
+other path, or one ending in ``/``, is a folder. With several inputs the output must be a folder, and each scene's
+folder layout goes into its own subfolder ``OUT/NAME/`` beside ``OUT/NAME.sog``, so no scene overwrites another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sogs_compressor.errors import OutputError, UsageError
+from sogs_compressor.write.sog import SogPlacement
+
+BUNDLE_SUFFIX = ".sog"
+META_NAME = "meta.json"
+SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
+
+
+def output_name(input_path: str | Path) -> str:
+    """Base name of a scene's outputs: the file name without .ply/.compressed.ply/.sog (a SOG folder: its name)."""
+    path = Path(input_path)
+    if path.name == META_NAME:
+        return path.parent.resolve().name or "scene"
+    name = path.name
+    for suffix in SCENE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or "scene"
+    return path.stem or "scene"
+
+
+@dataclass(frozen=True)
+class SceneOutput:
+    """One input's outputs: ``folder/name.preview.png`` and the SOG where ``placement`` says (None: beside it)."""
+
+    input: str
+    folder: Path
+    name: str
+    placement: SogPlacement | None
+
+
+def output_kind(output: str) -> str:
+    """``bundle`` (a path ending in .sog), ``meta`` (ending in meta.json) or ``folder`` (anything else, or a
+    path ending in a separator)."""
+    if output.endswith(("/", os.sep)):
+        return "folder"
+    name = Path(output).name.lower()
+    if name.endswith(BUNDLE_SUFFIX) and len(name) > len(BUNDLE_SUFFIX):
+        return "bundle"
+    if name == META_NAME:
+        return "meta"
+    return "folder"
+
+
+def plan_outputs(output: str, inputs: Sequence[str], layout: str | None) -> tuple[list[SceneOutput], str | None]:
+    """Each input's outputs and the layout to use (None: the default); raises ``UsageError`` (exit 2) for a
+    file-like output with several inputs, a layout the output's name contradicts, or two inputs of one name."""
+    kind = output_kind(output)
+    if kind != "folder":
+        if len(inputs) > 1:
+            raise UsageError(f"-o {output} names one file, but {len(inputs)} inputs were given: give a folder")
+        wanted = "bundle" if kind == "bundle" else "dir"
+        if layout not in (None, wanted):
+            raise UsageError(f"-o {output} names a {'.sog bundle' if kind == 'bundle' else 'meta.json'}, "
+                             f"which --layout {layout} contradicts (leave --layout out or give a folder)")
+        path = Path(output)
+        if kind == "bundle":
+            if path.is_dir():
+                raise OutputError(f"{output} is a folder: end the path with '/' to write into it, or remove it")
+            return [SceneOutput(inputs[0], path.parent, path.name[: -len(BUNDLE_SUFFIX)],
+                                SogPlacement(path, path.parent))], wanted
+        return [SceneOutput(inputs[0], path.parent, output_name(inputs[0]), None)], wanted
+
+    folder = Path(output)
+    if len(inputs) == 1:
+        return [SceneOutput(inputs[0], folder, output_name(inputs[0]), None)], layout
+    names: dict[str, str] = {}
+    plans = []
+    for path in inputs:
+        name = output_name(path)
+        clash = names.setdefault(name.casefold(), str(path))
+        if clash != str(path):
+            raise UsageError(f"{clash} and {path} would both write {name}.sog in {output}: compress them into "
+                             "different folders")
+        plans.append(SceneOutput(path, folder, name, SogPlacement(folder / f"{name}.sog", folder / name)))
+    return plans, layout
