@@ -12,6 +12,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sogs_compressor.result import SOG_FOLDER_ROLES
+
 SCHEMA = "sogs-compressor/scene-report/1"
 JSON_NAME = "compression_report.json"
 TEXT_NAME = "compression_report.txt"
@@ -67,7 +69,7 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
 
 def _complete_copy_bytes(outputs: list[dict]) -> int:
     bundles = [o["bytes"] for o in outputs if o.get("role") == "bundle"]
-    return sum(bundles) if bundles else sum(o["bytes"] for o in outputs)
+    return sum(bundles) if bundles else sum(o["bytes"] for o in outputs if o.get("role") in SOG_FOLDER_ROLES)
 
 
 def human_bytes(n: int | float | None) -> str:
