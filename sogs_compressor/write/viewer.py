@@ -140,7 +140,7 @@ canvas {{ display: block; width: 100%; height: 100%; touch-action: none; cursor:
 #status {{ position: absolute; left: 1em; top: 1em; margin: 0; max-width: 80%; }}
 aside {{ width: 20em; flex: none; overflow: auto; padding: 0 1em; background: #20242b; }}
 h1 {{ font-size: 1.1em; word-break: break-all; }}
-th {{ text-align: left; font-weight: normal; color: #9aa3ad; padding-right: 1em; vertical-align: top; }}
+th {{ text-align: left; font-weight: normal; white-space: nowrap; color: #9aa3ad; padding-right: 1em; vertical-align: top; }}
 figure {{ margin: 1em 0; }} img {{ width: 100%; }} figcaption, .hint {{ color: #9aa3ad; font-size: 0.9em; }}
 @media (max-width: 32em) {{ body {{ flex-direction: column; }} main {{ flex: none; height: 65vh; }}
   aside {{ width: auto; }} }}
@@ -178,6 +178,11 @@ SCRIPT = """(() => {
     status.hidden = false;
     console.error('sogs viewer: ' + state.error);
   };
+  if (location.protocol === 'file:') {
+    fail('Browsers do not load files into a page opened from disk: serve this folder over http, e.g. ' +
+         'python -m http.server 8000 in it, and open http://localhost:8000/' + location.pathname.split('/').pop());
+    return;
+  }
   if (typeof pc === 'undefined') {
     fail('The PlayCanvas engine did not load from ' + config.engine +
          '. This page must be served over http (python -m http.server), with the engine reachable.');
