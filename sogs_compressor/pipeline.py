@@ -183,7 +183,6 @@ def compress_splats(
 
             t = time.perf_counter()
             outputs.track(viewer_path(Path(output_dir), name))
-            result.tool_version = __version__
             result.output_files.append(write_viewer(Path(output_dir), name, result, ordered.positions,
                                                     options.viewer_engine))
             timings["viewer"] = time.perf_counter() - t

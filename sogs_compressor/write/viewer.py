@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from sogs_compressor import __version__
 from sogs_compressor.report.scene import human_bytes
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.write.sog import _atomic_write
@@ -40,12 +41,18 @@ def viewer_path(output_dir: Path, name: str) -> Path:
     return Path(output_dir) / f"{name}.html"
 
 
+FRAMING_SAMPLE = 250_000
+"""At most this many positions (an even stride) set the framing. Below it the first view is exactly the quality
+check's first orbit view; above it the subsample's percentiles differ slightly. Measuring all of a 4M-splat scene
+took 1.5-2.8 s on a loaded 2-core VM."""
+
+
 def framing(positions: np.ndarray) -> dict:
-    """Where the page's orbit camera looks: the quality check's orbit frame of ``positions`` (robust bounds, world
-    up -y), so the first view is the preview's first orbit view."""
+    """Where the page's orbit camera looks: the quality check's orbit frame (robust bounds, world up -y) of the
+    (sanitized: finite) ``positions``, so the first view is the preview's first orbit view."""
     from sogs_compressor.render.camera import orbit_frame
 
-    frame = orbit_frame(positions)
+    frame = orbit_frame(positions[:: len(positions) // FRAMING_SAMPLE + 1])
 
     def vector(v: np.ndarray) -> list[float]:
         return [round(float(x), 6) for x in v]
@@ -113,7 +120,7 @@ def viewer_html(name: str, result: CompressionResult, view: dict, engine_url: st
               f"<figcaption>original | compressed | difference &times;8</figcaption></figure>") if preview else ""
     config = script_json({"name": name, "src": src, "engine": engine, "background": list(BACKGROUND), **view})
     return PAGE.format(title=e(name), rows=rows, figure=figure, config=config, engine=e(engine),
-                       integrity=integrity, script=SCRIPT, version=e(result.tool_version or ""))
+                       integrity=integrity, script=SCRIPT, version=e(__version__))
 
 
 def write_viewer(output_dir: Path, name: str, result: CompressionResult, positions: np.ndarray,
