@@ -157,6 +157,14 @@ def test_framing_is_the_quality_checks_first_orbit_view():
     np.testing.assert_allclose(eye, first.center, atol=1e-4)
 
 
+def test_summary_says_how_to_open_the_page():
+    from sogs_compressor.summary import human_summary
+
+    result = result_for("my scene", [("my scene.sog", "bundle", 100), ("my scene.html", "viewer", 50)])
+    assert ("wrote /out/my scene.html (to view: python -m http.server -d /out, then open "
+            "http://localhost:8000/my%20scene.html)") in human_summary(result)
+
+
 def test_job_environment_switches_the_viewer():
     options = codec_base_from_env({"SOGS_VIEWER": "off", "SOGS_VIEWER_ENGINE": "/pc/playcanvas.min.js"})
     assert (options.viewer, options.viewer_engine) == ("off", "/pc/playcanvas.min.js")
