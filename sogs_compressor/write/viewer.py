@@ -196,7 +196,13 @@ SCRIPT = """(() => {
     return;
   }
   const canvas = document.getElementById('scene');
-  const app = new pc.Application(canvas, { graphicsDeviceOptions: { antialias: false } });
+  let app;
+  try {
+    app = new pc.Application(canvas, { graphicsDeviceOptions: { antialias: false } });
+  } catch (error) {
+    fail('This browser could not start WebGL 2, which the PlayCanvas engine needs: ' + error);
+    return;
+  }
   app.setCanvasFillMode(pc.FILLMODE_NONE);
   app.setCanvasResolution(pc.RESOLUTION_AUTO);
   const resize = () => { app.resizeCanvas(canvas.clientWidth, canvas.clientHeight); place(); };
