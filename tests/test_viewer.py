@@ -108,6 +108,16 @@ def test_hostile_name_is_escaped_everywhere():
     assert f"{name}.ply (ply)" in parts.cells
 
 
+def test_page_script_is_valid_javascript(tmp_path):
+    """A syntax error in the page's script caught without a browser (Node parses it; CI has Node for the peer)."""
+    if shutil.which("node") is None:
+        pytest.skip("node not installed")
+    script = parse_page(viewer.viewer_html("s", result_for("s", [("s.sog", "bundle", 1)]), VIEW)).scripts[2][1]
+    (tmp_path / "page.js").write_text(script)
+    check = subprocess.run(["node", "--check", str(tmp_path / "page.js")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
 def test_script_json_cannot_close_its_element():
     text = viewer.script_json({"name": "</script><script>alert(1)</script>", "x": "&<>"})
     assert "<" not in text and ">" not in text and "&" not in text
