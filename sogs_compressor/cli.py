@@ -22,6 +22,7 @@ from sogs_compressor.options import (
     PALETTE_POLICIES,
     PRESETS,
     QUALITY_CHECKS,
+    VIEWER_CHOICES,
     CompressOptions,
 )
 
@@ -64,12 +65,18 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
                         help="render original and output and compare them (PSNR/SSIM + preview); default fast")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip decoding our output (no attribute errors, no quality check)")
+    parser.add_argument("--viewer", choices=VIEWER_CHOICES, default=None,
+                        help="write NAME.html beside the SOG: the scene in the PlayCanvas engine with the report's "
+                             "numbers; serve the folder over http to open it (default: on)")
+    parser.add_argument("--viewer-engine", default=None, metavar="URL",
+                        help="where the page loads the PlayCanvas engine's playcanvas.min.js from (default: a "
+                             "pinned jsDelivr URL); absolute, or relative to the page")
 
 
 CODEC_OPTION_FIELDS = (
     "layout", "device", "sh_bands", "iterations", "palette_size", "seed", "invalid", "order", "preset",
     "webp_method", "quality_check", "rate_weight", "palette_rate_weight", "position_bits", "target_psnr", "palette",
-    "palette_order",
+    "palette_order", "viewer", "viewer_engine",
 )
 """CompressOptions fields set by the codec flags of the same (argparse) name."""
 

@@ -11,6 +11,7 @@ PRESETS = ("fast", "balanced", "max")
 QUALITY_CHECKS = ("off", "fast", "full")
 PALETTE_POLICIES = ("auto", "st")
 PALETTE_ORDERS = ("auto", "frequency", "first-use", "pca")
+VIEWER_CHOICES = ("on", "off")
 
 
 @dataclass
@@ -43,6 +44,9 @@ class CompressOptions:
     verify: decode our own output and measure the per-attribute errors.
     quality_check: render original and decoded output and compare (PSNR/SSIM + preview image): off|fast|full.
     name: base name of the outputs (default: the input's name without extensions).
+    viewer: ``on`` writes ``NAME.html`` beside the SOG, a page that shows it in the PlayCanvas engine with the
+        report's key numbers (``write/viewer.py``); ``off`` skips it.
+    viewer_engine: the URL the page loads the PlayCanvas engine from (None = the pinned public copy).
     """
 
     layout: str = "both"
@@ -65,6 +69,8 @@ class CompressOptions:
     verify: bool = True
     quality_check: str = "fast"
     name: str | None = None
+    viewer: str = "on"
+    viewer_engine: str | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> CompressOptions:
@@ -80,7 +86,7 @@ class CompressOptions:
             ("--layout", self.layout, LAYOUTS), ("--invalid", self.invalid, INVALID_POLICIES),
             ("--order", ORDERS[0] if self.order is None else self.order, ORDERS), ("--preset", self.preset, PRESETS),
             ("--quality-check", self.quality_check, QUALITY_CHECKS), ("--palette", self.palette, PALETTE_POLICIES),
-            ("--palette-order", self.palette_order, PALETTE_ORDERS),
+            ("--palette-order", self.palette_order, PALETTE_ORDERS), ("--viewer", self.viewer, VIEWER_CHOICES),
         )
         for flag, value, allowed in choices:
             if value not in allowed:
@@ -96,6 +102,9 @@ class CompressOptions:
             if value is not None and not (low <= value and (high is None or value <= high)):
                 bounds = f">= {low}" if high is None else f"{low}..{high}"
                 raise bad(f"{flag} must be {bounds}, not {value}")
+        if self.viewer_engine is not None and (not self.viewer_engine.strip() or any(
+                ch.isspace() or ord(ch) < 32 for ch in self.viewer_engine)):
+            raise bad(f"--viewer-engine must be a URL without spaces or control characters, not {self.viewer_engine!r}")
         if self.target_psnr is not None and (not self.verify or self.quality_check == "off"):
             raise bad("--target-psnr measures rendered quality: it cannot be combined with --no-verify or "
                       "--quality-check off")

@@ -169,8 +169,16 @@ def compress_splats(
             confirm_written(sog_files, encoded.meta, webps)
             timings["read_back"] = time.perf_counter() - t
         del webps
+        result.counts["output"] = ordered.count
+        if options.viewer == "on":
+            from sogs_compressor.write.viewer import viewer_path, write_viewer
 
-    result.counts["output"] = ordered.count
+            t = time.perf_counter()
+            outputs.track(viewer_path(Path(output_dir), name))
+            result.output_files.append(write_viewer(Path(output_dir), name, result, ordered.positions,
+                                                    options.viewer_engine))
+            timings["viewer"] = time.perf_counter() - t
+
     result.settings = options.to_dict()
     result.settings["device"] = requested_device(options.device)
     result.tool_version = __version__

@@ -9,7 +9,11 @@ from dataclasses import asdict, dataclass, field
 class OutputFile:
     path: str
     bytes: int
-    role: str  # "bundle", "meta", "texture"
+    role: str  # "bundle", "meta", "texture", "preview", "viewer"
+
+
+SOG_FOLDER_ROLES = ("meta", "texture")
+"""The files of the folder layout's SOG (what a copy of the scene is without a bundle)."""
 
 
 @dataclass
@@ -44,11 +48,12 @@ class CompressionResult:
 
     @property
     def output_bytes(self) -> int:
-        """Bytes of one complete copy of the output (the bundle if written, else the directory files)."""
+        """Bytes of one complete copy of the SOG (the bundle if written, else the folder's meta.json and
+        textures; the preview and the viewer page are not part of it)."""
         bundles = [f.bytes for f in self.output_files if f.role == "bundle"]
         if bundles:
             return sum(bundles)
-        return sum(f.bytes for f in self.output_files)
+        return sum(f.bytes for f in self.output_files if f.role in SOG_FOLDER_ROLES)
 
     @property
     def ratio(self) -> float:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+from urllib.parse import quote
+
 from sogs_compressor.result import CompressionResult
 from sogs_compressor.units import human_bytes
 
@@ -39,4 +43,8 @@ def human_summary(result: CompressionResult) -> str:
     for f in result.output_files:
         if f.role in ("bundle", "meta"):
             lines.append(f"  wrote {f.path}")
+        elif f.role == "viewer":  # browsers fetch nothing into file:// pages
+            page = Path(f.path)
+            lines.append(f"  wrote {f.path} (to view: python -m http.server -d {shlex.quote(str(page.parent))}, "
+                         f"then open http://localhost:8000/{quote(page.name)})")
     return "\n".join(lines)

@@ -54,7 +54,7 @@ def test_output_ending_in_sog_is_the_bundle_and_progress_off_a_terminal_is_json_
         capture_output=True, text=True, timeout=180, cwd=REPO, env=plain_env(SOGS_PROGRESS_INTERVAL="0"))
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and read_sog(out).splats.count == 900
-    assert sorted(p.name for p in out.parent.iterdir()) == ["garden.preview.png", "garden.sog"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["garden.html", "garden.preview.png", "garden.sog"]
     assert f"wrote {out}" in proc.stdout and f"preview: {out.parent / 'garden.preview.png'}" in proc.stdout
     sizes = f"(ply, {human_bytes(scenes['a'].stat().st_size)}) -> {human_bytes(out.stat().st_size)}"
     assert sizes in proc.stdout and not BINARY_UNITS.search(proc.stdout)  # one unit convention (units.py)
@@ -115,6 +115,14 @@ def test_several_inputs_get_a_folder_each(scenes, tmp_path):
         assert read_sog(tmp_path / name / "meta.json").splats.count == count
         assert read_sog(tmp_path / f"{name}.sog").splats.count == count
     assert not (tmp_path / "meta.json").exists()
+
+
+def test_several_inputs_in_the_folder_layout_get_pages_that_load_their_own_folder(scenes, tmp_path):
+    proc = compress(scenes["a"], scenes["b"], "-o", tmp_path, *QUICK, "--layout", "dir", "--viewer", "on")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("a", "b"):
+        page = (tmp_path / f"{name}.html").read_text()
+        assert f'"src":"./{name}/meta.json"' in page
 
 
 def test_terminal_gets_a_bar_redrawn_in_place_without_colour(scenes, tmp_path):

@@ -107,8 +107,11 @@ def test_force_compresses_again(batch):
     assert (output / "a" / "a.sog").stat().st_mtime_ns != before
     # the new folder replaced the old one whole: no texture files left from the earlier layout
     assert sorted(p.name for p in (output / "a").iterdir()) == [
-        "a.preview.png", "a.sog", "compression_report.json", "compression_report.txt"]
-    assert read_json(output / "a" / "compression_report.json")["quality"]["preview"] == "a.preview.png"
+        "a.html", "a.preview.png", "a.sog", "compression_report.json", "compression_report.txt"]
+    report = read_json(output / "a" / "compression_report.json")
+    assert report["quality"]["preview"] == "a.preview.png"
+    assert {o["name"]: o["role"] for o in report["outputs"]}["a.html"] == "viewer"  # the viewer page
+    assert report["output_bytes"] == (output / "a" / "a.sog").stat().st_size
     assert_no_partial_scene(output)
 
 

@@ -58,6 +58,9 @@ def test_s3_batch_outputs_reports_and_failures(s3_batch):
     sog = client.get_object(Bucket=bucket, Key="out/nested/b/b.sog")["Body"].read()
     sizes = {o["name"]: o["bytes"] for o in report["outputs"]}
     assert sizes["b.sog"] == len(sog)
+    # the viewer page beside it, served as a page (and the SOG's textures as images) from the bucket
+    assert client.head_object(Bucket=bucket, Key="out/nested/b/b.html")["ContentType"] == "text/html; charset=utf-8"
+    assert client.head_object(Bucket=bucket, Key="out/nested/b/sh0.webp")["ContentType"] == "image/webp"
     job = s3_batch["first_report"]
     assert job["totals"]["compressed"] == 1 and job["totals"]["failed"] == 2
     failed = {f["scene"]: f for f in job["failures"]}

@@ -22,6 +22,12 @@ MiB = 1024 * 1024
 DEFAULT_CHUNK = 64 * MiB
 DEFAULT_CONCURRENCY = 8
 MAX_SMALL_OBJECT = 4 * MiB  # reports and sidecars read into memory
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8",
+    ".webp": "image/webp", ".png": "image/png", ".sog": "application/octet-stream",
+}
+"""Content-Type of the job's outputs by extension: S3 serves what it was given (binary/octet-stream when
+nothing), and a browser opening the viewer page from a bucket or CloudFront needs text/html."""
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +196,9 @@ class S3Manager:
     def upload_file(self, path: Path, uri: S3Uri, should_stop: StopCheck = None) -> None:
         _check(should_stop, f"uploading {uri}")
         done = _Done()
-        future = self.transfers.upload(str(path), uri.bucket, uri.key, subscribers=[done])
+        content_type = CONTENT_TYPES.get(path.suffix.lower())
+        future = self.transfers.upload(str(path), uri.bucket, uri.key, subscribers=[done],
+                                       extra_args={"ContentType": content_type} if content_type else None)
         try:
             self._wait(future, done, should_stop, "upload", uri)
         finally:

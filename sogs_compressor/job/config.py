@@ -144,7 +144,8 @@ def first(*candidates: tuple[str, object]) -> tuple[str, object]:
 
 
 def codec_base_from_env(env: Mapping[str, str]) -> CompressOptions:
-    """Codec settings from ``SOGS_DEVICE``, ``SOGS_LAYOUT``, ``SOGS_PRESET``, ``SOGS_SH_BANDS``, ``SOGS_SEED``."""
+    """Codec settings from ``SOGS_DEVICE``, ``SOGS_LAYOUT``, ``SOGS_PRESET``, ``SOGS_SH_BANDS``, ``SOGS_SEED``,
+    ``SOGS_VIEWER``, ``SOGS_VIEWER_ENGINE``."""
     opts = CompressOptions()
     if env.get("SOGS_DEVICE"):
         opts.device = env["SOGS_DEVICE"].strip()
@@ -152,6 +153,10 @@ def codec_base_from_env(env: Mapping[str, str]) -> CompressOptions:
         opts.layout = env["SOGS_LAYOUT"].strip()
     if env.get("SOGS_PRESET"):
         opts.preset = env["SOGS_PRESET"].strip()
+    if env.get("SOGS_VIEWER"):
+        opts.viewer = env["SOGS_VIEWER"].strip()
+    if env.get("SOGS_VIEWER_ENGINE"):
+        opts.viewer_engine = env["SOGS_VIEWER_ENGINE"].strip()
     for name, attr in (("SOGS_SH_BANDS", "sh_bands"), ("SOGS_SEED", "seed")):
         if env.get(name):
             try:

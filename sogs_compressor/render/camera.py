@@ -165,6 +165,43 @@ def robust_bounds(positions, sample: int = 1_000_000) -> tuple[np.ndarray, np.nd
     return low, high
 
 
+@dataclass(frozen=True)
+class OrbitFrame:
+    """Where orbit views look: the robust box's centre and half-diagonal, the world up direction and two
+    horizontal axes (azimuth 0 lies along ``axis_a``)."""
+
+    centre: np.ndarray
+    radius: float
+    up: np.ndarray
+    axis_a: np.ndarray
+    axis_b: np.ndarray
+
+    def direction(self, azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+        """Unit vector from the centre towards a camera at this azimuth and elevation."""
+        azimuth, elevation = math.radians(azimuth_deg), math.radians(elevation_deg)
+        horizontal = math.cos(azimuth) * self.axis_a + math.sin(azimuth) * self.axis_b
+        return math.cos(elevation) * horizontal + math.sin(elevation) * self.up
+
+
+def orbit_frame(positions, up: np.ndarray | str | None = None) -> OrbitFrame:
+    """The frame of ``orbit_cameras`` for these positions (a numpy array or a tensor: ``robust_bounds``)."""
+    up_vec = parse_up(up) if up is None or isinstance(up, str) else np.asarray(up, np.float64)
+    up_vec = up_vec / np.linalg.norm(up_vec)
+    low, high = robust_bounds(positions)
+    radius = max(float(np.linalg.norm(high - low)) / 2.0, 1e-6)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(up_vec[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    axis_a = np.cross(up_vec, helper)
+    axis_a /= np.linalg.norm(axis_a)
+    return OrbitFrame((low + high) / 2.0, radius, up_vec, axis_a, np.cross(up_vec, axis_a))
+
+
+def orbit_distance(radius: float, width: int, height: int, fov_y_deg: float = 50.0, margin: float = 1.05) -> float:
+    """Camera distance at which the sphere of ``radius`` fits the narrower field of view, with ``margin``."""
+    fov_x = 2.0 * math.atan(math.tan(math.radians(fov_y_deg) / 2.0) * width / height)
+    half_fov = min(math.radians(fov_y_deg), fov_x) / 2.0
+    return margin * radius / math.sin(half_fov)
+
+
 def orbit_cameras(
     positions,
     count: int,
@@ -183,28 +220,14 @@ def orbit_cameras(
     """
     if count < 1:
         raise CameraSpecError("at least one view is needed")
-    up_vec = parse_up(up) if up is None or isinstance(up, str) else np.asarray(up, np.float64)
-    up_vec = up_vec / np.linalg.norm(up_vec)
-    low, high = robust_bounds(positions)
-    centre = (low + high) / 2.0
-    radius = max(float(np.linalg.norm(high - low)) / 2.0, 1e-6)
-    fov_x = 2.0 * math.atan(math.tan(math.radians(fov_y_deg) / 2.0) * width / height)
-    half_fov = min(math.radians(fov_y_deg), fov_x) / 2.0
-    distance = margin * radius / math.sin(half_fov)
-    # two horizontal axes perpendicular to up
-    helper = np.array([1.0, 0.0, 0.0]) if abs(up_vec[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    axis_a = np.cross(up_vec, helper)
-    axis_a /= np.linalg.norm(axis_a)
-    axis_b = np.cross(up_vec, axis_a)
+    frame = orbit_frame(positions, up)
+    distance = orbit_distance(frame.radius, width, height, fov_y_deg, margin)
     cameras = []
     for i in range(count):
-        azimuth = 2.0 * math.pi * i / count
-        elevation = math.radians(ELEVATIONS_DEG[i % len(ELEVATIONS_DEG)])
-        horizontal = math.cos(azimuth) * axis_a + math.sin(azimuth) * axis_b
-        direction = math.cos(elevation) * horizontal + math.sin(elevation) * up_vec
-        eye = centre + distance * direction
-        name = f"orbit-{i}-az{math.degrees(azimuth):.0f}-el{math.degrees(elevation):.0f}"
-        cameras.append(look_at(eye, centre, up_vec, width, height, fov_y_deg, name))
+        azimuth, elevation = 360.0 * i / count, ELEVATIONS_DEG[i % len(ELEVATIONS_DEG)]
+        eye = frame.centre + distance * frame.direction(azimuth, elevation)
+        name = f"orbit-{i}-az{azimuth:.0f}-el{elevation:.0f}"
+        cameras.append(look_at(eye, frame.centre, frame.up, width, height, fov_y_deg, name))
     return cameras
 
 

@@ -12,6 +12,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sogs_compressor.result import SOG_FOLDER_ROLES
 from sogs_compressor.units import human_bytes
 
 SCHEMA = "sogs-compressor/scene-report/1"
@@ -69,7 +70,7 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
 
 def _complete_copy_bytes(outputs: list[dict]) -> int:
     bundles = [o["bytes"] for o in outputs if o.get("role") == "bundle"]
-    return sum(bundles) if bundles else sum(o["bytes"] for o in outputs)
+    return sum(bundles) if bundles else sum(o["bytes"] for o in outputs if o.get("role") in SOG_FOLDER_ROLES)
 
 
 def _number(value) -> str:
