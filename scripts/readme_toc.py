@@ -1,7 +1,7 @@
 """Write (or check) the table of contents of README.md from its headings.
 
 The TOC sits between ``<!-- toc -->`` and ``<!-- /toc -->`` and lists every ``##`` and ``###`` heading outside
-code fences, linked by GitHub's anchor rule. ``python scripts/readme_toc.py`` rewrites it; ``--check`` exits 1
+code fences (but its own), linked by GitHub's anchor rule. ``python scripts/readme_toc.py`` rewrites it; ``--check`` exits 1
 when it is stale (tests/test_readme.py runs the same comparison).
 """
 
@@ -38,6 +38,8 @@ def toc(text: str) -> str:
     seen: dict[str, int] = {}
     lines = []
     for level, title in headings(text):
+        if title == "Contents":
+            continue
         lines.append(f"{'  ' * (level - 2)}- [{title}](#{anchor(title, seen)})")
     return "\n".join(lines)
 
