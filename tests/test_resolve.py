@@ -6,8 +6,10 @@ set look installable when it is not (torch 2.13.0 with triton 3.9.0 was Resoluti
 unnoticed because this project's machines carry a local torch wheel). The sets:
 
 - the tests' set on this Linux machine, from PyPI (torch's Linux wheel there is the CUDA build);
-- the runtime and test sets for macOS (arm64) and the runtime set for Windows, from PyPI, markers evaluated for
-  that system (pip evaluates markers for the machine it runs on, whatever ``--platform`` says);
+- for macOS (arm64) and Windows: that every pin of the test set (macOS) and of the runtime set (Windows), markers
+  evaluated for that system, has a wheel there on PyPI. Only the pins themselves (``--no-deps``): pip judges the
+  markers of dependencies (torch's ``nvidia-*; platform_system == "Linux"``) for the machine it runs on, whatever
+  ``--platform`` says, so a cross-system resolution with pip would ask for Linux-only wheels;
 - each image's ``requirements.txt`` with the image's Python version and platform, from PyPI;
 - torch from the index each Dockerfile and ``setup_venv.sh`` names (download.pytorch.org): skipped, saying so,
   when that index cannot be reached from here.
@@ -40,7 +42,7 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 pytestmark = pytest.mark.network
 
 # Python and glibc of each image's base, by the base's distribution release.
-BASE_PYTHON = {"ubuntu22.04": ("3.10", "2_35"), "ubuntu24.04": ("3.12", "2_39"), "bookworm": (None, "2_36")}
+BASE_PYTHON = {"ubuntu22.04": ("3.10", 35), "ubuntu24.04": ("3.12", 39), "bookworm": (None, 36)}
 # Marker environments of the other systems people run the CPU path on.
 MACOS_ARM64 = {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": "arm64"}
 WINDOWS_AMD64 = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt", "platform_machine": "AMD64"}
@@ -82,15 +84,21 @@ def for_system(requirements: list[str], system: dict[str, str], python: str) -> 
     return kept
 
 
-def image_target(dockerfile: str) -> tuple[str, str, str]:
-    """(Python version, platform tag, torch index URL) of DOCKERFILE's final image."""
+def manylinux_tags(glibc_minor: int) -> list[str]:
+    """Every x86_64 manylinux tag a glibc 2.GLIBC_MINOR system accepts (pip does not widen ``--platform`` itself)."""
+    legacy = ["manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64"]
+    return [f"manylinux_2_{minor}_x86_64" for minor in range(glibc_minor, 4, -1)] + legacy
+
+
+def image_target(dockerfile: str) -> tuple[str, list[str], str]:
+    """(Python version, platform tags, torch index URL) of DOCKERFILE's final image."""
     text = (REPO / dockerfile).read_text()
     base = re.search(r"^ARG (?:CUDA|PYTHON)_BASE=(\S+)$", text, re.M).group(1)
     index = re.search(r"^ARG TORCH_INDEX_URL=(\S+)$", text, re.M).group(1)
     release = next(name for name in BASE_PYTHON if name in base)
     python, glibc = BASE_PYTHON[release]
     python = python or re.search(r"python:(\d+\.\d+)", base).group(1)
-    return python, f"manylinux_{glibc}_x86_64", index
+    return python, manylinux_tags(glibc), index
 
 
 @dataclass
@@ -100,7 +108,8 @@ class Resolution:
     requirements: list[str]
     index: str = PYPI
     python: str | None = None
-    platform: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    no_deps: bool = False
     report: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
     unreachable: str = ""
@@ -116,8 +125,11 @@ class Resolution:
                    "--no-input", "--report", str(self.path), "--index-url", self.index]
         if Version(version("pip")) >= Version("24.0"):
             command.append("--use-feature=fast-deps")
-        if self.platform:
-            command += ["--only-binary=:all:", "--platform", self.platform, "--python-version", self.python]
+        if self.platforms:
+            command += ["--only-binary=:all:", "--python-version", self.python]
+            command += [f"--platform={platform}" for platform in self.platforms]
+        if self.no_deps:
+            command.append("--no-deps")
         environment = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         environment.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
         self.process = subprocess.Popen([*command, *self.requirements], stdout=subprocess.PIPE,
@@ -138,22 +150,23 @@ class Resolution:
 @pytest.fixture(scope="module")
 def resolutions(tmp_path_factory) -> dict[str, Resolution]:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    gpu_python, gpu_platform, gpu_index = image_target("Dockerfile")
-    cpu_python, cpu_platform, cpu_index = image_target("Dockerfile.minimal")
+    gpu_python, gpu_platforms, gpu_index = image_target("Dockerfile")
+    cpu_python, cpu_platforms, cpu_index = image_target("Dockerfile.minimal")
     setup_index = re.search(r"SOGS_TORCH_INDEX_URL:-(\S+?)\}", (REPO / "scripts" / "setup_venv.sh").read_text())
     torch = f"torch=={torch_version()}"
     runs = {
         "tests, Linux, PyPI": Resolution(dev_set()),
         "tests, macOS arm64, PyPI": Resolution(for_system(dev_set(), MACOS_ARM64, python), python=python,
-                                               platform="macosx_14_0_arm64"),
+                                               platforms=["macosx_14_0_arm64", "macosx_11_0_arm64",
+                                                          "macosx_10_9_universal2"], no_deps=True),
         "runtime, Windows, PyPI": Resolution(for_system(runtime_set(), WINDOWS_AMD64, python), python=python,
-                                             platform="win_amd64"),
+                                             platforms=["win_amd64"], no_deps=True),
         "CUDA image requirements.txt, PyPI": Resolution(requirement_lines(REPO / "requirements.txt"),
-                                                        python=gpu_python, platform=gpu_platform),
+                                                        python=gpu_python, platforms=gpu_platforms),
         "CPU image requirements.txt, PyPI": Resolution(requirement_lines(REPO / "requirements.txt"),
-                                                       python=cpu_python, platform=cpu_platform),
-        "CUDA image torch": Resolution([torch], index=gpu_index, python=gpu_python, platform=gpu_platform),
-        "CPU image torch": Resolution([torch], index=cpu_index, python=cpu_python, platform=cpu_platform),
+                                                       python=cpu_python, platforms=cpu_platforms),
+        "CUDA image torch": Resolution([torch], index=gpu_index, python=gpu_python, platforms=gpu_platforms),
+        "CPU image torch": Resolution([torch], index=cpu_index, python=cpu_python, platforms=cpu_platforms),
         "setup_venv torch": Resolution([torch], index=setup_index.group(1)),
     }
     directory = tmp_path_factory.mktemp("resolve")
@@ -174,13 +187,13 @@ def test_tests_resolve_on_linux_from_pypi(resolutions):
     assert Requirement(pinned["triton"]).specifier.contains(installed["triton"])
 
 
-def test_tests_resolve_on_macos_without_triton(resolutions):
+def test_every_test_pin_has_a_macos_wheel_and_triton_is_left_out(resolutions):
     installed = resolutions["tests, macOS arm64, PyPI"].installed()
     assert installed["torch"] == torch_version()
-    assert "triton" not in installed and not any(name.startswith("nvidia-") for name in installed)
+    assert "triton" not in installed
 
 
-def test_runtime_resolves_on_windows(resolutions):
+def test_every_runtime_pin_has_a_windows_wheel(resolutions):
     installed = resolutions["runtime, Windows, PyPI"].installed()
     assert installed["torch"] == torch_version()
 
