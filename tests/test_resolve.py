@@ -126,7 +126,8 @@ class Resolution:
         if Version(version("pip")) >= Version("24.0"):
             command.append("--use-feature=fast-deps")
         if self.platforms:
-            command += ["--only-binary=:all:", "--python-version", self.python]
+            # --target: pip before 23.3 takes other platforms only for a target folder (nothing is written).
+            command += ["--only-binary=:all:", "--python-version", self.python, "--target", str(directory / "t")]
             command += [f"--platform={platform}" for platform in self.platforms]
         if self.no_deps:
             command.append("--no-deps")
