@@ -7,8 +7,12 @@
 #
 # Base: CUDA 12.6 user-space only (no driver), pinned by tag. The "base" flavour is enough: the torch cu126
 # wheels bring cuBLAS/cuDNN as pip packages, and the image keeps /usr/local/cuda/compat (forward-compat
-# libraries for hosts whose driver is older than CUDA 12.6; docker/entrypoint.sh enables them only then).
-# cu126 wheels cover sm_50..sm_90: T4 (g4dn), A10G (g5), L4 (g6), L40S (g6e), V100 (p3), H100 (p5).
+# libraries, libcuda 560.35.05; docker/entrypoint.sh enables them only for a host driver older than that, on
+# data-centre GPUs, the only ones NVIDIA documents forward compatibility for).
+# Driver needed: >= 560.35 natively, >= 525 by CUDA 12 minor-version compatibility, R470 only through the compat
+# libraries (README "The CUDA image: driver and size"). torch 2.13.0 publishes cu126 (legacy, sm_50..sm_90: T4,
+# A10G, L4, L40S, V100, A100, H100) and cu130 (PyPI's build, sm_75+, driver >= 580); there is no cu128 for 2.13.
+# tests/test_resolve.py resolves torch from TORCH_INDEX_URL for this image's Python 3.12 and glibc 2.39.
 ARG CUDA_BASE=nvidia/cuda:12.6.3-base-ubuntu24.04
 
 FROM ${CUDA_BASE} AS build
@@ -25,7 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 COPY requirements.txt /src/requirements.txt
 RUN pip install --no-cache-dir -r /src/requirements.txt
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY sogs_compressor /src/sogs_compressor
 RUN pip install --no-cache-dir --no-deps /src
 

@@ -3,7 +3,8 @@
 #
 # Before handing over to Python it:
 #   1. puts NVIDIA's CUDA forward-compat libraries on LD_LIBRARY_PATH, but only when the host driver is older
-#      than the CUDA user-space in the image (on a newer driver they would break CUDA);
+#      than the CUDA user-space in the image (on a newer driver they would break CUDA) and the GPUs are
+#      data-centre parts (the only ones NVIDIA documents forward compatibility for);
 #   2. fails fast, with an ExitMessage, when a GPU is requested (SOGS_DEVICE / --device cuda*) but no NVIDIA
 #      driver is visible (a CPU instance type such as ml.c6i.4xlarge, or `docker run` without `--gpus all`);
 #   3. checks that /opt/ml/output and every output path can be written (a non-root user often cannot);
@@ -73,13 +74,31 @@ compat_driver_version() {
     done
 }
 
+# The GPU names nvidia-smi reports, one per line (empty when nvidia-smi is missing or fails).
+gpu_names() {
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true
+    fi
+}
+
+# NVIDIA documents forward compatibility for data-centre GPUs only (plus select NGC-ready RTX SKUs and Jetson):
+# on GeForce, TITAN, Quadro and RTX workstation cards the compat libcuda fails with
+# CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE (804). Every SageMaker GPU (T4, A10G, L4, L40S, A100, H100, RTX PRO
+# 6000 Server Edition) is a data-centre part. Prints the first GPU that is not.
+non_datacenter_gpu() {
+    gpu_names | grep -Ei 'geforce|titan|quadro|rtx' | grep -Eiv 'server edition' | head -n 1 || true
+}
+
 setup_cuda_compat() {
-    local driver=$1 compat
+    local driver=$1 compat desktop
     compat=$(compat_driver_version)
     if [ -z "$driver" ] || [ -z "$compat" ]; then
         return 0
     fi
-    if version_lt "$driver" "$compat"; then
+    desktop=$(non_datacenter_gpu)
+    if [ -n "$desktop" ] && version_lt "$driver" "$compat"; then
+        log "host driver $driver is older than the image's CUDA ($compat), but forward compatibility does not cover $desktop: not using $COMPAT_DIR (CUDA 12 still runs on drivers >= 525 by minor-version compatibility)"
+    elif version_lt "$driver" "$compat"; then
         export LD_LIBRARY_PATH="$COMPAT_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         log "host driver $driver is older than the image's CUDA ($compat): using forward-compat libraries in $COMPAT_DIR"
     else

@@ -6,7 +6,6 @@ module; this file only sequences them, times them and collects what they report.
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from sogs_compressor.errors import DeviceError, Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.output_target import output_name
+from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_scene
@@ -182,7 +182,7 @@ def compress_splats(
     result.settings = options.to_dict()
     result.settings["device"] = requested_device(options.device)
     result.tool_version = __version__
-    result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result.peak_rss_bytes = peak_rss_bytes()
     if device.type == "cuda":
         result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
     return result

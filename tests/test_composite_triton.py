@@ -49,8 +49,9 @@ INTERPRETER_SCRIPT = textwrap.dedent(
 
 def test_fused_compositor_matches_torch_in_the_triton_interpreter() -> None:
     triton = pytest.importorskip("triton")
-    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 9):
-        pytest.skip("Triton's interpreter before 3.9 is not used here; the CUDA test checks the compiled kernel")
+    # Measured here: 3.7.1 (the version torch 2.13.0 requires) and 3.9.0 pass this test; older ones not checked.
+    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 7):
+        pytest.skip("Triton's interpreter before 3.7 is not used here; the CUDA test checks the compiled kernel")
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
     proc = subprocess.run([sys.executable, "-c", INTERPRETER_SCRIPT], capture_output=True, text=True, env=env,

@@ -219,9 +219,12 @@ def sandbox(tmp_path):
     return tmp_path
 
 
-def add_nvidia_smi(sandbox: Path, version: str) -> None:
+def add_nvidia_smi(sandbox: Path, version: str, *names: str) -> None:
+    """A stub nvidia-smi answering the driver version, and the GPU names when NAMES are given."""
     stub = sandbox / "bin" / "nvidia-smi"
-    stub.write_text(f"#!/bin/sh\necho '{version}'\n")
+    listed = "\n".join(names)
+    stub.write_text(f"#!/bin/sh\ncase \"$*\" in *name*) [ -n '{listed}' ] && printf '%s\\n' '{listed}' ;;\n"
+                    f"*) echo '{version}' ;;\nesac\n")
     stub.chmod(0o755)
 
 
@@ -257,6 +260,25 @@ def test_old_driver_gets_forward_compat_and_args_pass_through(sandbox):
     assert seen["argv"] == ["/app/compress_model.py", *args]
     assert seen["ld"] == f"{sandbox / 'compat'}:/usr/local/nvidia/lib64"
     assert (sandbox / "out").is_dir() and not list((sandbox / "out").iterdir())  # probed, probe removed
+
+
+@pytest.mark.parametrize("gpus", [("Tesla T4",), ("NVIDIA A10G",), ("NVIDIA L4",), ("NVIDIA H100 80GB HBM3",),
+                                  ("NVIDIA RTX PRO 6000 Blackwell Server Edition",)])
+def test_old_driver_on_datacenter_gpus_gets_forward_compat(sandbox, gpus):
+    add_nvidia_smi(sandbox, "535.183.01", *gpus)
+    result = run_entrypoint(sandbox, SOGS_DEVICE="cuda")
+    assert handed_over(result)["ld"] == f"{sandbox / 'compat'}:/usr/local/nvidia/lib64"
+    assert "using forward-compat libraries" in result.stderr
+
+
+@pytest.mark.parametrize("gpus", [("NVIDIA GeForce RTX 4090",), ("NVIDIA RTX A6000",), ("Quadro RTX 8000",),
+                                  ("NVIDIA A100-SXM4-40GB", "NVIDIA GeForce RTX 3090")])
+def test_old_driver_on_desktop_gpus_gets_no_forward_compat(sandbox, gpus):
+    # NVIDIA documents forward compatibility for data-centre GPUs only; elsewhere the compat libcuda fails (804).
+    add_nvidia_smi(sandbox, "535.183.01", *gpus)
+    result = run_entrypoint(sandbox, SOGS_DEVICE="cuda")
+    assert handed_over(result)["ld"] == "/usr/local/nvidia/lib64"
+    assert "forward compatibility does not cover" in result.stderr
 
 
 def test_new_driver_keeps_library_path(sandbox):
