@@ -91,6 +91,11 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     from sogs_compressor.prefetch import ScenePrefetch
 
     options = options_from_args(args)
+    if args.cameras:  # a given cameras.json must be usable: checked before any scene is read (exit 3)
+        from sogs_compressor.render.camera import load_cameras_json
+
+        load_cameras_json(args.cameras)
+        options.cameras = args.cameras
     # The first scene is read while torch loads; a single input that fails at once fails before torch loads.
     first = ScenePrefetch(args.inputs[0])
     if len(args.inputs) == 1 and (error := first.early_failure()) is not None:
@@ -167,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IN", help="scene files (.ply, .compressed.ply, .sog, meta.json)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_codec_options(p)
+    p.add_argument("--cameras", default=None, metavar="FILE",
+                   help="3DGS training cameras.json whose views the quality check adds (default: one beside the input)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_cmd_compress)
 

@@ -43,6 +43,8 @@ class CompressOptions:
     verify: decode our own output and measure the per-attribute errors.
     quality_check: render original and decoded output and compare (PSNR/SSIM + preview image): off|fast|full.
     name: base name of the outputs (default: the input's name without extensions).
+    cameras: a 3DGS training ``cameras.json`` whose cameras the quality check adds to its views (None = one lying
+        next to the input, if any).
     """
 
     layout: str = "both"
@@ -65,6 +67,7 @@ class CompressOptions:
     verify: bool = True
     quality_check: str = "fast"
     name: str | None = None
+    cameras: str | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> CompressOptions:
