@@ -242,7 +242,9 @@ def _numbers(value: object, shape: tuple[int, ...], where: str, what: str) -> np
     if not isinstance(rows, list) or len(rows) != (shape[0] if len(shape) == 2 else 1):
         raise CamerasFileError(f"{where}: {what} must be {text} numbers")
     for row in rows:
-        if not isinstance(row, list) or len(row) != shape[-1] or not all(_finite_number(v) for v in row):
+        if not isinstance(row, list) or len(row) != shape[-1]:
+            raise CamerasFileError(f"{where}: {what} must be {text} numbers")
+        if not all(_finite_number(v) for v in row):
             raise CamerasFileError(f"{where}: {what} must be {text} finite numbers")
     array = np.asarray(value, dtype=np.float64)
     if np.abs(array).max() > MAX_COORDINATE:
