@@ -99,3 +99,12 @@ def test_render_errors_are_one_line_with_exit_code_3(tmp_path: Path, capsys, ext
     assert code == 3, err
     assert message in err and err.count("\n") == 1 and err.startswith("error: ")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_render_command_shows_a_view_from_inside(tmp_path: Path, capsys) -> None:
+    write_ply(random_splats(300, 0, seed=8), tmp_path / "a.ply")
+    code = main(["render", str(tmp_path / "a.ply"), "-o", str(tmp_path / "in.png"), "--interior", "--view", "5",
+                 "--size", "32", "32", "--device", "cpu"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "camera interior-5-hd" in out and " 0 of 300 splats" not in out

@@ -22,6 +22,7 @@ from sogs_compressor.render.camera import (
 from sogs_compressor.render.errors import CameraSpecError
 
 RENDER_ORBIT_VIEWS = 8
+RENDER_INTERIOR_VIEWS = 8
 DEFAULT_RENDER_SIZE = 512
 
 
@@ -52,9 +53,13 @@ def _render_camera(args: argparse.Namespace, splats) -> Camera:
         fov = float(values[6]) if values.size == 7 else 50.0
         return look_at(values[:3], values[3:6], parse_up(args.up), width, height, fov, "custom")
     view = 0 if args.view is None else args.view
-    cameras, _ = _training_cameras(args, args.input)
+    cameras, _ = _training_cameras(args, args.input) if not args.interior else (None, None)
     if cameras is not None:
         cameras = select_cameras(cameras, len(cameras))
+    elif args.interior:
+        from sogs_compressor.render.interior import interior_cameras
+
+        cameras = interior_cameras(splats, RENDER_INTERIOR_VIEWS, width, height, args.up or DEFAULT_UP)
     else:
         cameras = orbit_cameras(splats.positions, RENDER_ORBIT_VIEWS, width, height, args.up or DEFAULT_UP)
     if not 0 <= view < len(cameras):
@@ -179,6 +184,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="camera at eye E looking at target T (vertical field of view in degrees, default 50)")
     p.add_argument("--view", type=int, default=None, metavar="N",
                    help=f"view N of the training cameras, or of {RENDER_ORBIT_VIEWS} orbit views (default 0)")
+    p.add_argument("--interior", action="store_true",
+                   help=f"--view N of {RENDER_INTERIOR_VIEWS} views from inside the scene looking outward")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("W", "H"),
                    help=f"image size (default {DEFAULT_RENDER_SIZE} on the long side)")
     _add_view_options(p)
