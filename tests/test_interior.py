@@ -21,10 +21,10 @@ import torch
 from sogs_compressor.render.camera import look_at, robust_bounds
 from sogs_compressor.render.interior import (
     VIEWER_FOV_DEG,
-    _columns,
     choose_positions,
     enclosing_opacity,
     interior_cameras,
+    placement_columns,
 )
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views
 from sogs_compressor.render.rasterize import NEAR_PLANE, prepare, render
@@ -118,7 +118,7 @@ def test_the_camera_never_stands_inside_a_splat() -> None:
     scene = concat(room, blob)
     low, high = robust_bounds(scene.positions)
     centre = (low + high) / 2
-    columns = _columns(scene)
+    columns = placement_columns(scene)
     assert enclosing_opacity(centre, columns) > 0.9
     (position, enclosed), = choose_positions(scene, 1)
     assert enclosed == 0.0 and enclosing_opacity(position, columns) == 0.0

@@ -21,6 +21,7 @@ import torch
 
 from sogs_compressor.render.camera import Camera, look_at, parse_up, robust_bounds
 from sogs_compressor.render.errors import CameraSpecError
+from sogs_compressor.render.rasterize import NEAR_PLANE
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 
@@ -38,7 +39,7 @@ HEADING_TURNS = 8
 """Headings tried (in 45-degree turns) for a view whose first heading sees no splat centre."""
 
 
-def _columns(splats: SplatSet | SplatTensors) -> dict[str, torch.Tensor]:
+def placement_columns(splats: SplatSet | SplatTensors) -> dict[str, torch.Tensor]:
     """Positions, log-scales, rotations and opacity logits as float tensors on the splats' own device."""
     names = ("positions", "log_scales", "rotations", "opacity_logits")
     if isinstance(splats, SplatTensors):
@@ -87,7 +88,7 @@ def enclosing_opacity(point: np.ndarray, columns: dict[str, torch.Tensor]) -> fl
 def choose_positions(splats: SplatSet | SplatTensors, count: int) -> list[tuple[np.ndarray, float]]:
     """Up to ``count`` camera positions inside the robust box, each with the opacity of the splat enclosing it:
     the candidates no splat encloses, nearest the centre first; failing those, the least enclosed ones."""
-    columns = _columns(splats)
+    columns = placement_columns(splats)
     low, high = robust_bounds(columns["positions"] if isinstance(splats, SplatTensors) else splats.positions)
     scored = []
     for point in _candidates(low, high):
@@ -104,8 +105,6 @@ def choose_positions(splats: SplatSet | SplatTensors, count: int) -> list[tuple[
 
 def _sees_splats(camera: Camera, sample: torch.Tensor) -> bool:
     """Whether any sampled splat centre lies in the camera's view, beyond the near plane."""
-    from sogs_compressor.render.rasterize import NEAR_PLANE
-
     rot = torch.as_tensor(camera.rotation, dtype=torch.float32, device=sample.device)
     trans = torch.as_tensor(camera.translation, dtype=torch.float32, device=sample.device)
     p = sample @ rot.T + trans
@@ -135,7 +134,7 @@ def interior_cameras(
     axis_b = np.cross(up_vec, axis_a)
     per_position = min(count, HEADINGS_PER_POSITION)
     positions = choose_positions(splats, math.ceil(count / per_position))
-    means = _columns(splats)["positions"]
+    means = placement_columns(splats)["positions"]
     sample = means[:: max(1, means.shape[0] // VISIBILITY_SAMPLE)]
     sample = sample[torch.isfinite(sample).all(dim=1)]
     cameras = []

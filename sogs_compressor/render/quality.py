@@ -71,12 +71,6 @@ def view_plan(mode: str, views: int | None = None, size: int | None = None, *, i
     return ViewPlan(counts["orbit"], counts["interior"], counts["training"], size)
 
 
-def mode_settings(mode: str, views: int | None = None, size: int | None = None) -> tuple[int, int]:
-    """(orbit views, size) of a mode, with explicit overrides checked."""
-    plan = view_plan(mode, views, size)
-    return plan.orbit, plan.size
-
-
 def plan_cameras(splats: SplatSet | SplatTensors, plan: ViewPlan, up: str | None = None,
                  training: list[Camera] | None = None) -> list[Camera]:
     """The plan's cameras: orbit views, then interior views (both from ``splats``), then an evenly spread
