@@ -155,6 +155,14 @@ def test_a_heading_that_sees_nothing_is_turned_until_it_sees_splats() -> None:
         assert render(g, cam).visible > 0, cam.name
 
 
+def test_a_scene_smaller_than_the_near_distance_is_judged_by_its_orbit_views_alone() -> None:
+    scene = generate_scene(500, sh_degree=0, seed=5)
+    tiny = replace(scene, positions=scene.positions * 0.02, log_scales=scene.log_scales + np.log(0.02))
+    assert interior_cameras(tiny, 2, 32, 32, "-y") == []  # every splat is nearer than the near plane (0.2)
+    report = quality_check(tiny, tiny, "fast", CPU, size=32)
+    assert report["cameras"]["kinds"] == {"orbit": 2} and report["score"]["psnr_content"] == 100.0
+
+
 NEAR_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch

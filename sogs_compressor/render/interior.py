@@ -6,7 +6,7 @@ viewer would: at the centre of the scene's robust box (``camera.robust_bounds``)
 coarse grid around it that no renderable splat encloses (a camera inside a splat's 3-sigma ellipsoid would see
 that one splat fill the picture, or nothing of it once its centre is behind the near plane: neither is how the
 scene looks). Each position looks out in evenly spaced horizontal headings with a viewer's field of view; a
-heading that would see no splat centre at all is turned until it does.
+heading that would see no splat centre at all is turned until it does (and the view left out if none does).
 
 Positions, scales, rotations and opacities are read where they are (numpy on the host, tensors on a device), so
 the check costs one pass over the splats per candidate position (a few ms per million splats on a GPU).
@@ -123,7 +123,11 @@ def interior_cameras(
     up: np.ndarray | str | None = None,
     fov_y_deg: float = VIEWER_FOV_DEG,
 ) -> list[Camera]:
-    """``count`` views from inside the scene looking outward (see the module docstring); kind ``interior``."""
+    """``count`` views from inside the scene looking outward (see the module docstring); kind ``interior``.
+
+    A view that sees no splat centre in any heading is left out (a scene smaller than the near plane's distance,
+    say), so fewer views, or none, may come back: the orbit views still judge such a scene.
+    """
     if count < 1:
         raise CameraSpecError("at least one view is needed")
     up_vec = parse_up(up) if up is None or isinstance(up, str) else np.asarray(up, np.float64)
@@ -148,6 +152,6 @@ def interior_cameras(
             name = f"interior-{i}-hd{heading:.0f}"
             camera = look_at(eye, eye + direction, up_vec, width, height, fov_y_deg, name, "interior")
             if _sees_splats(camera, sample):
+                cameras.append(camera)
                 break
-        cameras.append(camera)
     return cameras
