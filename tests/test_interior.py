@@ -131,7 +131,7 @@ def test_the_camera_never_stands_inside_a_splat() -> None:
 
 
 def test_interior_views_of_the_sample_scene_see_splats_and_match_on_the_device_path() -> None:
-    scene = generate_scene(4000, sh_degree=1, seed=3)
+    scene = generate_scene(1500, sh_degree=1, seed=3)
     cameras = default_cameras(scene, "fast", size=40)
     assert [c.kind for c in cameras] == ["orbit", "orbit", "interior", "interior"]
     low, high = robust_bounds(scene.positions)
