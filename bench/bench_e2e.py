@@ -45,9 +45,10 @@ def ours(ply: Path, out: Path, extra: list[str], no_triton: bool = False, timeou
     run = run_measured([*launcher, "compress", str(ply), "-o", str(out), "--json", *extra], timeout, env=env)
     if run["rc"] == 0:
         result = json.loads(run.pop("stdout"))
+        quality = result.get("quality") or {}
         run.update(stages=result["timings"], bytes=result["output_bytes"], peak_gpu_bytes=result["peak_gpu_bytes"],
-                   device=result["device_name"], psnr=((result.get("quality") or {}).get("summary") or {})
-                   .get("psnr_content", {}).get("mean"))
+                   device=result["device_name"], psnr=(quality.get("summary") or {}).get("psnr_content", {}).get("mean"),
+                   psnr_by_kind={kind: k["psnr_content"]["mean"] for kind, k in (quality.get("by_kind") or {}).items()})
     return run
 
 
@@ -132,7 +133,8 @@ def main() -> int:
 def render(report: dict) -> str:
     """The headline table: seconds (whole process) and bytes, ours against splat-transform's."""
     lines = ["| scene | ours, whole process | splat-transform | speed-up | ours in the job (warm) | our bytes / theirs "
-             "| peak RSS ours / theirs (GiB) | GPU peak (GiB) |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
+             "| peak RSS ours / theirs (GiB) | GPU peak (GiB) | quality check (s) | content PSNR dB by view kind |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--|"]
     job = (report.get("job") or {}).get("scenes", {})
     for row in report["rows"]:
         o, p = row["ours"], row.get("peer") or {}
@@ -144,7 +146,9 @@ def render(report: dict) -> str:
                  f"{in_job['total']:.2f} s" if "total" in in_job else "-",
                  f"{o['bytes'] / p['bytes']:.3f}" if o.get("bytes") and p.get("bytes") else "-",
                  f"{o.get('rss_bytes', 0) / 2**30:.2f} / {p.get('rss_bytes', 0) / 2**30:.2f}" if p else "-",
-                 f"{o.get('peak_gpu_bytes', 0) / 2**30:.2f}"]
+                 f"{o.get('peak_gpu_bytes', 0) / 2**30:.2f}",
+                 f"{o['stages']['quality']:.2f}" if "quality" in (o.get("stages") or {}) else "-",
+                 ", ".join(f"{kind} {db:.2f}" for kind, db in (o.get("psnr_by_kind") or {}).items()) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
 """Size vs rendered quality: the evidence behind the encoder's defaults (palette, codebooks, WebP effort, order).
 
 For every scene, every encoder variant is written as a .sog bundle, decoded, rendered from the quality check's
-``fast`` cameras (4 orbit views, 256x256) and compared with renders of the original (content PSNR: pixels with
-opacity in either render). splat-transform 3.7.0's output of the same PLY (``-g cpu``, or its WebGPU path where $ST names the
+``fast`` cameras (2 orbit views and 2 from inside the scene, 256x256; before issue 15: 4 orbit views) and compared
+with renders of the original (content PSNR: pixels with opacity in either render; mean over all views, and per
+view kind). splat-transform 3.7.0's output of the same PLY (``-g cpu``, or its WebGPU path where $ST names the
 GPU machine's packed copy; cached in bench/out/peer/NAME.sog; produced once by bench_codec.py or by this script
 with ``--peer``) is measured the same
 way. Prints one Markdown table per sweep; full numbers go to bench/out/size_quality.json.
@@ -156,7 +157,15 @@ def content_psnr(original: SplatSet, decoded: SplatSet, cameras, reference, devi
     q = quality_check(original, decoded, "fast", device, cameras, reference=reference)
     return {"psnr_content": q["summary"]["psnr_content"]["mean"],
             "psnr_content_worst": q["summary"]["psnr_content"]["worst"],
-            "psnr": q["summary"]["psnr"]["mean"], "ssim": q["summary"]["ssim"]["mean"]}
+            "psnr": q["summary"]["psnr"]["mean"], "ssim": q["summary"]["ssim"]["mean"],
+            **by_kind_columns(q)}
+
+
+def by_kind_columns(quality: dict) -> dict:
+    """Mean content PSNR per view kind (``psnr_content_orbit``, ``..._interior``, ``..._training``) and the
+    score ``--target-psnr`` uses (the lowest of them)."""
+    return {"score": quality["score"]["psnr_content"],
+            **{f"psnr_content_{kind}": k["psnr_content"]["mean"] for kind, k in quality["by_kind"].items()}}
 
 
 SWEEPS: dict[str, list[Variant]] = {
@@ -261,22 +270,29 @@ def target_rows(splats: SplatSet, peer: dict | None, device: torch.device, work:
                      "psnr_content": summary["psnr_content"]["mean"],
                      "psnr_content_worst": summary["psnr_content"]["worst"],
                      "psnr": summary["psnr"]["mean"], "ssim": summary["ssim"]["mean"], "target": found,
+                     **by_kind_columns(result.quality),
                      "timings": {k: round(v, 3) for k, v in result.timings.items()}})
         print(f"  target {goal}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()), file=sys.stderr,
               flush=True)
     return rows
 
 
+def _db(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def print_table(scene: str, splats: SplatSet, rows: list[dict], peer: dict | None) -> None:
     print(f"\n### {scene} ({splats.count:,} splats, SH {splats.sh_degree})\n")
-    print("| variant | bytes | x ST | content PSNR dB (mean / worst) | PSNR dB | palette | shN bytes | s |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("| variant | bytes | x ST | content PSNR dB (mean / worst) | orbit / interior | PSNR dB | palette "
+          "| shN bytes | s |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for row in rows:
         ratio = f"{row['bytes'] / peer['bytes']:.3f}" if peer else "-"
         textures = row.get("textures") or {}
         shn = sum(v for k, v in textures.items() if k.startswith("shN")) if textures else None
         print(f"| {row['variant']} | {row['bytes']:,} | {ratio} | {row['psnr_content']:.2f} / "
-              f"{row['psnr_content_worst']:.2f} | {row['psnr']:.2f} | {row.get('palette') or '-'} | "
+              f"{row['psnr_content_worst']:.2f} | {_db(row.get('psnr_content_orbit'))} / "
+              f"{_db(row.get('psnr_content_interior'))} | {row['psnr']:.2f} | {row.get('palette') or '-'} | "
               f"{shn if shn is not None else '-'} | {row.get('seconds') or '-'} |")
     sys.stdout.flush()
 

@@ -101,6 +101,11 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     plans, layout = plan_outputs(args.output, args.inputs, args.layout)
     args.layout = layout
     options = options_from_args(args)
+    if args.cameras:  # a given cameras.json must be usable: checked before any scene is read (exit 3)
+        from sogs_compressor.render.camera import load_cameras_json
+
+        load_cameras_json(args.cameras)
+        options.cameras = args.cameras
     # The first scene is read while torch loads; a single input that fails at once fails before torch loads.
     first = ScenePrefetch(args.inputs[0])
     if len(args.inputs) == 1 and (error := first.early_failure()) is not None:
@@ -182,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder; or, with one input, the .sog file (layout bundle) or the meta.json (layout "
                         "dir) to write")
     add_codec_options(p)
+    p.add_argument("--cameras", default=None, metavar="FILE",
+                   help="3DGS training cameras.json whose views the quality check adds (default: one beside the input)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_cmd_compress)
 

@@ -47,6 +47,8 @@ class CompressOptions:
     viewer: ``on`` writes ``NAME.html`` beside the SOG, a page that shows it in the PlayCanvas engine with the
         report's key numbers (``write/viewer.py``); ``off`` skips it.
     viewer_engine: the URL the page loads the PlayCanvas engine from (None = the pinned public copy).
+    cameras: a 3DGS training ``cameras.json`` whose cameras the quality check adds to its views (None = one lying
+        next to the input, if any).
     """
 
     layout: str = "both"
@@ -71,6 +73,7 @@ class CompressOptions:
     name: str | None = None
     viewer: str = "on"
     viewer_engine: str | None = None
+    cameras: str | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> CompressOptions:

@@ -231,7 +231,8 @@ def verify_and_measure(
     outputs.track(output_dir / f"{name}.preview.png")
     with out_of_memory_as(device, "the quality check"):
         result.quality = measure_quality(*measured, options.quality_check, device, output_dir, name, cameras_near,
-                                         target_views, progress=lambda fraction: progress("quality", fraction))
+                                         target_views, progress=lambda fraction: progress("quality", fraction),
+                                         cameras_file=options.cameras)
     del measured
     if target_report is not None:
         result.quality["target"] = target_report
@@ -276,13 +277,13 @@ def search_target(
     Adds the search's seconds per kind of work to ``timings`` (``target_encode``, ``target_decode``,
     ``target_render``)."""
     from sogs_compressor.read.sog import read_sog
-    from sogs_compressor.render.quality import quality_check, render_views
+    from sogs_compressor.render.quality import quality_check, quality_score, render_views
 
     def add(key: str, since: float) -> None:
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - since
 
     t = time.perf_counter()
-    cameras, source = quality_cameras(original, options.quality_check, cameras_near)
+    cameras, source = quality_cameras(original, options.quality_check, cameras_near, options.cameras)
     reference = render_views(original, cameras, device, allow_empty=True)
     add("target_render", t)
     if any(view.visible == 0 for view in reference):
@@ -304,7 +305,7 @@ def search_target(
         t = time.perf_counter()
         quality = quality_check(original, decoded, options.quality_check, device, cameras, reference=reference)
         add("target_render", t)
-        psnr = quality["summary"]["psnr_content"]["mean"]
+        psnr = quality_score(quality)
         return target.Probe(rung, rung_settings, bundle.bytes, float("-inf") if psnr is None else float(psnr),
                             payload=packed)
 
@@ -313,26 +314,28 @@ def search_target(
     return chosen.payload, target.summary(options.target_psnr, chosen, probes), (cameras, source, reference)
 
 
-def quality_cameras(original: SplatSet, mode: str, cameras_near: Path | None) -> tuple[list, str]:
-    """The quality check's cameras and their source: a deterministic subset of the training cameras when a 3DGS
-    ``cameras.json`` sits next to the input, else orbit views around ``original``."""
-    from sogs_compressor.render.camera import find_cameras_json, load_cameras_json, select_cameras
-    from sogs_compressor.render.quality import default_cameras, mode_settings
+def quality_cameras(original: SplatSet | SplatTensors, mode: str, cameras_near: Path | None,
+                    cameras_file: str | Path | None = None) -> tuple[list, str]:
+    """The quality check's cameras and their source: orbit and interior views of ``original``, plus a
+    deterministic subset of the training cameras of ``cameras_file`` (``--cameras``) or, without one, of a 3DGS
+    ``cameras.json`` next to the input ``cameras_near``."""
+    from sogs_compressor.render.camera import find_cameras_json, load_cameras_json
+    from sogs_compressor.render.quality import describe_source, plan_cameras, view_plan
 
-    cameras_file = find_cameras_json(cameras_near) if cameras_near is not None else None
-    if cameras_file is not None:
-        views, size = mode_settings(mode)
-        return [c.fit_long_side(size) for c in select_cameras(load_cameras_json(cameras_file), views)], \
-            str(cameras_file)
-    return default_cameras(original, mode), "orbit"
+    if cameras_file is None and cameras_near is not None:
+        cameras_file = find_cameras_json(cameras_near)
+    training = load_cameras_json(cameras_file) if cameras_file is not None else None
+    cameras = plan_cameras(original, view_plan(mode), training=training)
+    return cameras, describe_source(cameras, cameras_file)
 
 
 def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str,
                     device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
-                    views: tuple | None = None, progress: Callable[[float], None] | None = None) -> dict:
+                    views: tuple | None = None, progress: Callable[[float], None] | None = None, *,
+                    cameras_file: str | Path | None = None) -> dict:
     """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
 
-    Uses the training cameras when a 3DGS ``cameras.json`` sits next to the input, orbit views otherwise;
+    Orbit and interior views, and the training cameras when a 3DGS ``cameras.json`` sits next to the input;
     ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused.
     ``progress(fraction)``: the share of the renders done (``quality_check``).
     """
@@ -340,7 +343,7 @@ def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | Splat
     from sogs_compressor.render.quality import quality_check
 
     try:
-        cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near), None)
+        cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near, cameras_file), None)
         return quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
                              preview_path=output_dir / f"{name}.preview.png", camera_source=source,
                              progress=progress)

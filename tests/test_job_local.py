@@ -224,6 +224,6 @@ def test_target_psnr_reaches_the_scene_report(tmp_path):
     report = read_json(folder / "compression_report.json")
     target = report["quality"]["target"]
     assert target["psnr_content"] == 25 and target["met"] is True
-    assert report["quality"]["summary"]["psnr_content"]["mean"] >= 25
+    assert report["quality"]["score"]["psnr_content"] >= 25
     assert report["settings"]["target_psnr"] == 25
     assert "target       content PSNR >= 25 dB met" in (folder / "compression_report.txt").read_text()

@@ -27,8 +27,11 @@ def test_identical_scenes_report_the_cap_and_a_preview(tmp_path: Path, sh_degree
     json.dumps(report, allow_nan=False)
     assert report["summary"]["psnr"] == {"mean": 100.0, "worst": 100.0}
     assert report["summary"]["ssim"]["worst"] == pytest.approx(1.0)
-    assert [v["index"] for v in report["views"]] == [0, 1]
-    assert report["cameras"]["source"] == "orbit" and len(report["cameras"]["list"]) == 2
+    assert [(v["index"], v["kind"]) for v in report["views"]] == [(0, "orbit"), (1, "orbit"), (2, "interior"),
+                                                                  (3, "interior")]
+    assert report["cameras"]["source"] == "orbit+interior" and len(report["cameras"]["list"]) == 4
+    assert report["cameras"]["kinds"] == {"orbit": 2, "interior": 2}
+    assert set(report["by_kind"]) == {"orbit", "interior"} and report["score"]["psnr_content"] == 100.0
     assert report["size"] == [48, 48]
     assert report["renderer"]["sh_degree"] == {"original": sh_degree, "compressed": sh_degree}
     assert report["preview"] == "scene.preview.png"
@@ -90,7 +93,7 @@ def test_cameras_json_round_trip_and_deterministic_subset(tmp_path: Path) -> Non
     ("{not json", "not valid JSON"),
     ("[]", "non-empty JSON list"),
     ('[{"width": 10}]', "lacks the field"),
-    ('[{"width": 10, "height": 10, "fx": 5, "fy": 5, "position": [0, 0], "rotation": [[1, 0, 0]]}]', "3x3"),
+    ('[{"width": 10, "height": 10, "fx": 5, "fy": 5, "position": [0, 0], "rotation": [[1, 0, 0]]}]', "position must be 3"),
 ])
 def test_bad_cameras_json_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "cameras.json").write_text(content)

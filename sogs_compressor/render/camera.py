@@ -42,6 +42,8 @@ class Camera:
     width: int
     height: int
     name: str = ""
+    kind: str = ""
+    """What the view stands for in reports: ``orbit``, ``interior``, ``training`` or ``custom``."""
 
     @property
     def rotation(self) -> np.ndarray:
@@ -71,6 +73,7 @@ class Camera:
         """JSON-safe description (world-to-camera R, t; camera centre; intrinsics)."""
         return {
             "name": self.name,
+            "kind": self.kind,
             "width": self.width,
             "height": self.height,
             "fx": round(self.fx, 4),
@@ -87,7 +90,8 @@ def _as_tuple_matrix(m: np.ndarray) -> tuple[tuple[float, float, float], ...]:
     return tuple(tuple(float(v) for v in row) for row in m)
 
 
-def look_at(eye, target, up, width: int, height: int, fov_y_deg: float = 50.0, name: str = "") -> Camera:
+def look_at(eye, target, up, width: int, height: int, fov_y_deg: float = 50.0, name: str = "",
+            kind: str = "custom") -> Camera:
     """A camera at ``eye`` looking at ``target`` with world direction ``up`` shown upwards in the image."""
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
     check_size(width, height)
@@ -108,7 +112,7 @@ def look_at(eye, target, up, width: int, height: int, fov_y_deg: float = 50.0, n
     translation = -rotation @ eye
     fy = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2.0)
     return Camera(_as_tuple_matrix(rotation), tuple(float(v) for v in translation), fy, fy,
-                  width / 2.0, height / 2.0, int(width), int(height), name)
+                  width / 2.0, height / 2.0, int(width), int(height), name, kind)
 
 
 def check_size(width: int, height: int) -> None:
@@ -227,8 +231,48 @@ def orbit_cameras(
         azimuth, elevation = 360.0 * i / count, ELEVATIONS_DEG[i % len(ELEVATIONS_DEG)]
         eye = frame.centre + distance * frame.direction(azimuth, elevation)
         name = f"orbit-{i}-az{azimuth:.0f}-el{elevation:.0f}"
-        cameras.append(look_at(eye, frame.centre, frame.up, width, height, fov_y_deg, name))
+        cameras.append(look_at(eye, frame.centre, frame.up, width, height, fov_y_deg, name, "orbit"))
     return cameras
+
+
+MAX_CAMERAS_FILE_BYTES = 64 * 2**20
+MAX_TRAINING_CAMERAS = 100_000
+"""A capture of more cameras than this is not plausible (real ones hold tens to a few thousand)."""
+MAX_INT_DIGITS = 20
+MAX_COORDINATE = 1e15
+"""Positions and focal lengths beyond this are refused: no capture is that large, and float32 math overflows."""
+MAX_NAME_CHARS = 120
+
+
+def _refuse_constant(name: str) -> None:
+    raise CamerasFileError(f"holds {name}, which is not JSON")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise CamerasFileError(f"holds an integer literal of {len(text)} digits")
+    return int(text)
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value: object, shape: tuple[int, ...], where: str, what: str) -> np.ndarray:
+    """A JSON list (of lists) of finite numbers of exactly ``shape``, checked before any conversion."""
+    text = " x ".join(map(str, shape))
+    rows = value if len(shape) == 2 else [value]
+    if not isinstance(rows, list) or len(rows) != (shape[0] if len(shape) == 2 else 1):
+        raise CamerasFileError(f"{where}: {what} must be {text} numbers")
+    for row in rows:
+        if not isinstance(row, list) or len(row) != shape[-1]:
+            raise CamerasFileError(f"{where}: {what} must be {text} numbers")
+        if not all(_finite_number(v) for v in row):
+            raise CamerasFileError(f"{where}: {what} must be {text} finite numbers")
+    array = np.asarray(value, dtype=np.float64)
+    if np.abs(array).max() > MAX_COORDINATE:
+        raise CamerasFileError(f"{where}: {what} holds a value beyond {MAX_COORDINATE:g}")
+    return array
 
 
 def _camera_from_3dgs_entry(entry: object, index: int, source: Path) -> Camera:
@@ -236,50 +280,63 @@ def _camera_from_3dgs_entry(entry: object, index: int, source: Path) -> Camera:
     where = f"{source}: camera #{index}"
     if not isinstance(entry, dict):
         raise CamerasFileError(f"{where} is not an object")
-    try:
-        width, height = int(entry["width"]), int(entry["height"])
-        fx, fy = float(entry["fx"]), float(entry["fy"])
-        position = np.asarray(entry["position"], dtype=np.float64)
-        cam_to_world = np.asarray(entry["rotation"], dtype=np.float64)
-    except KeyError as error:
-        raise CamerasFileError(f"{where} lacks the field {error.args[0]!r}") from None
-    except (TypeError, ValueError):
-        raise CamerasFileError(f"{where} has a non-numeric width/height/fx/fy/position/rotation") from None
-    if position.shape != (3,) or cam_to_world.shape != (3, 3):
-        raise CamerasFileError(f"{where}: position must be 3 numbers and rotation a 3x3 matrix")
-    if not (np.all(np.isfinite(position)) and np.all(np.isfinite(cam_to_world)) and fx > 0 and fy > 0
-            and math.isfinite(fx) and math.isfinite(fy)):
-        raise CamerasFileError(f"{where} has non-finite or non-positive values")
-    if not (1 <= width <= 100_000 and 1 <= height <= 100_000):
+    missing = [key for key in ("width", "height", "fx", "fy", "position", "rotation") if key not in entry]
+    if missing:
+        raise CamerasFileError(f"{where} lacks the field{'s' if len(missing) > 1 else ''} "
+                               f"{', '.join(map(repr, missing))}")
+    for key in ("width", "height", "fx", "fy"):
+        if not _finite_number(entry[key]):
+            raise CamerasFileError(f"{where}: {key} must be a finite number")
+    width, height, fx, fy = (entry[key] for key in ("width", "height", "fx", "fy"))
+    if not (width == int(width) and height == int(height) and 1 <= width <= 100_000 and 1 <= height <= 100_000):
         raise CamerasFileError(f"{where} has an implausible image size {width}x{height}")
-    if np.abs(cam_to_world @ cam_to_world.T - np.eye(3)).max() > 1e-3:
+    if not (0 < fx <= MAX_COORDINATE and 0 < fy <= MAX_COORDINATE):
+        raise CamerasFileError(f"{where}: fx and fy must be positive focal lengths in pixels")
+    position = _numbers(entry["position"], (3,), where, "position")
+    cam_to_world = _numbers(entry["rotation"], (3, 3), where, "rotation")
+    if np.abs(cam_to_world @ cam_to_world.T - np.eye(3)).max() > 1e-3 or np.linalg.det(cam_to_world) < 0:
         raise CamerasFileError(f"{where}: rotation is not a rotation matrix")
     rotation = cam_to_world.T
     translation = -rotation @ position
-    name = str(entry.get("img_name", entry.get("id", index)))
-    return Camera(_as_tuple_matrix(rotation), tuple(float(v) for v in translation), fx, fy,
-                  width / 2.0, height / 2.0, width, height, name)
-
-
-MAX_CAMERAS_FILE_BYTES = 64 * 2**20
+    label = entry.get("img_name", entry.get("id", index))
+    name = (label if isinstance(label, str) else str(label) if _finite_number(label) else str(index))
+    name = "".join(ch if ch.isprintable() else "?" for ch in name[:MAX_NAME_CHARS])
+    width, height = int(width), int(height)
+    return Camera(_as_tuple_matrix(rotation), tuple(float(v) for v in translation), float(fx), float(fy),
+                  width / 2.0, height / 2.0, width, height, name, "training")
 
 
 def load_cameras_json(path: str | Path) -> list[Camera]:
-    """All cameras of a 3DGS training ``cameras.json`` (list of {width, height, fx, fy, position, rotation})."""
+    """All cameras of a 3DGS training ``cameras.json`` (list of {width, height, fx, fy, position, rotation}).
+
+    Read like any input: size-capped before reading, strict JSON (no NaN/Infinity, no absurd integer literals or
+    nesting), every field type- and range-checked; any problem is one ``CamerasFileError`` line (exit 3).
+    """
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_CAMERAS_FILE_BYTES:
-            raise CamerasFileError(f"{path} is {size} bytes; a cameras.json over {MAX_CAMERAS_FILE_BYTES} bytes is not plausible")
-        data = json.loads(path.read_text(encoding="utf-8"))
+            raise CamerasFileError(f"{path} is {size} bytes; a cameras.json over {MAX_CAMERAS_FILE_BYTES} bytes "
+                                   "is not plausible")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CamerasFileError(f"cameras file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise CamerasFileError(f"cannot read cameras file {path}: {error}") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
+    except CamerasFileError as error:
+        raise CamerasFileError(f"{path} {error}") from None
     except json.JSONDecodeError as error:
         raise CamerasFileError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise CamerasFileError(f"{path} is nested too deeply to be a cameras.json") from None
+    except ValueError as error:  # e.g. a number literal Python refuses to convert
+        raise CamerasFileError(f"{path} is not usable JSON ({str(error)[:120]})") from None
     if not isinstance(data, list) or not data:
         raise CamerasFileError(f"{path} must hold a non-empty JSON list of cameras (3DGS cameras.json)")
+    if len(data) > MAX_TRAINING_CAMERAS:
+        raise CamerasFileError(f"{path} lists {len(data)} cameras; more than {MAX_TRAINING_CAMERAS} is not plausible")
     return [_camera_from_3dgs_entry(entry, i, path) for i, entry in enumerate(data)]
 
 

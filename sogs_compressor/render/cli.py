@@ -22,6 +22,7 @@ from sogs_compressor.render.camera import (
 from sogs_compressor.render.errors import CameraSpecError
 
 RENDER_ORBIT_VIEWS = 8
+RENDER_INTERIOR_VIEWS = 8
 DEFAULT_RENDER_SIZE = 512
 
 
@@ -52,9 +53,13 @@ def _render_camera(args: argparse.Namespace, splats) -> Camera:
         fov = float(values[6]) if values.size == 7 else 50.0
         return look_at(values[:3], values[3:6], parse_up(args.up), width, height, fov, "custom")
     view = 0 if args.view is None else args.view
-    cameras, _ = _training_cameras(args, args.input)
+    cameras, _ = _training_cameras(args, args.input) if not args.interior else (None, None)
     if cameras is not None:
         cameras = select_cameras(cameras, len(cameras))
+    elif args.interior:
+        from sogs_compressor.render.interior import interior_cameras
+
+        cameras = interior_cameras(splats, RENDER_INTERIOR_VIEWS, width, height, args.up or DEFAULT_UP)
     else:
         cameras = orbit_cameras(splats.positions, RENDER_ORBIT_VIEWS, width, height, args.up or DEFAULT_UP)
     if not 0 <= view < len(cameras):
@@ -101,26 +106,32 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_cameras(args: argparse.Namespace, splats) -> tuple[list[Camera] | None, str]:
-    from sogs_compressor.render.quality import mode_settings
+def _compare_cameras(args: argparse.Namespace, splats) -> tuple[list[Camera], str]:
+    """Orbit and interior views of the original, plus its training cameras when there are some."""
+    from sogs_compressor.render.quality import describe_source, plan_cameras, view_plan
 
-    views, size = mode_settings(args.mode, args.views, args.size)
-    cameras, source = _training_cameras(args, args.original)
-    if cameras is None:
-        return None, "orbit"
-    return [c.fit_long_side(size) for c in select_cameras(cameras, views)], source
+    plan = view_plan(args.mode, args.views, args.size, interior=args.interior, training=args.training)
+    training, source = _training_cameras(args, args.original)
+    cameras = plan_cameras(splats, plan, args.up, training)
+    return cameras, describe_source(cameras, source)
 
 
 def _print_quality(report: dict, preview: Path | None) -> None:
-    print(f"{'view':>4}  {'camera':<28} {'PSNR dB':>8} {'content':>8} {'SSIM':>7}")
-    for v in report["views"]:
-        content = "-" if v["psnr_content"] is None else f"{v['psnr_content']:.2f}"
-        print(f"{v['index']:>4}  {v['camera'][:28]:<28} {v['psnr']:>8.2f} {content:>8} {v['ssim']:>7.4f}")
-    for label, key in (("mean", "mean"), ("worst", "worst")):
-        s = report["summary"]
-        content = s["psnr_content"][key]
+    print(f"{'view':>4}  {'kind':<9} {'camera':<28} {'PSNR dB':>8} {'content':>8} {'SSIM':>7}")
+
+    def row(label: str, kind: str, camera: str, psnr: float, content: float | None, ssim: float) -> None:
         content = "-" if content is None else f"{content:.2f}"
-        print(f"{label:>4}  {'':<28} {s['psnr'][key]:>8.2f} {content:>8} {s['ssim'][key]:>7.4f}")
+        print(f"{label:>4}  {kind[:9]:<9} {camera[:28]:<28} {psnr:>8.2f} {content:>8} {ssim:>7.4f}")
+
+    for v in report["views"]:
+        row(str(v["index"]), v["kind"], v["camera"], v["psnr"], v["psnr_content"], v["ssim"])
+    groups = [("all", report["summary"], len(report["views"])),
+              *((kind, s, s["views"]) for kind, s in report["by_kind"].items())]
+    for kind, s, count in groups:
+        for label in ("mean", "worst"):
+            row(label, kind, f"({count} views)", s["psnr"][label], s["psnr_content"][label], s["ssim"][label])
+    score = report["score"]["psnr_content"]
+    print(f"score (lowest per-kind mean content PSNR): {'-' if score is None else f'{score:.2f} dB'}")
     if preview is not None:
         print(f"preview: {preview}")
 
@@ -140,8 +151,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         report = quality_check(
             original.splats, compressed.splats, args.mode, device, cameras, preview,
-            views=args.views, size=args.size, up=args.up, background=_background(args.background),
-            camera_source=source, progress=lambda fraction: progress("compare", fraction),
+            background=_background(args.background), camera_source=source,
+            progress=lambda fraction: progress("compare", fraction),
         )
     finally:
         close(progress)
@@ -179,6 +190,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="camera at eye E looking at target T (vertical field of view in degrees, default 50)")
     p.add_argument("--view", type=int, default=None, metavar="N",
                    help=f"view N of the training cameras, or of {RENDER_ORBIT_VIEWS} orbit views (default 0)")
+    p.add_argument("--interior", action="store_true",
+                   help=f"--view N of {RENDER_INTERIOR_VIEWS} views from inside the scene looking outward")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("W", "H"),
                    help=f"image size (default {DEFAULT_RENDER_SIZE} on the long side)")
     _add_view_options(p)
@@ -189,8 +202,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("original", metavar="ORIGINAL")
     p.add_argument("compressed", metavar="COMPRESSED")
     p.add_argument("--mode", choices=("fast", "full"), default="fast",
-                   help="fast: 4 views at 256 px; full: 8 views at 512 px")
-    p.add_argument("--views", type=int, default=None, metavar="N", help="number of views (overrides --mode)")
+                   help="fast: 2 orbit + 2 interior (+ 2 training) views at 256 px; full: 8 + 4 (+ 4) at 512 px")
+    p.add_argument("--views", type=int, default=None, metavar="N", help="orbit views (overrides --mode)")
+    p.add_argument("--interior", type=int, default=None, metavar="N",
+                   help="views from inside the scene looking outward (overrides --mode)")
+    p.add_argument("--training", type=int, default=None, metavar="N",
+                   help="training cameras used, when there is a cameras.json (overrides --mode)")
     p.add_argument("--size", type=int, default=None, metavar="S", help="image size in pixels (overrides --mode)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--preview", default=None, metavar="OUT.png", help="write the labelled preview grid here")

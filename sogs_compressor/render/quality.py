@@ -1,55 +1,120 @@
 """The quality section of a compression report: how much the picture changed, in numbers and a preview.
 
-Both scenes are rendered by the reference rasterizer from the same cameras (orbit views around the
-original's robust bounding box unless cameras are given) and compared with PSNR (whole / content) and SSIM.
+Both scenes are rendered by the reference rasterizer from the same cameras (unless cameras are given: orbit views
+around the original's robust bounding box, views from inside it looking outward, and the training cameras when
+there are some) and compared with PSNR (whole / content) and SSIM, per view, over all views and per view kind.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sogs_compressor.device import device_name, resolve_device
-from sogs_compressor.render.camera import DEFAULT_UP, Camera, orbit_cameras
+from sogs_compressor.render.camera import DEFAULT_UP, Camera, orbit_cameras, select_cameras
 from sogs_compressor.render.errors import CameraSpecError, NothingVisibleError
+from sogs_compressor.render.interior import interior_cameras
 from sogs_compressor.render.metrics import CONTENT_ALPHA, PSNR_CAP_DB, compare_images, summarize
 from sogs_compressor.render.preview import DIFF_GAIN, write_preview
 from sogs_compressor.render.rasterize import RENDERER_SETTINGS, RenderResult, prepare, render, to_uint8
 from sogs_compressor.splats import SplatSet
+from sogs_compressor.splats_torch import SplatTensors
+
+VIEW_KINDS = ("orbit", "interior", "training")
+"""Orbit views look at the scene from outside its box, interior views from inside it looking outward
+(``interior.py``), training views are the capture's own cameras (a 3DGS ``cameras.json``, when there is one)."""
 
 MODES = {
-    "fast": {"views": 4, "size": 256},
-    "full": {"views": 8, "size": 512},
+    "fast": {"orbit": 2, "interior": 2, "training": 2, "size": 256},
+    "full": {"orbit": 8, "interior": 4, "training": 4, "size": 512},
 }
-"""``fast``: 8 renders of 256x256 (cheap on a GPU at 1M splats, seconds on a CPU at 100K);
-``full``: 16 renders of 512x512."""
+"""Views of each kind and their size. ``fast`` (run on every compress) keeps the 4 renders per scene it had
+with 4 orbit views (2 orbit + 2 interior; +2 training when a cameras.json is found); ``full`` 12 (16) at 512 px.
+bench/RESULTS.md, "Views from inside the scene", has what each costs."""
 QUALITY_MODES = ("off", *MODES)
 MAX_VIEWS = 64
 PREVIEW_ROWS = 4
 
 
-def mode_settings(mode: str, views: int | None = None, size: int | None = None) -> tuple[int, int]:
-    """(views, size) of a mode, with explicit overrides checked."""
+@dataclass(frozen=True)
+class ViewPlan:
+    """How many views of each kind a quality check renders, and their size in pixels (long side)."""
+
+    orbit: int
+    interior: int
+    training: int
+    size: int
+
+    def to_dict(self) -> dict:
+        return {"orbit": self.orbit, "interior": self.interior, "training": self.training, "size": self.size}
+
+
+def view_plan(mode: str, views: int | None = None, size: int | None = None, *, interior: int | None = None,
+              training: int | None = None) -> ViewPlan:
+    """A mode's plan, with explicit overrides checked (``views`` = orbit views, as before interior views)."""
     if mode not in MODES:
         raise CameraSpecError(f"quality mode must be one of {', '.join(QUALITY_MODES)}, not {mode!r}")
-    views = MODES[mode]["views"] if views is None else int(views)
+    counts = {"orbit": views, "interior": interior, "training": training}
+    for flag, (kind, value) in zip(("--views", "--interior", "--training"), counts.items(), strict=True):
+        counts[kind] = MODES[mode][kind] if value is None else int(value)
+        if not 0 <= counts[kind] <= MAX_VIEWS:
+            raise CameraSpecError(f"{flag} must be 0..{MAX_VIEWS}, not {counts[kind]}")
+    if sum(counts.values()) == 0:
+        raise CameraSpecError("at least one view is needed (--views / --interior / --training)")
     size = MODES[mode]["size"] if size is None else int(size)
-    if not 1 <= views <= MAX_VIEWS:
-        raise CameraSpecError(f"--views must be 1..{MAX_VIEWS}, not {views}")
     if not 16 <= size <= 4096:
         raise CameraSpecError(f"--size must be 16..4096 pixels, not {size}")
-    return views, size
+    return ViewPlan(counts["orbit"], counts["interior"], counts["training"], size)
 
 
-def default_cameras(splats: SplatSet, mode: str = "fast", views: int | None = None, size: int | None = None,
-                    up: str | None = None) -> list[Camera]:
-    """The orbit cameras a quality check uses for ``splats`` when none are given."""
-    views, size = mode_settings(mode, views, size)
-    return orbit_cameras(splats.positions, views, size, size, up or DEFAULT_UP)
+def plan_cameras(splats: SplatSet | SplatTensors, plan: ViewPlan, up: str | None = None,
+                 training: list[Camera] | None = None) -> list[Camera]:
+    """The plan's cameras: orbit views, then interior views (both from ``splats``), then an evenly spread
+    subset of ``training`` (3DGS training cameras, if any) scaled to the plan's size."""
+    up = up or DEFAULT_UP
+    cameras = []
+    if plan.orbit:
+        cameras += orbit_cameras(splats.positions, plan.orbit, plan.size, plan.size, up)
+    if plan.interior:
+        cameras += interior_cameras(splats, plan.interior, plan.size, plan.size, up)
+    if training and plan.training:
+        cameras += [replace(c, kind="training").fit_long_side(plan.size) for c in select_cameras(training, plan.training)]
+    if not cameras:
+        raise CameraSpecError("no views to render: no orbit or interior views asked for, and no training cameras")
+    return cameras
+
+
+def default_cameras(splats: SplatSet | SplatTensors, mode: str = "fast", views: int | None = None,
+                    size: int | None = None, up: str | None = None, *, interior: int | None = None) -> list[Camera]:
+    """The cameras a quality check uses for ``splats`` when none are given and there are no training cameras."""
+    return plan_cameras(splats, view_plan(mode, views, size, interior=interior), up)
+
+
+def describe_source(cameras: list[Camera], training_file: str | Path | None = None) -> str:
+    """What the report's ``cameras.source`` says: the kinds used, and the training cameras' file."""
+    kinds = [kind for kind in (*VIEW_KINDS, "custom") if any(c.kind == kind for c in cameras)]
+    text = "+".join(kinds) or "given"
+    return f"{text} ({training_file})" if training_file and "training" in kinds else text
+
+
+def by_kind(per_view: list[dict]) -> dict:
+    """Per view kind present: the number of views and the mean / worst of each measure."""
+    kinds = [kind for kind in (*VIEW_KINDS, "custom", "") if any(v["kind"] == kind for v in per_view)]
+    return {kind or "unnamed": {"views": sum(v["kind"] == kind for v in per_view),
+                                **summarize([v for v in per_view if v["kind"] == kind])} for kind in kinds}
+
+
+def quality_score(report: dict) -> float | None:
+    """The one number ``--target-psnr`` holds to its goal: the lowest, over the view kinds, of the mean content
+    PSNR (so outside, inside and training views each meet it); None when no view has content."""
+    means = [k["psnr_content"]["mean"] for k in (report.get("by_kind") or {}).values()]
+    means = [m for m in means if m is not None]
+    return min(means) if means else None
 
 
 def render_views(splats: SplatSet, cameras: list[Camera], device: torch.device,
@@ -67,10 +132,19 @@ def render_views(splats: SplatSet, cameras: list[Camera], device: torch.device,
     return results
 
 
+def _preview_picks(cameras: list[Camera]) -> list[int]:
+    """Up to ``PREVIEW_ROWS`` views: the first of each kind, then evenly spread ones, in view order."""
+    picks: list[int] = []
+    for kind in dict.fromkeys(cam.kind for cam in cameras):
+        picks.append(next(i for i, cam in enumerate(cameras) if cam.kind == kind))
+    spread = np.round(np.linspace(0, len(cameras) - 1, min(PREVIEW_ROWS, len(cameras)))).astype(int)
+    picks += [int(i) for i in spread if int(i) not in picks]
+    return sorted(picks[:PREVIEW_ROWS])
+
+
 def _preview_rows(cameras, originals, compressed, views) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    picks = sorted(set(np.round(np.linspace(0, len(cameras) - 1, min(PREVIEW_ROWS, len(cameras)))).astype(int)))
     rows = []
-    for i in picks:
+    for i in _preview_picks(cameras):
         v = views[i]
         label = f"view {i} {cameras[i].name}: PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}"
         rows.append((to_uint8(originals[i].image), to_uint8(compressed[i].image), label))
@@ -88,6 +162,7 @@ def quality_check(
     views: int | None = None,
     size: int | None = None,
     up: str | None = None,
+    interior: int | None = None,
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     reference: list[RenderResult] | None = None,
     camera_source: str | None = None,
@@ -96,7 +171,8 @@ def quality_check(
     """Render both scenes from the same cameras and measure the difference; JSON-safe dict.
 
     mode: ``fast`` / ``full`` (``off`` returns ``{"mode": "off"}`` and renders nothing).
-    cameras: use these (already sized) instead of orbit views around ``original``.
+    cameras: use these (already sized) instead of the mode's orbit and interior views of ``original``
+    (``views`` orbit and ``interior`` interior views at ``size`` px override the mode's numbers).
     preview_path: also write the labelled preview PNG there; its file name goes in the dict.
     reference: renders of ``original`` from ``cameras`` made earlier (skips rendering it again).
     progress(fraction): the share of the renders (and the preview) done, after each one.
@@ -106,8 +182,7 @@ def quality_check(
     started = time.perf_counter()
     device = device or resolve_device(None)
     if cameras is None:
-        cameras = default_cameras(original, mode, views, size, up)
-        camera_source = camera_source or "orbit"
+        cameras = default_cameras(original, mode, views, size, up, interior=interior)
     elif not cameras:
         raise CameraSpecError("the list of cameras is empty")
     steps = len(cameras) * (1 if reference is not None else 2) + (1 if preview_path is not None else 0)
@@ -129,9 +204,10 @@ def quality_check(
     rendered = render_views(compressed, cameras, device, background, allow_empty=True, on_view=step)
     per_view = []
     for i, (cam, a, b) in enumerate(zip(cameras, reference, rendered, strict=True)):
-        entry = {"index": i, "camera": cam.name}
+        entry = {"index": i, "camera": cam.name, "kind": cam.kind}
         entry.update(compare_images(a.image, b.image, a.alpha, b.alpha))
         per_view.append(entry)
+    kinds = by_kind(per_view)
     preview_name = None
     if preview_path is not None:
         preview_path = Path(preview_path)
@@ -141,9 +217,13 @@ def quality_check(
     return {
         "mode": mode,
         "summary": summarize(per_view),
+        "by_kind": kinds,
+        "score": {"psnr_content": quality_score({"by_kind": kinds}),
+                  "rule": "lowest per-kind mean content PSNR (what --target-psnr holds to its goal)"},
         "views": per_view,
         "size": [cameras[0].width, cameras[0].height],
-        "cameras": {"source": camera_source or "given", "count": len(cameras),
+        "cameras": {"source": camera_source or describe_source(cameras), "count": len(cameras),
+                    "kinds": {kind: n["views"] for kind, n in kinds.items()},
                     "list": [cam.to_dict() for cam in cameras]},
         "renderer": {
             **RENDERER_SETTINGS,

@@ -143,6 +143,11 @@ def quality_lines(quality: dict, preview_path: str | None = None) -> list[str]:
         f"content PSNR {_number(content.get('mean'))} dB; SSIM {_number(ssim.get('mean'))} "
         f"({quality.get('cameras', {}).get('count')} views, {quality.get('size')} px)"
     ]
+    kinds = quality.get("by_kind") or {}
+    if kinds:
+        lines.append("views        " + "; ".join(
+            f"{kind} {k.get('views')}: content PSNR {_number(k['psnr_content']['mean'])} dB mean, "
+            f"{_number(k['psnr_content']['worst'])} worst" for kind, k in kinds.items()))
     if quality.get("preview"):
         lines.append(f"preview      {preview_path or quality['preview']}  (original | compressed | difference x8)")
     lines += target_lines(quality.get("target"))
