@@ -31,6 +31,7 @@ PLUGIN_COMMANDS = (
     "sogs_compressor.render.cli",
     "sogs_compressor.launch",
     "sogs_compressor.demo",
+    "sogs_compressor.lod.cli",
 )
 
 
