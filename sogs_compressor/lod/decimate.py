@@ -8,13 +8,15 @@ early can be merged again with a neighbour later.
 
 Merge price (a closed form, no sampling): the shape term is how much the merged Gaussian's entropy exceeds the
 pair's, ``0.5 (log det Sigma - p log det Sigma_i - q log det Sigma_j)`` (>= 0; an upper bound of the KL divergence
-from the pair's mixture to the merged Gaussian that splat-transform estimates by sampling), plus the squared
-colour/SH difference, both scaled by the pair's ink relative to the scene's median: a merge costs what it changes
-times how much it shows.
+from the pair's mixture to the merged Gaussian, which splat-transform estimates by sampling), plus the squared
+colour/SH difference. The price is scale-free, as splat-transform's: measured on the real guitar at 50%, scaling it
+by the pair's ink (opacity x area) cost 1.7 dB of rendered content PSNR, and merging in smaller rounds (at most
+25% or 12.5% of the splats per round) cost 0.9-1.4 dB (bench/RESULTS.md, "Decimation").
 
-Device work is chunked: per round about ``WINDOW x 8 + 41`` bytes per splat stay on the device (10M splats: ~1.1
-GB) plus ~0.3 GB of chunk temporaries whatever the size; the splats themselves stay on the host (the input, the
-current set and the next one: 3 x 236 bytes per splat at SH degree 3, ~7 GB at 10M).
+Device work is chunked. Per round the device holds, by count of its arrays, ``WINDOW x 8`` bytes of merge keys and
+~42 bytes of matching state per splat (the Morton sort before them, ~130 bytes per splat, is freed first), plus
+~0.3 GB of chunk temporaries whatever the size: ~1.5 GB at 10M splats. The splats stay on the host: the input,
+the current set and the next (3 x 236 bytes per splat at SH degree 3: ~7 GB at 10M).
 """
 
 from __future__ import annotations
@@ -73,14 +75,13 @@ def decimate(
         raise ValueError(f"target must be 1..{splats.count} splats, not {target}")
     device = torch.device(device)
     variance_floor = _variance_floor(splats.log_scales)
-    ink_reference = _median_log_ink(splats)
     current = splats.take(np.arange(splats.count))
     rounds = 0
     while current.count > target:
         before = current.count
         current.reorder_in_place(morton_order(current.positions, device))
         allowed = min(before - target, max(1, int(before * ROUND_FRACTION)))
-        keys = _edge_keys(current, device, variance_floor, ink_reference, seed + rounds)
+        keys = _edge_keys(current, device, variance_floor, seed + rounds)
         first, second, pair_key = match_pairs(keys, MATCH_ITERATIONS, CHUNK_ROWS)
         del keys
         if first.numel() > allowed:
@@ -101,30 +102,20 @@ def _variance_floor(log_scales: np.ndarray) -> float:
     return max((VARIANCE_FLOOR_RELATIVE * median) ** 2, 1e-300)
 
 
-def _median_log_ink(splats: SplatSet) -> float:
-    """The scene's median log(opacity x area): merge prices are relative to it, so their scale is the scene's."""
-    sample = np.linspace(0, splats.count - 1, min(splats.count, 1 << 16)).astype(np.int64)
-    ink = log_ink(torch.from_numpy(splats.log_scales[sample].astype(np.float64)),
-                  torch.from_numpy(splats.opacity_logits[sample].astype(np.float64)))
-    return float(torch.median(ink))
-
-
 def _upload(splats: SplatSet, rows: np.ndarray | slice, device: torch.device) -> dict[str, torch.Tensor]:
     """Columns of ``rows`` as float64 tensors on ``device``."""
     return {name: torch.from_numpy(np.asarray(getattr(splats, name)[rows])).to(device, torch.float64)
             for name in COLUMNS}
 
 
-def _edge_keys(
-    splats: SplatSet, device: torch.device, variance_floor: float, ink_reference: float, seed: int
-) -> torch.Tensor:
+def _edge_keys(splats: SplatSet, device: torch.device, variance_floor: float, seed: int) -> torch.Tensor:
     """(N, WINDOW) int64 merge keys of the edges (i, i+d+1) over the current (Morton) order."""
     n = splats.count
     keys = torch.empty((n, WINDOW), dtype=torch.int64, device=device)
     for start in range(0, n, CHUNK_ROWS):
         stop = min(n, start + CHUNK_ROWS)
         block = _upload(splats, slice(start, min(n, stop + WINDOW)), device)
-        costs = _edge_costs(block, stop - start, variance_floor, ink_reference)
+        costs = _edge_costs(block, stop - start, variance_floor)
         chunk = edge_keys(costs, start, seed)
         past_end = (torch.arange(start, stop, device=device).unsqueeze(1)
                     + torch.arange(1, WINDOW + 1, device=device)) >= n
@@ -132,7 +123,7 @@ def _edge_keys(
     return keys
 
 
-def _edge_costs(block: dict[str, torch.Tensor], rows: int, variance_floor: float, ink_reference: float) -> torch.Tensor:
+def _edge_costs(block: dict[str, torch.Tensor], rows: int, variance_floor: float) -> torch.Tensor:
     """(rows, WINDOW) merge prices of row r with row r+d+1 of ``block`` (+inf past its end)."""
     mean = block["positions"]
     cov = splat_covariances(block["log_scales"], block["rotations"], variance_floor)
@@ -151,8 +142,7 @@ def _edge_costs(block: dict[str, torch.Tensor], rows: int, variance_floor: float
         log_det_merged = torch.log(determinants(merged).clamp_min(variance_floor ** 3))
         shape = (0.5 * (log_det_merged - p * log_det[i] - (1 - p) * log_det[j])).clamp_min(0.0)
         colour = ((color[i] - color[j]) ** 2).sum(dim=1)
-        ink = torch.exp(torch.logaddexp(log_w[i], log_w[j]) - ink_reference)
-        costs[i, step - 1] = ink * (shape + COLOR_WEIGHT * colour)
+        costs[i, step - 1] = shape + COLOR_WEIGHT * colour
     return costs
 
 
