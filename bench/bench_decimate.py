@@ -8,12 +8,14 @@ size is the floor.
 
     python bench/bench_decimate.py                                    # guitar, 50%, --device auto
     python bench/bench_decimate.py --scene SCENE.ply --to 25% --device cuda --views 8 --size 512
+    python bench/bench_decimate.py --tile-scene 4000000 --device cuda --st-gpu 0      # guitar tiled to 4M, SH 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import tempfile
 import time
@@ -27,6 +29,8 @@ from sogs_compressor.lod.cli import target_count
 from sogs_compressor.lod.decimate import decimate
 from sogs_compressor.read import read_scene
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views
+from sogs_compressor.sample import tile_scene
+from sogs_compressor.write.ply import write_ply
 
 REPO = Path(__file__).resolve().parents[1]
 GUITAR = REPO.parent / "shared" / "data" / "real" / "guitar.compressed.ply"
@@ -47,24 +51,37 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tile-scene", type=int, default=None, metavar="N",
+                        help="tile the scene to N splats at SH degree 3 (sample.tile_scene) first")
+    parser.add_argument("--skip-st", action="store_true", help="do not run splat-transform")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
     splats = read_scene(args.scene).splats
+    tmp = tempfile.TemporaryDirectory()
+    scene_path = args.scene
+    if args.tile_scene:
+        splats = tile_scene(splats, args.tile_scene, seed=1, sh_degree=3)
+        scene_path = str(Path(tmp.name) / "tiled.ply")
+        write_ply(splats, scene_path)
     target = target_count(args.to, splats.count)
 
     decimate(splats.take(np.arange(min(splats.count, 2000))), 1000, device=device)  # warm-up (kernels, allocator)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     ours = decimate(splats, target, device=device, seed=args.seed)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     ours_seconds = time.perf_counter() - started
+    peak_device_gb = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    peak_host_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # whole process so far (Linux: KiB)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "st.ply"
-        command = [str(SPLAT_TRANSFORM), "-q", "-w", "-g", args.st_gpu, args.scene, "--decimate", str(target), str(out)]
+    theirs, st_seconds = None, None
+    if not args.skip_st:
+        out = Path(tmp.name) / "st.ply"
+        command = [str(SPLAT_TRANSFORM), "-q", "-w", "-g", args.st_gpu, scene_path, "--decimate", str(target), str(out)]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         st_seconds = time.perf_counter() - started
@@ -79,13 +96,17 @@ def main() -> None:
         "scene": Path(args.scene).name, "input": splats.count, "target": target,
         "device": device_name(device), "torch_threads": torch.get_num_threads(),
         "ours": {"count": ours.count, "seconds": round(ours_seconds, 2),
+                 "peak_device_gb": peak_device_gb and round(peak_device_gb, 3),
+                 "peak_host_rss_gb": round(peak_host_gb, 3),
                  "psnr_content": content_psnr(splats, ours, cameras, reference, render_device)},
-        "splat_transform": {"count": theirs.count, "seconds": round(st_seconds, 2), "gpu": args.st_gpu,
-                            "psnr_content": content_psnr(splats, theirs, cameras, reference, render_device)},
+        "splat_transform": theirs and {
+            "count": theirs.count, "seconds": round(st_seconds, 2), "gpu": args.st_gpu,
+            "psnr_content": content_psnr(splats, theirs, cameras, reference, render_device)},
         "random_subset": {"psnr_content": content_psnr(splats, random_subset, cameras, reference, render_device)},
         "views": args.views, "size": args.size,
     }
     print(json.dumps(row, indent=2))
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ early can be merged again with a neighbour later.
 Merge price (a closed form, no sampling): the shape term is how much the merged Gaussian's entropy exceeds the
 pair's, ``0.5 (log det Sigma - p log det Sigma_i - q log det Sigma_j)`` (>= 0; an upper bound of the KL divergence
 from the pair's mixture to the merged Gaussian, which splat-transform estimates by sampling), plus the squared
-colour/SH difference. The price is scale-free, as splat-transform's: measured on the real guitar at 50%, scaling it
-by the pair's ink (opacity x area) cost 1.7 dB of rendered content PSNR, and merging in smaller rounds (at most
-25% or 12.5% of the splats per round) cost 0.9-1.4 dB (bench/RESULTS.md, "Decimation").
+colour/SH difference. Measured on the real guitar at 50% (bench/RESULTS.md, "Decimation"): scaling the price by the
+pair's ink (opacity x area) cost 1.7 dB of rendered content PSNR, so it is scale-free as splat-transform's; colour
+weight 0.1 beat 0.03, 0.3 and 1 by 0.1-0.4 dB; a 16-splat window gained nothing over 8; rounds of at most 25%
+cost 0.2 dB against rounds of at most half.
 
 Device work is chunked. Per round the device holds, by count of its arrays, ``WINDOW x 8`` bytes of merge keys and
 ~42 bytes of matching state per splat (the Morton sort before them, ~130 bytes per splat, is freed first), plus
@@ -46,7 +47,7 @@ MATCH_ITERATIONS = 16
 CHUNK_ROWS = 1 << 18
 """Rows per device chunk when pricing and merging (bounds the temporaries, ~0.3 GB in float64)."""
 
-COLOR_WEIGHT = 1.0
+COLOR_WEIGHT = 0.1
 """Weight of the squared colour/SH-coefficient difference against the shape term (nats) in a merge's price."""
 
 VARIANCE_FLOOR_RELATIVE = 1e-3
