@@ -30,6 +30,7 @@ from sogs_compressor.lod.decimate import decimate
 from sogs_compressor.read import read_scene
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views
 from sogs_compressor.sample import tile_scene
+from sogs_compressor.splats import COLUMNS
 from sogs_compressor.write.ply import write_ply
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--tile-scene", type=int, default=None, metavar="N",
                         help="tile the scene to N splats at SH degree 3 (sample.tile_scene) first")
     parser.add_argument("--skip-st", action="store_true", help="do not run splat-transform")
+    parser.add_argument("--check-determinism", action="store_true",
+                        help="decimate a second time and require identical arrays (the GPU check)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -78,6 +81,12 @@ def main() -> None:
     peak_device_gb = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     peak_host_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # whole process so far (Linux: KiB)
 
+    identical = None
+    if args.check_determinism:
+        again = decimate(splats, target, device=device, seed=args.seed)
+        identical = all(np.array_equal(getattr(ours, name), getattr(again, name)) for name in COLUMNS)
+        del again
+
     theirs, st_seconds = None, None
     if not args.skip_st:
         out = Path(tmp.name) / "st.ply"
@@ -97,7 +106,7 @@ def main() -> None:
         "device": device_name(device), "torch_threads": torch.get_num_threads(),
         "ours": {"count": ours.count, "seconds": round(ours_seconds, 2),
                  "peak_device_gb": peak_device_gb and round(peak_device_gb, 3),
-                 "peak_host_rss_gb": round(peak_host_gb, 3),
+                 "peak_host_rss_gb": round(peak_host_gb, 3), "identical_when_repeated": identical,
                  "psnr_content": content_psnr(splats, ours, cameras, reference, render_device)},
         "splat_transform": theirs and {
             "count": theirs.count, "seconds": round(st_seconds, 2), "gpu": args.st_gpu,
