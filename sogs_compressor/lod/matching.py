@@ -29,7 +29,7 @@ def edge_keys(costs: torch.Tensor, first_row: int, seed: int) -> torch.Tensor:
     Non-negative float32 costs order like their bit patterns, so ``bits << 31 | hash(edge, seed)`` orders edges by
     cost and breaks ties by a seeded pseudo-random choice (NaN costs rank as +inf).
     """
-    cost32 = torch.nan_to_num(costs.to(torch.float32), nan=float("inf")).clamp_min(0.0)
+    cost32 = torch.nan_to_num(costs.to(torch.float32), nan=float("inf")).clamp_min(0.0) + 0.0  # -0.0 -> +0.0
     bits = cost32.view(torch.int32).to(torch.int64)
     rows, width = costs.shape
     edge = (torch.arange(first_row, first_row + rows, device=costs.device).unsqueeze(1) * 64
