@@ -32,6 +32,7 @@ PLUGIN_COMMANDS = (
     "sogs_compressor.render.cli",
     "sogs_compressor.launch",
     "sogs_compressor.demo",
+    "sogs_compressor.lod.cli",
 )
 
 

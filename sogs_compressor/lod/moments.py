@@ -1,0 +1,149 @@
+"""Gaussian moments of splats and their moment-matched pair merges, batched in PyTorch (float64, any device).
+
+A splat is a Gaussian with mean ``mu``, covariance ``Sigma = R diag(s^2) R^T`` and "ink" ``alpha x area`` (opacity
+times the ellipsoid's surface area: how much it darkens the pictures it appears in). Merging splats ``i, j`` into
+one keeps the pair's first and second moments: with ``p = w_i / (w_i + w_j)`` (w = ink),
+``mu = p mu_i + q mu_j`` and ``Sigma = p Sigma_i + q Sigma_j + p q d d^T`` (``d = mu_j - mu_i``; the same as
+``sum_k p_k (Sigma_k + (mu_k - mu)(mu_k - mu)^T)``). Everything is computed from log values so that zero-size,
+huge and fully opaque splats stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+ELLIPSOID_P = 1.6075
+"""Knud Thomsen's exponent: the ellipsoid surface area within ~1% for any axis ratio."""
+
+LOG_SCALE_LIMIT = 60.0
+"""Log scales are clamped to +-this before use (exp(120) variances stay far from float64 overflow)."""
+
+OPACITY_LOGIT_LIMIT = 30.0
+"""Input opacity logits are clamped to +-this (an infinite logit is a legitimate 0 or 1)."""
+
+OUTPUT_LOGIT_LIMIT = 16.0
+"""Merged opacity logits stay within +-this (alpha within 1e-7 of 0 or 1), as splat-transform's logit clamps."""
+
+
+def log_ellipsoid_area(log_scales: torch.Tensor) -> torch.Tensor:
+    """log of the surface area of the ellipsoid with semi-axes exp(log_scales), (..., 3) -> (...)."""
+    lx, ly, lz = log_scales.unbind(-1)
+    pairs = torch.stack([lx + ly, lx + lz, ly + lz], dim=-1) * ELLIPSOID_P
+    return math.log(4.0 * math.pi) + (torch.logsumexp(pairs, dim=-1) - math.log(3.0)) / ELLIPSOID_P
+
+
+def quaternion_matrices(q: torch.Tensor) -> torch.Tensor:
+    """(N, 4) quaternions (w, x, y, z), any length > 0 (zero -> identity) -> (N, 3, 3) rotations (columns = axes)."""
+    norm = q.norm(dim=-1, keepdim=True)
+    identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=q.dtype, device=q.device)
+    q = torch.where(norm > 0, q / norm.clamp_min(1e-300), identity)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(-1, 3, 3)
+
+
+def matrices_to_quaternions(m: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) proper rotations -> (N, 4) unit quaternions (w, x, y, z) with w >= 0 (Shepperd's method:
+    each row uses the largest of w, x, y, z as the pivot, so no division by a small number)."""
+    m00, m01, m02 = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    m10, m11, m12 = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    m20, m21, m22 = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
+    # 4 q_k^2 for each component: the largest is at least 1/4 of the sum 4, so its square root is >= 1.
+    squares = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], 1)
+    pivot = squares.argmax(dim=1)
+    s = squares.gather(1, pivot.unsqueeze(1)).squeeze(1).clamp_min(1e-12).sqrt() * 2  # 4 |q_pivot|
+    candidates = torch.stack(
+        [
+            torch.stack([s / 4, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s], 1),
+            torch.stack([(m21 - m12) / s, s / 4, (m01 + m10) / s, (m02 + m20) / s], 1),
+            torch.stack([(m02 - m20) / s, (m01 + m10) / s, s / 4, (m12 + m21) / s], 1),
+            torch.stack([(m10 - m01) / s, (m02 + m20) / s, (m12 + m21) / s, s / 4], 1),
+        ],
+        1,
+    )
+    q = candidates[torch.arange(m.shape[0], device=m.device), pivot]
+    q = q / q.norm(dim=1, keepdim=True)
+    return torch.where(q[:, :1] < 0, -q, q)
+
+
+def covariances(log_scales: torch.Tensor, rotations: torch.Tensor, variance_floor: float) -> torch.Tensor:
+    """(N, 3, 3) covariances R diag(max(s^2, floor)) R^T from log scales and (w, x, y, z) quaternions."""
+    variances = torch.exp(2 * log_scales.clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)).clamp_min(variance_floor)
+    r = quaternion_matrices(rotations)
+    return (r * variances.unsqueeze(1)) @ r.transpose(1, 2)
+
+
+def log_ink(log_scales: torch.Tensor, opacity_logits: torch.Tensor) -> torch.Tensor:
+    """log(opacity x surface area): the merge weight (splat-transform weighs its merges the same way)."""
+    clamped = log_scales.clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)
+    return torch.nn.functional.logsigmoid(opacity_logits.clamp(-OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT)) + \
+        log_ellipsoid_area(clamped)
+
+
+def determinants(m: torch.Tensor) -> torch.Tensor:
+    """Determinants of (..., 3, 3) matrices by the explicit formula (deterministic, any device, any batch)."""
+    return (
+        m[..., 0, 0] * (m[..., 1, 1] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 1])
+        - m[..., 0, 1] * (m[..., 1, 0] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 0])
+        + m[..., 0, 2] * (m[..., 1, 0] * m[..., 2, 1] - m[..., 1, 1] * m[..., 2, 0])
+    )
+
+
+def merged_covariance(p: torch.Tensor, cov_i: torch.Tensor, cov_j: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Covariance of the moment-matched pair: p Sigma_i + (1-p) Sigma_j + p (1-p) d d^T (broadcasting batch dims)."""
+    q = 1 - p
+    outer = delta.unsqueeze(-1) * delta.unsqueeze(-2)
+    return p[..., None, None] * cov_i + q[..., None, None] * cov_j + (p * q)[..., None, None] * outer
+
+
+def merge_pairs(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], variance_floor: float
+) -> dict[str, torch.Tensor]:
+    """Moment-match each splat of ``a`` with the same row of ``b`` (columns as in ``SplatSet``, float64).
+
+    Opacity: the pair's ink spread over the merged ellipsoid's area (ink kept, as splat-transform does), but never
+    more than the two stacked on each other, ``1 - (1 - a_i)(1 - a_j)``: at any pixel two splats together cover
+    at most that. The cap matters where merges are near-coincident (the ink rule would give two identical
+    splats twice the opacity of one); elsewhere the ink rule is the lower one. Colour and SH: ink-weighted means.
+    """
+    log_w_a = log_ink(a["log_scales"], a["opacity_logits"])
+    log_w_b = log_ink(b["log_scales"], b["opacity_logits"])
+    p = torch.sigmoid(log_w_a - log_w_b)  # w_a / (w_a + w_b), without forming w
+    q = 1 - p
+    delta = b["positions"] - a["positions"]
+    mean = a["positions"] + q.unsqueeze(1) * delta
+    cov = merged_covariance(p, covariances(a["log_scales"], a["rotations"], variance_floor),
+                            covariances(b["log_scales"], b["rotations"], variance_floor), delta)
+    cov = 0.5 * (cov + cov.transpose(1, 2))
+    eigenvalues, vectors = torch.linalg.eigh(cov)
+    eigenvalues = eigenvalues.clamp_min(variance_floor)
+    # eigh's vectors are orthonormal; flip one axis where they form a reflection so they are a rotation.
+    flip = torch.where(determinants(vectors) < 0, -1.0, 1.0).to(vectors.dtype)
+    vectors = torch.cat([vectors[:, :, :2], vectors[:, :, 2:] * flip[:, None, None]], dim=2)
+    log_scales = 0.5 * torch.log(eigenvalues)
+
+    log_alpha_ink = torch.logaddexp(log_w_a, log_w_b) - log_ellipsoid_area(log_scales)
+    logit_ink = log_alpha_ink - torch.log(-torch.expm1(log_alpha_ink.clamp_max(-1e-12)))
+    oa = a["opacity_logits"].clamp(-OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT)
+    ob = b["opacity_logits"].clamp(-OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT)
+    log_clear = torch.nn.functional.logsigmoid(-oa) + torch.nn.functional.logsigmoid(-ob)  # log (1-a)(1-b)
+    logit_stacked = torch.log(-torch.expm1(log_clear)) - log_clear
+    logit = torch.minimum(logit_ink, logit_stacked).clamp(-OUTPUT_LOGIT_LIMIT, OUTPUT_LOGIT_LIMIT)
+
+    pc = p.unsqueeze(1)
+    return {
+        "positions": mean,
+        "log_scales": log_scales,
+        "rotations": matrices_to_quaternions(vectors),
+        "opacity_logits": logit,
+        "f_dc": pc * a["f_dc"] + (1 - pc) * b["f_dc"],
+        "f_rest": pc * a["f_rest"] + (1 - pc) * b["f_rest"],
+    }
