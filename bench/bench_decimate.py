@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shlex
 import subprocess
 import tempfile
 import time
@@ -57,6 +58,9 @@ def main() -> None:
     parser.add_argument("--skip-st", action="store_true", help="do not run splat-transform")
     parser.add_argument("--check-determinism", action="store_true",
                         help="decimate a second time and require identical arrays (the GPU check)")
+    parser.add_argument("--st-command", default=str(SPLAT_TRANSFORM),
+                        help="splat-transform's command line (default: the npm peer in .peer/; on the GPU machine "
+                             "the packed one: $ST of .peer-gpu/env.sh)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -90,7 +94,7 @@ def main() -> None:
     theirs, st_seconds = None, None
     if not args.skip_st:
         out = Path(tmp.name) / "st.ply"
-        command = [str(SPLAT_TRANSFORM), "-q", "-w", "-g", args.st_gpu, scene_path, "--decimate", str(target), str(out)]
+        command = [*shlex.split(args.st_command), "-q", "-w", "-g", args.st_gpu, scene_path, "--decimate", str(target), str(out)]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         st_seconds = time.perf_counter() - started
