@@ -10,7 +10,8 @@ way. Prints one Markdown table per sweep; full numbers go to bench/out/size_qual
     .venv/bin/python bench/bench_size_quality.py --sweep palette --scenes flowers_3_0 tile-30k-sh3
     .venv/bin/python bench/bench_size_quality.py --sweep final
 Scenes: guitar, flowers_3_0 (shared real data), tile-30k-sh3 (tile_scene over flowers, SH3),
-gen-30k-sh3 (generate_scene). Runs on CPU.
+gen-30k-sh3 (generate_scene), wide-30k-sh3 (wide_range_scene over flowers: object, distant shell, faint
+floaters; log-scales over e^10). Runs on CPU.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from sogs_compressor.quantize.palette import palette_size  # noqa: E402
 from sogs_compressor.read import read_scene  # noqa: E402
 from sogs_compressor.read.sog import read_sog  # noqa: E402
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views  # noqa: E402
-from sogs_compressor.sample import generate_scene, tile_scene  # noqa: E402
+from sogs_compressor.sample import generate_scene, tile_scene, wide_range_scene  # noqa: E402
 from sogs_compressor.splats import SplatSet  # noqa: E402
 from sogs_compressor.write.ply import write_ply  # noqa: E402
 from sogs_compressor.write.sog import write_sog  # noqa: E402
@@ -50,7 +51,7 @@ from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
 REAL = Path(os.environ.get("SOGS_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
 PEER = REPO / ".peer" / "node_modules" / ".bin" / "splat-transform"
 OUT = REPO / "bench" / "out"
-SCENES = ("guitar", "flowers_3_0", "tile-30k-sh3", "gen-30k-sh3")
+SCENES = ("guitar", "flowers_3_0", "tile-30k-sh3", "gen-30k-sh3", "wide-30k-sh3")
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Variant:
     order: str | None = None
     kmeans_method: str = "auto"
     iterations: int | None = None
+    error_bound: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -85,6 +87,10 @@ def scene_splats(name: str, work: Path) -> tuple[SplatSet, Path]:
             count, degree = _size_and_degree(name)
             flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
             splats = tile_scene(flowers, count, seed=1, sh_degree=degree)
+        elif name.startswith("wide-"):
+            count, degree = _size_and_degree(name)
+            flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
+            splats = wide_range_scene(count, seed=0, source=flowers, sh_degree=degree)
         elif name.startswith("gen-"):
             count, degree = _size_and_degree(name)
             splats = generate_scene(count, sh_degree=degree, seed=0)
@@ -122,6 +128,7 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
     settings = presets.encoder_settings(options, ordered.count)
     if variant.palette is not None:
         settings["palette_size"] = resolve_palette(variant.palette, ordered.count)
+    settings["error_bound"] = variant.error_bound
     for key in ("palette_order", "rate_weight", "palette_rate_weight", "position_bits"):
         if getattr(variant, key) is not None:
             settings[key] = getattr(variant, key)
@@ -193,6 +200,8 @@ SWEEPS: dict[str, list[Variant]] = {
                    for p in ("st*0.75", "st*0.7") for w, b in ((4.0, 14), (8.0, 14), (4.0, 13), (8.0, 13))],
     "palette_order": [Variant(order, palette_order=order) for order in ("frequency", "first-use", "pca")],
     "target": [],  # target_rows: --target-psnr at splat-transform's quality
+    "bound": [Variant(f"{preset}{'' if bound else ' --no-error-bound'}", preset=preset, error_bound=bound)
+              for preset in ("fast", "balanced", "max") for bound in (False, True)],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),

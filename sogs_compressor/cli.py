@@ -64,6 +64,9 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
                         help="render original and output and compare them (PSNR/SSIM + preview); default fast")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip decoding our output (no attribute errors, no quality check)")
+    parser.add_argument("--no-error-bound", action="store_true",
+                        help="let codebooks move single splats past the per-splat tolerances (tolerances.py) for "
+                             "slightly smaller files; the reports still count them")
 
 
 CODEC_OPTION_FIELDS = (
@@ -81,6 +84,8 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
         value = getattr(args, name, None)
         if value is not None:
             setattr(opts, name, value)
+    if getattr(args, "no_error_bound", False):
+        opts.error_bound = False
     if getattr(args, "no_verify", False):
         opts.verify = False
         opts.quality_check = "off"
