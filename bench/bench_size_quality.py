@@ -44,6 +44,7 @@ from sogs_compressor.read.sog import read_sog  # noqa: E402
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views  # noqa: E402
 from sogs_compressor.sample import generate_scene, tile_scene, wide_range_scene  # noqa: E402
 from sogs_compressor.splats import SplatSet  # noqa: E402
+from sogs_compressor.verify.metrics import attribute_errors, beyond_counts  # noqa: E402
 from sogs_compressor.write.ply import write_ply  # noqa: E402
 from sogs_compressor.write.sog import write_sog  # noqa: E402
 from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
@@ -139,13 +140,29 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
     files = write_sog(work, "variant", "bundle", encoded.meta, webps)
     seconds = time.perf_counter() - started
     bundle = next(f for f in files if f.role == "bundle")
+    decoded = read_sog(bundle.path).splats
     return {
         "bytes": Path(bundle.path).stat().st_size,
         "textures": {name: len(data) for name, data in webps.items()},
         "palette": encoded.palette_size,
         "seconds": round(seconds, 2),
-        "decoded": read_sog(bundle.path).splats,
+        "decoded": decoded,
+        **worst_case_columns(attribute_errors(ordered, decoded)),
     }
+
+
+def worst_case_columns(errors: dict) -> dict:
+    """The per-splat worst cases a table row shows: largest log-scale growth / f_dc error, splats beyond bounds."""
+    return {"log_scale_growth_max": errors["log_scale_growth_max"], "f_dc_abs_max": errors["f_dc_abs_max"],
+            "beyond": beyond_counts(errors)}
+
+
+def peer_worst_cases(splats: SplatSet, decoded: SplatSet, device: torch.device) -> dict:
+    """Worst cases of splat-transform's output: its splats are in its Morton order, which ours reproduces bit for
+    bit (order/morton.py); nothing when the orders do not match (positions far apart)."""
+    ordered = splats.take(order_splats(splats, "morton", device, 0))
+    errors = attribute_errors(ordered, decoded)
+    return worst_case_columns(errors) if errors["position_rel_max"] < 0.01 else {}
 
 
 def peer_output(name: str, ply: Path, run_peer: bool) -> Path | None:
@@ -233,7 +250,8 @@ def main() -> int:
         peer_row = None
         if peer is not None:
             peer_row = {"variant": "splat-transform 3.7.0", "bytes": peer.stat().st_size, "palette": None,
-                        "seconds": None, **content_psnr(splats, read_sog(peer).splats, cameras, reference, device)}
+                        "seconds": None, **content_psnr(splats, read_sog(peer).splats, cameras, reference, device),
+                        **peer_worst_cases(splats, read_sog(peer).splats, device)}
             rows.append(peer_row)
         with tempfile.TemporaryDirectory() as tmp:
             if args.sweep == "target":
@@ -278,16 +296,28 @@ def target_rows(splats: SplatSet, peer: dict | None, device: torch.device, work:
 
 def print_table(scene: str, splats: SplatSet, rows: list[dict], peer: dict | None) -> None:
     print(f"\n### {scene} ({splats.count:,} splats, SH {splats.sh_degree})\n")
-    print("| variant | bytes | x ST | content PSNR dB (mean / worst) | PSNR dB | palette | shN bytes | s |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("| variant | bytes | x ST | content PSNR dB (mean / worst) | PSNR dB | palette | shN bytes | s "
+          "| max log-scale growth | max f_dc error | splats beyond bounds |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for row in rows:
         ratio = f"{row['bytes'] / peer['bytes']:.3f}" if peer else "-"
         textures = row.get("textures") or {}
         shn = sum(v for k, v in textures.items() if k.startswith("shN")) if textures else None
         print(f"| {row['variant']} | {row['bytes']:,} | {ratio} | {row['psnr_content']:.2f} / "
               f"{row['psnr_content_worst']:.2f} | {row['psnr']:.2f} | {row.get('palette') or '-'} | "
-              f"{shn if shn is not None else '-'} | {row.get('seconds') or '-'} |")
+              f"{shn if shn is not None else '-'} | {row.get('seconds') or '-'} | {_worst(row, 'log_scale_growth_max')} | "
+              f"{_worst(row, 'f_dc_abs_max')} | {_beyond(row)} |")
     sys.stdout.flush()
+
+
+def _worst(row: dict, key: str) -> str:
+    return f"{row[key]:.3f}" if key in row else "-"
+
+
+def _beyond(row: dict) -> str:
+    if "beyond" not in row:
+        return "-"
+    return ", ".join(f"{n} {name}" for name, n in row["beyond"].items()) or "0"
 
 
 if __name__ == "__main__":

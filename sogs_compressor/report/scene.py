@@ -120,6 +120,7 @@ def scene_report_text(report: dict) -> str:
     if timings:
         lines.append("timings (s)  " + ", ".join(f"{k} {_number(float(v))}" for k, v in timings.items()))
     lines += quality_lines(report.get("quality") or {})
+    lines += bound_lines(report.get("errors") or {})
     errors: list[str] = []
     _flatten("", report.get("errors") or {}, errors)
     if errors:
@@ -135,6 +136,22 @@ def scene_report_text(report: dict) -> str:
         lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
     lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
     return "\n".join(lines) + "\n"
+
+
+def bound_lines(errors: dict) -> list[str]:
+    """Whether every splat is within the per-splat tolerances (``tolerances.py``), and the worst cases."""
+    if not errors or "log_scale_beyond" not in errors:
+        return []
+    from sogs_compressor.verify.metrics import beyond_warnings
+
+    warnings = beyond_warnings(errors)
+    worst = (f"worst: log-scale growth {_number(errors['log_scale_growth_max'])} (p99 "
+             f"{_number(errors['log_scale_growth_p99'])}), f_dc {_number(errors['f_dc_abs_max'])}, opacity "
+             f"{_number(errors['opacity_growth_max'])}, rotation {_number(errors['rotation_deg_max'])} deg, "
+             f"position {_number(errors['position_cells_max'])} cells")
+    if not warnings:
+        return [f"error bound  every splat within the per-splat tolerances; {worst}"]
+    return [f"error bound  WARNING: {'; '.join(warnings)}; {worst}"]
 
 
 def quality_lines(quality: dict) -> list[str]:

@@ -135,6 +135,11 @@ BEYOND = {"log_scale_beyond": "scale", "f_dc_beyond": "colour", "opacity_beyond"
 """The error keys that count splats beyond a tolerance, and the bound each one names in warnings."""
 
 
+def beyond_counts(errors: dict) -> dict:
+    """The splats beyond each bound, by bound name, for the bounds some splats exceed (empty: all within)."""
+    return {name: int(errors[key]) for key, name in BEYOND.items() if errors.get(key)}
+
+
 def beyond_warnings(errors: dict) -> list[str]:
     """One warning per bound some splats exceed, e.g. "795 splats beyond the scale bound"."""
     return [f"{errors[key]} splat{'s' if errors[key] != 1 else ''} beyond the {name} bound"
