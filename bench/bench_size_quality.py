@@ -11,7 +11,7 @@ way. Prints one Markdown table per sweep; full numbers go to bench/out/size_qual
     .venv/bin/python bench/bench_size_quality.py --sweep final
 Scenes: guitar, flowers_3_0 (shared real data), tile-30k-sh3 (tile_scene over flowers, SH3),
 gen-30k-sh3 (generate_scene), wide-30k-sh3 (wide_range_scene over flowers: object, distant shell, faint
-floaters; log-scales over e^10). Runs on CPU.
+floaters; log-scales over e^10); gtile-*/gwide-* are tile_scene / wide_range_scene over guitar. Runs on CPU.
 """
 
 from __future__ import annotations
@@ -92,6 +92,11 @@ def scene_splats(name: str, work: Path) -> tuple[SplatSet, Path]:
             count, degree = _size_and_degree(name)
             flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
             splats = wide_range_scene(count, seed=0, source=flowers, sh_degree=degree)
+        elif name.startswith(("gtile-", "gwide-")):  # the same over guitar (SH 0)
+            count, degree = _size_and_degree(name)
+            guitar = read_scene(REAL / "guitar.compressed.ply").splats
+            splats = (tile_scene(guitar, count, seed=1, sh_degree=degree) if name.startswith("gtile-") else
+                      wide_range_scene(count, seed=0, source=guitar, sh_degree=degree))
         elif name.startswith("gen-"):
             count, degree = _size_and_degree(name)
             splats = generate_scene(count, sh_degree=degree, seed=0)
@@ -219,6 +224,7 @@ SWEEPS: dict[str, list[Variant]] = {
     "target": [],  # target_rows: --target-psnr at splat-transform's quality
     "bound": [Variant(f"{preset}{'' if bound else ' --no-error-bound'}", preset=preset, error_bound=bound)
               for preset in ("fast", "balanced", "max") for bound in (False, True)],
+    "bound_default": [Variant("balanced --no-error-bound", error_bound=False), Variant("balanced")],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),
