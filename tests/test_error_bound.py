@@ -177,6 +177,15 @@ def test_host_and_device_count_the_same_splats_beyond(wide):
     assert "every splat within" in bound_lines(attribute_errors(reference, reference))[0]
 
 
+def test_scene_report_states_the_bound_and_its_tolerances():
+    from sogs_compressor.report.scene import build_scene_report
+
+    report = build_scene_report(scene="a.ply", input_info={"name": "a.ply", "bytes": 10, "sha256": "0"},
+                                result={"settings": {"error_bound": False}}, outputs=[], cache_key="k", job={})
+    assert report["error_bound"] == {"on": False, "tolerances": tolerances.as_dict()}
+    assert tolerances.as_dict()["log_scale_growth"] == tolerances.SCALE_GROWTH
+
+
 def SplatTensorsFrom(splats: SplatSet):  # noqa: N802 - reads like the type it makes
     from sogs_compressor.splats_torch import SplatTensors
 

@@ -12,6 +12,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sogs_compressor import tolerances
+
 SCHEMA = "sogs-compressor/scene-report/1"
 JSON_NAME = "compression_report.json"
 TEXT_NAME = "compression_report.txt"
@@ -60,6 +62,8 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
         "timings_s": result.get("timings", {}),
         "peak_memory": {"rss_bytes": result.get("peak_rss_bytes", 0), "gpu_bytes": result.get("peak_gpu_bytes", 0)},
         "errors": result.get("errors", {}),
+        "error_bound": {"on": (result.get("settings") or {}).get("error_bound", True),
+                        "tolerances": tolerances.as_dict()},
         "quality": result.get("quality", {}),
         "metadata": metadata,
     }
