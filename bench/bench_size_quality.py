@@ -11,7 +11,8 @@ way. Prints one Markdown table per sweep; full numbers go to bench/out/size_qual
     .venv/bin/python bench/bench_size_quality.py --sweep palette --scenes flowers_3_0 tile-30k-sh3
     .venv/bin/python bench/bench_size_quality.py --sweep final
 Scenes: guitar, flowers_3_0 (shared real data), tile-30k-sh3 (tile_scene over flowers, SH3),
-gen-30k-sh3 (generate_scene). Runs on CPU.
+gen-30k-sh3 (generate_scene), wide-30k-sh3 (wide_range_scene over flowers: object, distant shell, faint
+floaters; log-scales over e^10); gtile-*/gwide-* are tile_scene / wide_range_scene over guitar. Runs on CPU.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from sogs_compressor.quantize.palette import palette_size  # noqa: E402
 from sogs_compressor.read import read_scene  # noqa: E402
 from sogs_compressor.read.sog import read_sog  # noqa: E402
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views  # noqa: E402
-from sogs_compressor.sample import generate_scene, tile_scene  # noqa: E402
+from sogs_compressor.sample import generate_scene, tile_scene, wide_range_scene  # noqa: E402
 from sogs_compressor.splats import SplatSet  # noqa: E402
+from sogs_compressor.verify.metrics import attribute_errors, beyond_counts  # noqa: E402
 from sogs_compressor.write.ply import write_ply  # noqa: E402
 from sogs_compressor.write.sog import write_sog  # noqa: E402
 from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
@@ -51,7 +53,7 @@ from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
 REAL = Path(os.environ.get("SOGS_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
 PEER = REPO / ".peer" / "node_modules" / ".bin" / "splat-transform"
 OUT = REPO / "bench" / "out"
-SCENES = ("guitar", "flowers_3_0", "tile-30k-sh3", "gen-30k-sh3")
+SCENES = ("guitar", "flowers_3_0", "tile-30k-sh3", "gen-30k-sh3", "wide-30k-sh3")
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Variant:
     order: str | None = None
     kmeans_method: str = "auto"
     iterations: int | None = None
+    error_bound: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -86,6 +89,15 @@ def scene_splats(name: str, work: Path) -> tuple[SplatSet, Path]:
             count, degree = _size_and_degree(name)
             flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
             splats = tile_scene(flowers, count, seed=1, sh_degree=degree)
+        elif name.startswith("wide-"):
+            count, degree = _size_and_degree(name)
+            flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
+            splats = wide_range_scene(count, seed=0, source=flowers, sh_degree=degree)
+        elif name.startswith(("gtile-", "gwide-")):  # the same over guitar (SH 0)
+            count, degree = _size_and_degree(name)
+            guitar = read_scene(REAL / "guitar.compressed.ply").splats
+            splats = (tile_scene(guitar, count, seed=1, sh_degree=degree) if name.startswith("gtile-") else
+                      wide_range_scene(count, seed=0, source=guitar, sh_degree=degree))
         elif name.startswith("gen-"):
             count, degree = _size_and_degree(name)
             splats = generate_scene(count, sh_degree=degree, seed=0)
@@ -123,6 +135,7 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
     settings = presets.encoder_settings(options, ordered.count)
     if variant.palette is not None:
         settings["palette_size"] = resolve_palette(variant.palette, ordered.count)
+    settings["error_bound"] = variant.error_bound
     for key in ("palette_order", "rate_weight", "palette_rate_weight", "position_bits"):
         if getattr(variant, key) is not None:
             settings[key] = getattr(variant, key)
@@ -133,13 +146,29 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
     files = write_sog(work, "variant", "bundle", encoded.meta, webps)
     seconds = time.perf_counter() - started
     bundle = next(f for f in files if f.role == "bundle")
+    decoded = read_sog(bundle.path).splats
     return {
         "bytes": Path(bundle.path).stat().st_size,
         "textures": {name: len(data) for name, data in webps.items()},
         "palette": encoded.palette_size,
         "seconds": round(seconds, 2),
-        "decoded": read_sog(bundle.path).splats,
+        "decoded": decoded,
+        **worst_case_columns(attribute_errors(ordered, decoded)),
     }
+
+
+def worst_case_columns(errors: dict) -> dict:
+    """The per-splat worst cases a table row shows: largest log-scale growth / f_dc error, splats beyond bounds."""
+    return {"log_scale_growth_max": errors["log_scale_growth_max"], "f_dc_abs_max": errors["f_dc_abs_max"],
+            "beyond": beyond_counts(errors)}
+
+
+def peer_worst_cases(splats: SplatSet, decoded: SplatSet, device: torch.device) -> dict:
+    """Worst cases of splat-transform's output: its splats are in its Morton order, which ours reproduces bit for
+    bit (order/morton.py); nothing when the orders do not match (positions far apart)."""
+    ordered = splats.take(order_splats(splats, "morton", device, 0))
+    errors = attribute_errors(ordered, decoded)
+    return worst_case_columns(errors) if errors["position_rel_max"] < 0.01 else {}
 
 
 def peer_output(name: str, ply: Path, run_peer: bool) -> Path | None:
@@ -202,6 +231,9 @@ SWEEPS: dict[str, list[Variant]] = {
                    for p in ("st*0.75", "st*0.7") for w, b in ((4.0, 14), (8.0, 14), (4.0, 13), (8.0, 13))],
     "palette_order": [Variant(order, palette_order=order) for order in ("frequency", "first-use", "pca")],
     "target": [],  # target_rows: --target-psnr at splat-transform's quality
+    "bound": [Variant(f"{preset}{'' if bound else ' --no-error-bound'}", preset=preset, error_bound=bound)
+              for preset in ("fast", "balanced", "max") for bound in (False, True)],
+    "bound_default": [Variant("balanced --no-error-bound", error_bound=False), Variant("balanced")],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",
                       rate_weight=0.0),
@@ -233,7 +265,8 @@ def main() -> int:
         peer_row = None
         if peer is not None:
             peer_row = {"variant": "splat-transform 3.7.0", "bytes": peer.stat().st_size, "palette": None,
-                        "seconds": None, **content_psnr(splats, read_sog(peer).splats, cameras, reference, device)}
+                        "seconds": None, **content_psnr(splats, read_sog(peer).splats, cameras, reference, device),
+                        **peer_worst_cases(splats, read_sog(peer).splats, device)}
             rows.append(peer_row)
         with tempfile.TemporaryDirectory() as tmp:
             if args.sweep == "target":
@@ -284,8 +317,8 @@ def _db(value: float | None) -> str:
 def print_table(scene: str, splats: SplatSet, rows: list[dict], peer: dict | None) -> None:
     print(f"\n### {scene} ({splats.count:,} splats, SH {splats.sh_degree})\n")
     print("| variant | bytes | x ST | content PSNR dB (mean / worst) | orbit / interior | PSNR dB | palette "
-          "| shN bytes | s |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+          "| shN bytes | s | max log-scale growth | max f_dc error | splats beyond bounds |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for row in rows:
         ratio = f"{row['bytes'] / peer['bytes']:.3f}" if peer else "-"
         textures = row.get("textures") or {}
@@ -293,8 +326,19 @@ def print_table(scene: str, splats: SplatSet, rows: list[dict], peer: dict | Non
         print(f"| {row['variant']} | {row['bytes']:,} | {ratio} | {row['psnr_content']:.2f} / "
               f"{row['psnr_content_worst']:.2f} | {_db(row.get('psnr_content_orbit'))} / "
               f"{_db(row.get('psnr_content_interior'))} | {row['psnr']:.2f} | {row.get('palette') or '-'} | "
-              f"{shn if shn is not None else '-'} | {row.get('seconds') or '-'} |")
+              f"{shn if shn is not None else '-'} | {row.get('seconds') or '-'} | "
+              f"{_worst(row, 'log_scale_growth_max')} | {_worst(row, 'f_dc_abs_max')} | {_beyond(row)} |")
     sys.stdout.flush()
+
+
+def _worst(row: dict, key: str) -> str:
+    return f"{row[key]:.3f}" if key in row else "-"
+
+
+def _beyond(row: dict) -> str:
+    if "beyond" not in row:
+        return "-"
+    return ", ".join(f"{n} {name}" for name, n in row["beyond"].items()) or "0"
 
 
 if __name__ == "__main__":

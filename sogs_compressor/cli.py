@@ -72,6 +72,9 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewer-engine", default=None, metavar="URL",
                         help="where the page loads the PlayCanvas engine's playcanvas.min.js from (default: a "
                              "pinned jsDelivr URL); absolute, or relative to the page")
+    parser.add_argument("--no-error-bound", action="store_true",
+                        help="let codebooks move single splats past the per-splat tolerances (tolerances.py) for "
+                             "slightly smaller files; the reports still count them")
 
 
 CODEC_OPTION_FIELDS = (
@@ -89,6 +92,8 @@ def options_from_args(args: argparse.Namespace, base: CompressOptions | None = N
         value = getattr(args, name, None)
         if value is not None:
             setattr(opts, name, value)
+    if getattr(args, "no_error_bound", False):
+        opts.error_bound = False
     if getattr(args, "no_verify", False):
         opts.verify = False
         opts.quality_check = "off"

@@ -41,6 +41,8 @@ class CompressOptions:
     target_psnr: when set, the smallest output whose rendered content PSNR (mean over the quality check's views)
         is at least this many dB: a search over position bits, rate weights and palette size (``target.py``);
         needs the quality check. None = the preset's settings as they are.
+    error_bound: hold every splat within the per-splat tolerances (``tolerances.py``): scale growth, colour,
+        opacity, rotation, position grid; False lets the codebooks move rare splats further for fewer bytes.
     verify: decode our own output and measure the per-attribute errors.
     quality_check: render original and decoded output and compare (PSNR/SSIM + preview image): off|fast|full.
     name: base name of the outputs (default: the input's name without extensions).
@@ -68,6 +70,7 @@ class CompressOptions:
     palette_rate_weight: float | None = None
     position_bits: int | None = None
     target_psnr: float | None = None
+    error_bound: bool = True
     verify: bool = True
     quality_check: str = "fast"
     name: str | None = None

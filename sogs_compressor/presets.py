@@ -71,11 +71,13 @@ def resolve(options: CompressOptions) -> CompressOptions:
 
 def encoder_settings(options: CompressOptions, count: int) -> dict:
     """Keyword arguments of ``encode_sog`` that come from resolved ``options`` for a scene of ``count`` splats:
-    the SH palette size (explicit ``palette_size``, else the ``palette`` policy's), its order, the rate weight."""
+    the SH palette size (explicit ``palette_size``, else the ``palette`` policy's), its order, the rate weights,
+    the position bits and the per-splat error bound."""
     return {
         "palette_size": options.palette_size or palette_size(count, options.palette),
         "palette_order": options.palette_order,
         "rate_weight": float(options.rate_weight or 0.0),
         "palette_rate_weight": float(options.palette_rate_weight or 0.0),
         "position_bits": 16 if options.position_bits is None else int(options.position_bits),
+        "error_bound": bool(options.error_bound),
     }

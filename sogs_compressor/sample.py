@@ -154,3 +154,69 @@ def tile_scene(source: SplatSet, count: int, seed: int = 0, sh_degree: int | Non
         f_rest=rest.reshape(count, -1).astype(np.float32),
         model=source.model,
     )
+
+
+WIDE_RANGE_SHARES = (0.6, 0.15, 0.25)
+"""Shares of the wide-dynamic-range scene: the tiled object, the distant background shell, the faint floaters."""
+
+
+def wide_range_scene(count: int = 30000, seed: int = 0, source: SplatSet | None = None,
+                     sh_degree: int | None = None) -> SplatSet:
+    """An unbounded-capture-like scene: log-scales spanning more than 10 (e^10), seeded.
+
+    Room-scale and outdoor captures hold an object of interest, a distant shell of large background splats (sky,
+    far walls) and a cloud of small, faint floaters. Their scales span ~e^10, and the floaters are exactly the
+    splats a render-weighted codebook gives no entries of their own (issue 15). The object is ``tile_scene`` over
+    ``source`` (a real scene, when given) or ``generate_scene``; the shell and the floaters take their colours,
+    SH energy and sizes from the object's own statistics, so the scene follows whichever source it was built from.
+    """
+    if count < 10:
+        raise ValueError("count must be >= 10")
+    rng = np.random.default_rng(seed)
+    n_object = int(count * WIDE_RANGE_SHARES[0])
+    n_shell = int(count * WIDE_RANGE_SHARES[1])
+    n_float = count - n_object - n_shell
+    if source is None:
+        obj = generate_scene(n_object, sh_degree=3 if sh_degree is None else sh_degree, seed=seed)
+    else:
+        obj = tile_scene(source, n_object, seed=seed, sh_degree=sh_degree)
+    degree = obj.sh_degree
+    low, high = np.percentile(obj.positions, 2, axis=0), np.percentile(obj.positions, 98, axis=0)
+    centre, radius = (low + high) / 2.0, float(np.linalg.norm(high - low)) / 2.0 or 1.0
+    finite = obj.log_scales[np.isfinite(obj.log_scales)]
+    median_scale = float(np.median(finite)) if finite.size else np.log(0.01 * radius)
+    f_dc_mean, f_dc_std = obj.f_dc.mean(axis=0), obj.f_dc.std(axis=0) + 1e-3
+    rest_std = float(obj.f_rest.std()) if obj.f_rest.size else 0.0
+
+    # The shell: 40-60 object radii away, splats a few percent of that distance across, mostly opaque.
+    direction = rng.normal(size=(n_shell, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    distance = radius * rng.uniform(40.0, 60.0, n_shell)
+    shell_pos = centre + direction * distance[:, None]
+    shell_size = np.log(0.04 * distance) + 0.3 * rng.normal(size=n_shell)
+    shell_scales = np.stack([shell_size, shell_size + 0.3 * rng.normal(size=n_shell),
+                             shell_size - 1.5 + 0.3 * rng.normal(size=n_shell)], axis=1)
+    shell_rot = _quaternion_from_normal(-direction, rng.uniform(0, 2 * np.pi, n_shell))
+    shell_opacity = rng.normal(2.5, 1.0, n_shell)
+    shell_dc = f_dc_mean + 0.5 * f_dc_std * _smooth_field(direction, rng, scale=2.0)[:, None]
+
+    # The floaters: in a box three object radii wide, ~e^3-e^5 smaller than the object's splats, alpha ~0.01.
+    float_pos = centre + rng.uniform(-3.0 * radius, 3.0 * radius, size=(n_float, 3))
+    float_size = median_scale - 4.0 + 0.7 * rng.normal(size=n_float)
+    float_scales = float_size[:, None] + 0.4 * rng.normal(size=(n_float, 3))
+    float_rot = rng.normal(size=(n_float, 4))
+    float_opacity = rng.normal(-4.6, 0.8, n_float)
+    float_dc = f_dc_mean + f_dc_std * rng.normal(size=(n_float, 3))
+
+    coeffs = COEFFS_PER_DEGREE[degree]
+    extra_rest = rng.normal(scale=0.5 * rest_std, size=(n_shell + n_float, 3 * coeffs)) if coeffs else \
+        np.zeros((n_shell + n_float, 0))
+    return SplatSet(
+        positions=np.concatenate([obj.positions, shell_pos, float_pos]).astype(np.float32),
+        log_scales=np.concatenate([obj.log_scales, shell_scales, float_scales]).astype(np.float32),
+        rotations=np.concatenate([obj.rotations, shell_rot, float_rot]).astype(np.float32),
+        opacity_logits=np.concatenate([obj.opacity_logits, shell_opacity, float_opacity]).astype(np.float32),
+        f_dc=np.concatenate([obj.f_dc, shell_dc, float_dc]).astype(np.float32),
+        f_rest=np.concatenate([obj.f_rest, extra_rest]).astype(np.float32),
+        model=obj.model,
+    )

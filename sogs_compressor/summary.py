@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from sogs_compressor.result import CompressionResult
 from sogs_compressor.units import human_bytes
+from sogs_compressor.verify.metrics import beyond_warnings
 
 
 def human_summary(result: CompressionResult) -> str:
@@ -32,6 +33,12 @@ def human_summary(result: CompressionResult) -> str:
             f" opacity mae {e['opacity_mae']:.4f}, log-scale rmse {e['log_scale_rmse']:.4f},"
             f" f_rest rmse {e['f_rest_rmse']:.4f}"
         )
+        if "log_scale_beyond" in e:
+            lines.append(
+                f"  worst: log-scale growth {e['log_scale_growth_max']:.3f} (p99 {e['log_scale_growth_p99']:.3f}),"
+                f" f_dc {e['f_dc_abs_max']:.3f} (p99 {e['f_dc_abs_p99']:.3f}), opacity +{e['opacity_growth_max']:.4f},"
+                f" rotation {e['rotation_deg_max']:.2f} deg, position {e['position_cells_max']:.1f} grid cells")
+            lines += [f"  WARNING: {warning}" for warning in beyond_warnings(e)]
     if result.quality:
         from sogs_compressor.report.scene import quality_lines
 

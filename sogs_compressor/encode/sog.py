@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sogs_compressor import __version__
+from sogs_compressor import __version__, tolerances
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
+from sogs_compressor.quantize.bound import bound_codebook
 from sogs_compressor.quantize.codebook import build_codebook, nearest_codebook_index
 from sogs_compressor.quantize.kmeans import kmeans
 from sogs_compressor.quantize.palette import order_palette, palette_weights
@@ -51,6 +52,7 @@ def encode_sog(
     rate_weight: float = 0.0,
     palette_rate_weight: float = 0.0,
     position_bits: int = 16,
+    error_bound: bool = True,
     on_image: ImageSink | None = None,
     progress: ProgressCallback = no_progress,
 ) -> EncodedSog:
@@ -63,6 +65,8 @@ def encode_sog(
     palette_rate_weight: the same for the codebook of the SH palette's centroid values (``encode_sh_palette``).
     position_bits: bits of the 16-bit position grid kept for opaque splats (fewer for faint ones,
     ``codebook_rd.position_bits``); 16 stores positions at full precision.
+    error_bound: hold every splat's scale and colour within ``tolerances`` (``quantize/bound.py``) and its
+    position grid at ``tolerances.MIN_POSITION_BITS`` or finer; False gives the unbounded encoder.
     """
     width, height = texture_size(splats.count)
     images: dict[str, np.ndarray] = {}
@@ -86,19 +90,22 @@ def encode_sog(
         weights = row_weights if rate_weight > 0 else None
 
         def build_scales() -> np.ndarray:
-            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, device=on, weights=weights)
+            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, device=on, weights=weights,
+                                            window=SCALE_WINDOW if error_bound else None)
             emit("scales.webp", with_alpha(labels))
             return codebook
 
         def build_colors() -> np.ndarray:
-            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, device=on, weights=weights)
+            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, device=on, weights=weights,
+                                            window=COLOUR_WINDOW if error_bound else None)
             alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
                 attr_torch.encode_opacity(splats.opacity_logits, on)
             emit("sh0.webp", with_alpha(labels, alpha))
             return codebook
 
         scales_future, colors_future = pool.submit(build_scales), pool.submit(build_colors)
-        low, high, mins, maxs = encode_positions(splats, position_bits, on)
+        low, high, mins, maxs = encode_positions(splats, position_bits, on,
+                                                 tolerances.MIN_POSITION_BITS if error_bound else 0)
         emit("means_l.webp", with_alpha(low))
         emit("means_u.webp", with_alpha(high))
         emit("quats.webp", attr.encode_quats(splats.rotations) if on is None else
@@ -184,19 +191,27 @@ def quantize_device(device: torch.device) -> torch.device | None:
 
 
 def encode_positions(
-    splats: SplatSet, position_bits: int, device: torch.device | None
+    splats: SplatSet, position_bits: int, device: torch.device | None, min_bits: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
-    """means_l / means_u bytes and the log-domain mins / maxs, coarsened for faint splats below 16 bits."""
+    """means_l / means_u bytes and the log-domain mins / maxs, coarsened for faint splats below 16 bits, never
+    below ``min_bits`` (the error bound's ``tolerances.MIN_POSITION_BITS``)."""
     if device is None:
         low, high, mins, maxs = attr.encode_means(splats.positions)
         if position_bits < 16:
-            low, high = rd.coarsen_grid(low, high, rd.position_bits(splats.opacity_logits, position_bits))
+            kept = np.maximum(rd.position_bits(splats.opacity_logits, position_bits), min_bits)
+            low, high = rd.coarsen_grid(low, high, kept)
         return low, high, mins, maxs
     low, high, mins, maxs = attr_torch.encode_means(splats.positions, device)
     if position_bits < 16:
-        kept = attr_torch.position_bits(splats.opacity_logits, position_bits, device)
+        kept = np.maximum(attr_torch.position_bits(splats.opacity_logits, position_bits, device), min_bits)
         low, high = attr_torch.coarsen_grid(low, high, kept, device)
     return low, high, mins, maxs
+
+
+SCALE_WINDOW = (tolerances.SCALE_SHRINK, tolerances.SCALE_GROWTH)
+"""(below, above) of every log-scale under the error bound."""
+COLOUR_WINDOW = (tolerances.F_DC, tolerances.F_DC)
+"""(below, above) of every f_dc value under the error bound."""
 
 
 CODEBOOK_SAMPLE = 1 << 20
@@ -210,6 +225,7 @@ PALETTE_CODEBOOK_SAMPLE = 1 << 18
 def codebook_for(
     values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None,
     sample_size: int | None = None, weights: Callable[[np.ndarray], np.ndarray] | None = None,
+    window: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
 
@@ -220,25 +236,51 @@ def codebook_for(
     ``weights(rows)``: the error weight of each given row of ``values`` (every value of
     a row shares it) for the rate-aware codebook (``codebook_rd.quantize_1d_rd``); asked only for the rows the
     codebook is built from.
+    ``window``: (below, above): every finite value must decode within ``[v - below, v + above]``
+    (``quantize/bound.py``, the per-splat error bound); when the bound needs entries the codebook has used, it is
+    rebuilt with that many fewer entries (reserved for the values the bound moves).
     """
+    if window is None:
+        return _codebook_of_size(values, rate_weight, seed, device, sample_size, weights, EXACT_ENTRIES)
+    reserve = 0
+    while True:
+        codebook, labels = _codebook_of_size(values, rate_weight, seed, device, sample_size, weights,
+                                             EXACT_ENTRIES - reserve)
+        bounded, bounded_labels, missing = bound_codebook(values, codebook, labels, *window, size=EXACT_ENTRIES)
+        if missing == 0:
+            return bounded, bounded_labels
+        if reserve + missing > EXACT_ENTRIES - MIN_CODEBOOK_ENTRIES:
+            return bounded, bounded_labels  # not coverable in 256 entries: best effort, the reports count the rest
+        reserve += max(missing, reserve)
+
+
+MIN_CODEBOOK_ENTRIES = 16
+"""Entries the codebook keeps when the bound reserves the others (past that, the bound is given up)."""
+
+
+def _codebook_of_size(
+    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None,
+    sample_size: int | None, weights: Callable[[np.ndarray], np.ndarray] | None, size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``codebook_for`` without the bound, with ``size`` entries (``EXACT_ENTRIES`` unless the bound reserves)."""
     flat = values.reshape(-1)
     sample_size = CODEBOOK_SAMPLE if sample_size is None else sample_size
     whole = flat.size <= sample_size
     if flat.size == 0 or not np.all(np.isfinite(flat)):
-        return rd.quantize_1d_rd(values, rate_weight)  # the MSE codebook's sentinels for infinities
+        return rd.quantize_1d_rd(values, rate_weight, size)  # the MSE codebook's sentinels for infinities
     per_row = flat.size // values.shape[0]
     if whole and rate_weight == 0:
-        codebook = build_codebook(flat.astype(np.float32, copy=False), 256)  # quantize_1d's; labels below
+        codebook = build_codebook(flat.astype(np.float32, copy=False), size)  # quantize_1d's; labels below
     elif whole:  # the rate-aware labels are its own groups, not the nearest entries
         value_weights = None if weights is None else np.repeat(weights(np.arange(values.shape[0])), per_row)
-        return rd.quantize_1d_rd(values, rate_weight, weights=value_weights)
+        return rd.quantize_1d_rd(values, rate_weight, size, weights=value_weights)
     else:
         rng = np.random.default_rng(seed)
         picked = np.concatenate([rng.integers(0, flat.size, sample_size), [flat.argmin(), flat.argmax()]])
         if np.unique(flat[picked]).size <= EXACT_ENTRIES and np.unique(flat).size <= EXACT_ENTRIES:
             # Already quantized (a re-encoded SOG): a sample can miss a rare value; the whole set is kept exact.
             return rd.quantize_1d_rd(values, rate_weight)
-        codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight,
+        codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight, size,
                                         weights=None if weights is None else weights(picked // per_row))
     if device is None:
         return codebook, nearest_codebook_index(values, codebook)

@@ -27,6 +27,7 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import interval_from_env
 from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
+from sogs_compressor.verify.metrics import beyond_counts
 
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 STAGING = ".sogs-staging"
@@ -185,7 +186,7 @@ def _outcome_from_report(scene: Scene, status: str, report: dict, seconds: float
     return outcome(scene, status, input_bytes=report["input"]["bytes"], output_bytes=report.get("output_bytes"),
                    ratio=report.get("ratio"), splats_in=splats.get("input"), splats_out=splats.get("output"),
                    dropped=splats.get("dropped") or {}, seconds=round(seconds, 3), location=location,
-                   input_sha256=report["input"]["sha256"])
+                   input_sha256=report["input"]["sha256"], beyond_tolerance=beyond_counts(report.get("errors") or {}))
 
 
 def _output_files(folder: Path, result: dict) -> list[dict]:

@@ -42,6 +42,7 @@ def summarize(scenes: list[dict]) -> dict:
         "splats_in": sum(int(s.get("splats_in") or 0) for s in done),
         "splats_out": sum(int(s.get("splats_out") or 0) for s in done),
         "dropped": dict(dropped),
+        "scenes_beyond_tolerance": sum(1 for s in done if s.get("beyond_tolerance")),
     }
 
 
@@ -83,6 +84,7 @@ def job_report_text(report: dict) -> str:
         f" {t['interrupted']} interrupted, {t['not_started']} not started",
         f"bytes        {human_bytes(t['input_bytes'])} -> {human_bytes(t['output_bytes'])}  ratio {t['ratio']:.2f}x",
         f"splats       {t['splats_in']} in, {t['splats_out']} out, dropped: {dropped}",
+        f"error bound  {t.get('scenes_beyond_tolerance', 0)} scene(s) with splats beyond the per-splat tolerances",
         f"time         {report['duration_s']:.1f} s  ({report['started_at']} .. {report['finished_at']})",
     ]
     sharding = report.get("sharding")
@@ -98,6 +100,9 @@ def job_report_text(report: dict) -> str:
         for s in report["scenes"]:
             size = f"{human_bytes(s.get('input_bytes'))} -> {human_bytes(s.get('output_bytes'))}"
             lines.append(f"  {s['status']:<11} {s['scene']}  {size if s['status'] in DONE_STATUSES else ''}".rstrip())
+            if s.get("beyond_tolerance"):
+                lines.append("              WARNING: " + ", ".join(
+                    f"{n} splats beyond the {name} bound" for name, n in s["beyond_tolerance"].items()))
             if s.get("output_shortened_from"):
                 lines.append(f"              output folder {s['output']}/ (name shortened to fit the file system)")
     lines.append(f"tool         sogs-compressor {report['tool_version']}")

@@ -12,6 +12,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sogs_compressor import tolerances
 from sogs_compressor.result import SOG_FOLDER_ROLES
 from sogs_compressor.units import human_bytes
 
@@ -63,6 +64,8 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
         "timings_s": result.get("timings", {}),
         "peak_memory": {"rss_bytes": result.get("peak_rss_bytes", 0), "gpu_bytes": result.get("peak_gpu_bytes", 0)},
         "errors": result.get("errors", {}),
+        "error_bound": {"on": (result.get("settings") or {}).get("error_bound", True),
+                        "tolerances": tolerances.as_dict()},
         "quality": result.get("quality", {}),
         "metadata": metadata,
     }
@@ -112,6 +115,7 @@ def scene_report_text(report: dict) -> str:
     if timings:
         lines.append("timings (s)  " + ", ".join(f"{k} {_number(float(v))}" for k, v in timings.items()))
     lines += quality_lines(report.get("quality") or {})
+    lines += bound_lines(report.get("errors") or {})
     errors: list[str] = []
     _flatten("", report.get("errors") or {}, errors)
     if errors:
@@ -127,6 +131,22 @@ def scene_report_text(report: dict) -> str:
         lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
     lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
     return "\n".join(lines) + "\n"
+
+
+def bound_lines(errors: dict) -> list[str]:
+    """Whether every splat is within the per-splat tolerances (``tolerances.py``), and the worst cases."""
+    if not errors or "log_scale_beyond" not in errors:
+        return []
+    from sogs_compressor.verify.metrics import beyond_warnings
+
+    warnings = beyond_warnings(errors)
+    worst = (f"worst: log-scale growth {_number(errors['log_scale_growth_max'])} (p99 "
+             f"{_number(errors['log_scale_growth_p99'])}), f_dc {_number(errors['f_dc_abs_max'])}, opacity "
+             f"{_number(errors['opacity_growth_max'])}, rotation {_number(errors['rotation_deg_max'])} deg, "
+             f"position {_number(errors['position_cells_max'])} cells")
+    if not warnings:
+        return [f"error bound  every splat within the per-splat tolerances; {worst}"]
+    return [f"error bound  WARNING: {'; '.join(warnings)}; {worst}"]
 
 
 def quality_lines(quality: dict, preview_path: str | None = None) -> list[str]:

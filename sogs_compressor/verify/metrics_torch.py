@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
+from sogs_compressor.encode import attributes as attr
+from sogs_compressor.encode.attributes_torch import log_transform
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.verify.metrics import PER_SPLAT, beyond_tolerance, worst_cases
 
 
 def block_rows(device: torch.device) -> int:
@@ -31,7 +35,11 @@ def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTen
     diagonal = float(torch.sqrt((extent[0] * extent[0] + extent[1] * extent[1]) + extent[2] * extent[2])) or 1.0
     rest = COEFFS_PER_DEGREE[min(reference.sh_degree, decoded.sh_degree)]
     pos_err = torch.empty(n, dtype=torch.float64, device=device)
-    rot_deg = torch.empty(n, dtype=torch.float64, device=device)
+    per_splat = {key: torch.empty(n, dtype=torch.float64, device=device) for key in PER_SPLAT}
+    rot_deg = per_splat["rotation_deg"]
+    cell = _position_cell(reference, device)
+    has_cell = cell > 0
+    safe_cell = torch.where(has_cell, cell, 1.0)
     zero = torch.zeros((), dtype=torch.float64, device=device)
     sums = {key: zero.clone() for key in ("f_dc", "opacity", "scale", "f_rest")}
     scale_count = torch.zeros((), dtype=torch.int64, device=device)
@@ -41,16 +49,27 @@ def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTen
         ref = ref_all.rows(rows) if ref_all is not None else SplatTensors.from_splats(reference, device, rows)
         dec = decoded.rows(rows)
         pos_err[rows] = _row_norm(dec.positions.double() - ref.positions.double()) / diagonal
+        moved = (log_transform(dec.positions.double()) - log_transform(ref.positions.double())).abs()
+        per_splat["position_cells"][rows] = torch.where(has_cell, moved / safe_cell, 0.0).max(dim=1).values
 
         cos_half = (_normalize(ref.rotations) * _normalize(dec.rotations)).sum(dim=1).abs().clamp(0.0, 1.0)
         rot_deg[rows] = torch.rad2deg(2.0 * torch.arccos(cos_half))
 
         finite = torch.isfinite(ref.log_scales) & torch.isfinite(dec.log_scales)
-        sums["scale"] += _squared(torch.where(finite, dec.log_scales.double() - ref.log_scales.double(), 0.0))
+        scale_diff = torch.where(finite, dec.log_scales.double() - ref.log_scales.double(), 0.0)
+        sums["scale"] += _squared(scale_diff)
         scale_count += finite.sum()
-        sums["f_dc"] += _squared(dec.f_dc.double() - ref.f_dc.double())
-        sums["opacity"] += (_sigmoid(dec.opacity_logits.double()) - _sigmoid(ref.opacity_logits.double())).abs().sum()
-        sums["f_rest"] += _squared(_rest(dec, rest) - _rest(ref, rest))
+        per_splat["log_scale_growth"][rows] = scale_diff.max(dim=1).values
+        per_splat["log_scale_shrink"][rows] = -scale_diff.min(dim=1).values
+        dc_diff = dec.f_dc.double() - ref.f_dc.double()
+        sums["f_dc"] += _squared(dc_diff)
+        per_splat["f_dc_abs"][rows] = dc_diff.abs().max(dim=1).values
+        alpha_diff = _sigmoid(dec.opacity_logits.double()) - _sigmoid(ref.opacity_logits.double())
+        sums["opacity"] += alpha_diff.abs().sum()
+        per_splat["opacity_growth"][rows] = alpha_diff
+        rest_diff = _rest(dec, rest) - _rest(ref, rest)
+        sums["f_rest"] += _squared(rest_diff)
+        per_splat["f_rest_abs"][rows] = rest_diff.abs().max(dim=1).values if rest else 0.0
         del ref, dec
     scale_total = int(scale_count)
     pos_median, pos_p99, pos_max = percentiles(pos_err, (50, 99, 100))
@@ -66,6 +85,8 @@ def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTen
         "rotation_deg_p99": rot_p99,
         "f_rest_rmse": _root_mean(float(sums["f_rest"]), 3 * rest * n),
         "bbox_diagonal": diagonal,
+        **worst_cases(lambda key, percents: percentiles(per_splat[key], percents), n),
+        **beyond_tolerance(per_splat, lambda mask: int(mask.sum())),
     }
 
 
@@ -110,6 +131,20 @@ def _extent(reference: SplatSet | SplatTensors, device: torch.device) -> torch.T
     high = torch.from_numpy(positions.max(axis=0)).double()
     low = torch.from_numpy(positions.min(axis=0)).double()
     return (high - low).to(device)
+
+
+def _position_cell(reference: SplatSet | SplatTensors, device: torch.device) -> torch.Tensor:
+    """``metrics.position_cell``: the 16-bit position grid's cell per axis in the format's log space, float64.
+    The extremes are log-transformed on the host, as the encoder (and the host measure) does."""
+    if not reference.count:
+        return torch.zeros(3, dtype=torch.float64, device=device)
+    if isinstance(reference, SplatTensors):
+        low = reference.positions.min(dim=0).values.cpu().numpy()
+        high = reference.positions.max(dim=0).values.cpu().numpy()
+    else:
+        low, high = reference.positions.min(axis=0), reference.positions.max(axis=0)
+    span = attr.log_transform(high.astype(np.float64)) - attr.log_transform(low.astype(np.float64))
+    return torch.from_numpy(span / 65535.0).to(device)
 
 
 def _row_norm(x: torch.Tensor) -> torch.Tensor:
