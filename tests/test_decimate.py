@@ -182,3 +182,16 @@ def test_input_is_left_alone_and_the_full_count_is_a_copy(scene):
     np.testing.assert_array_equal(np.sort(same.positions, axis=0), np.sort(before, axis=0))
     with pytest.raises(ValueError):
         decimate(scene, 0)
+
+
+def test_eigendecomposition_in_batches_equals_one_call(monkeypatch):
+    """symmetric_eigh cuts large batches (cuSOLVER failed on 262,144 matrices at once); the result is the same."""
+    from sogs_compressor.lod import moments
+
+    generator = torch.Generator().manual_seed(4)
+    a = torch.randn(1000, 3, 3, dtype=torch.float64, generator=generator)
+    cov = a @ a.transpose(1, 2)
+    whole = torch.linalg.eigh(cov)
+    monkeypatch.setattr(moments, "EIGH_BATCH", 64)
+    values, vectors = moments.symmetric_eigh(cov)
+    assert torch.equal(values, whole[0]) and torch.equal(vectors, whole[1])

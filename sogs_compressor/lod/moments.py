@@ -104,6 +104,19 @@ def merged_covariance(p: torch.Tensor, cov_i: torch.Tensor, cov_j: torch.Tensor,
     return p[..., None, None] * cov_i + q[..., None, None] * cov_j + (p * q)[..., None, None] * outer
 
 
+EIGH_BATCH = 1 << 14
+"""3x3 matrices per ``torch.linalg.eigh`` call: cuSOLVER's batched solver failed with an internal error on
+262,144 of them at once (an H200, CUDA 13); small batches cost no measurable time."""
+
+
+def symmetric_eigh(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh`` of a batch of symmetric 3x3 matrices, in batches of ``EIGH_BATCH``."""
+    if cov.shape[0] <= EIGH_BATCH:
+        return torch.linalg.eigh(cov)
+    parts = [torch.linalg.eigh(cov[start:start + EIGH_BATCH]) for start in range(0, cov.shape[0], EIGH_BATCH)]
+    return torch.cat([v for v, _ in parts]), torch.cat([m for _, m in parts])
+
+
 def merge_pairs(
     a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], variance_floor: float
 ) -> dict[str, torch.Tensor]:
@@ -123,7 +136,7 @@ def merge_pairs(
     cov = merged_covariance(p, covariances(a["log_scales"], a["rotations"], variance_floor),
                             covariances(b["log_scales"], b["rotations"], variance_floor), delta)
     cov = 0.5 * (cov + cov.transpose(1, 2))
-    eigenvalues, vectors = torch.linalg.eigh(cov)
+    eigenvalues, vectors = symmetric_eigh(cov)
     eigenvalues = eigenvalues.clamp_min(variance_floor)
     # eigh's vectors are orthonormal; flip one axis where they form a reflection so they are a rotation.
     flip = torch.where(determinants(vectors) < 0, -1.0, 1.0).to(vectors.dtype)
