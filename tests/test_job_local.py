@@ -33,7 +33,7 @@ def batch(tmp_path_factory):
     (scenes / "deep/er/metadata.json").write_text(json.dumps({"customer": "acme", "capture": 7}))
     write_truncated_ply(scenes / "broken.ply", 300)
     (scenes / "notes.txt").write_text("not a scene")
-    first = run_job(["--layout", "both"], job_env(root))
+    first = run_job(["--layout", "both"], job_env(root, SOGS_PROGRESS_INTERVAL="0"))  # every progress update
     output = root / "processing/output/sog"
     first_report = read_json(output / "job_report-algo-1.json")
     mtime = (output / "a" / "a.sog").stat().st_mtime_ns
@@ -82,7 +82,9 @@ def test_job_report_and_logs(batch):
     assert all(e.get("job") == "test-job" and e.get("host") == "algo-1" for e in events)
     names = [e["event"] for e in events]
     assert names[0] == "job_config" and names[-1] == "job_done" and names.count("scene_done") == 2
-    assert any(e["event"] == "progress" and "percent" in e for e in events)
+    progress = [e for e in events if e["event"] == "progress"]
+    assert any(e["stage"] == "kmeans" and 0 < e["percent"] < 100 for e in progress)  # within the stage
+    assert {e["scene"] for e in progress} <= {"a.ply", "deep/er/b.ply", "broken.ply"}
 
 
 @pytest.mark.slow

@@ -16,9 +16,12 @@ import pytest
 from faultproxy import FaultPlan, FaultProxy, Rule
 from s3server import ENTRYPOINT, REPO, job_env, opt_ml_tree, ply_bytes, s3_endpoint, write_ply  # noqa: F401
 
+EVERY_PROGRESS_EVENT = {"SOGS_PROGRESS_INTERVAL": "0"}
+"""The tests wait for a scene's first progress event, which by default comes only 5 s into a stage."""
+
 
 def start_job(root: Path, extra: list[str] | None = None) -> tuple[subprocess.Popen, queue.Queue]:
-    return start([sys.executable, str(ENTRYPOINT), *(extra or [])], job_env(root))
+    return start([sys.executable, str(ENTRYPOINT), *(extra or [])], job_env(root, **EVERY_PROGRESS_EVENT))
 
 
 def wait_for(lines: queue.Queue, predicate, timeout: float = 60.0) -> dict:
@@ -151,7 +154,7 @@ def test_sigterm_ends_every_phase_within_5_s_under_load(phase, s3_endpoint, cpu_
         rules.append(Rule(path.format(bucket=bucket), "delay", method=method, seconds=60.0))
     with FaultProxy(s3_endpoint.url, FaultPlan(rules=rules)) as proxy:
         env = job_env(tmp_path / "ml", **{**s3_endpoint.env(), "AWS_ENDPOINT_URL_S3": proxy.url},
-                      SOGS_HOST="algo-1", SOGS_WORK_DIR=str(tmp_path / "work"))
+                      SOGS_HOST="algo-1", SOGS_WORK_DIR=str(tmp_path / "work"), **EVERY_PROGRESS_EVENT)
         process, lines = start([sys.executable, str(ENTRYPOINT), "--input", f"s3://{bucket}/in/",
                                 "--output", f"s3://{bucket}/out/", "--quality-check", "off"], env)
         if rules:
@@ -175,7 +178,8 @@ def test_watchdog_uploads_the_job_report_to_an_s3_output(s3_endpoint, tmp_path: 
     bucket = f"dog{os.urandom(3).hex()}"
     client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="in/s0.ply", Body=ply_bytes(300))
-    env = job_env(tmp_path / "ml", **s3_endpoint.env(), SOGS_HOST="algo-1", SOGS_WORK_DIR=str(tmp_path / "work"))
+    env = job_env(tmp_path / "ml", **s3_endpoint.env(), SOGS_HOST="algo-1", SOGS_WORK_DIR=str(tmp_path / "work"),
+                  **EVERY_PROGRESS_EVENT)
     process, lines = start([sys.executable, str(REPO / "tests" / "jobdriver.py"), "jobfakes:stuck_compress",
                             "--input", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/out/"], env)
     wait_for(lines, lambda e: e["event"] == "progress" and e.get("stage") == "stuck")
@@ -191,7 +195,7 @@ def test_watchdog_uploads_the_job_report_to_an_s3_output(s3_endpoint, tmp_path: 
 def test_exit_does_not_wait_for_library_teardown(tmp_path: Path):
     """Issue 12 #19: after the reports were written, interpreter and torch teardown took 8-16 s more."""
     write_ply(tmp_path / "in" / "s0.ply", 300)
-    env = job_env(tmp_path / "ml", SOGS_HOST="algo-1")
+    env = job_env(tmp_path / "ml", SOGS_HOST="algo-1", **EVERY_PROGRESS_EVENT)
     process, lines = start([sys.executable, str(REPO / "tests" / "jobdriver.py"), "jobfakes:compress_with_slow_teardown",
                             "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")], env)
     wait_for(lines, lambda e: e["event"] == "progress" and e.get("stage") == "busy")
