@@ -125,9 +125,11 @@ def test_kmeans_reports_each_iteration():
 def test_quality_check_reports_each_render_and_the_preview(tmp_path):
     scene = random_splats(200, 1, seed=2)
     fractions: list[float] = []
-    quality_check(scene, scene, "fast", torch.device("cpu"), preview_path=tmp_path / "p.png", views=3, size=32,
-                  progress=fractions.append)
-    assert fractions == pytest.approx([k / 7 for k in range(1, 8)])
+    report = quality_check(scene, scene, "fast", torch.device("cpu"), preview_path=tmp_path / "p.png", views=3,
+                           size=32, progress=fractions.append)
+    steps = 2 * report["cameras"]["count"] + 1  # both scenes from every camera (orbit and interior), the preview
+    assert report["cameras"]["count"] >= 3
+    assert fractions == pytest.approx([k / steps for k in range(1, steps + 1)])
 
 
 def test_webp_results_report_each_texture():
