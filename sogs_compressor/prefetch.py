@@ -13,7 +13,8 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-from sogs_compressor.read import Scene, read_scene
+from sogs_compressor.errors import SogsError
+from sogs_compressor.read import Scene, check_input, read_scene
 
 EARLY_FAILURE_WAIT_S = 0.05
 """How long ``early_failure`` waits for a read to fail: a missing file or a bad header fails within
@@ -39,7 +40,14 @@ class ScenePrefetch:
             self.finished = time.perf_counter()
 
     def early_failure(self, wait_s: float = EARLY_FAILURE_WAIT_S) -> BaseException | None:
-        """The read's error if it has failed within ``wait_s`` seconds of starting, else None."""
+        """The input's error if the header check (``read.check_input``, in this thread: no race with a loaded
+        machine) finds one, or if the read has failed within ``wait_s`` seconds of starting; else None."""
+        try:
+            check_input(self.path)
+        except SogsError as error:
+            return error
+        except Exception:  # anything else is the full read's to report, in its own words
+            pass
         remaining = max(0.0, self.started + wait_s - time.perf_counter())
         try:
             self._future.exception(timeout=remaining)

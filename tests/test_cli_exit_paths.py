@@ -89,6 +89,28 @@ def test_bad_input_fails_before_torch_is_imported(tmp_path) -> None:
         assert leftovers(tmp_path / "out") == []
 
 
+def test_bad_input_is_found_before_torch_loads_however_slow_the_read(tmp_path, monkeypatch) -> None:
+    """The header check runs in the calling thread: a loaded machine that delays the background read (here: a
+    read that sleeps) cannot let a missing or truncated file through to the torch import."""
+    from sogs_compressor import prefetch
+    from sogs_compressor.errors import InputNotFoundError, SizeMismatchError
+
+    truncated = tmp_path / "cut.ply"
+    write_ply(generate_scene(300, sh_degree=0, seed=2), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-7])
+    good = tmp_path / "good.ply"
+    write_ply(generate_scene(300, sh_degree=0, seed=3), good)
+
+    def slow_read(path):
+        time.sleep(0.5)
+        raise AssertionError("the background read is not what should report this")
+
+    monkeypatch.setattr(prefetch, "read_scene", slow_read)
+    assert isinstance(prefetch.ScenePrefetch(tmp_path / "missing.ply").early_failure(wait_s=0), InputNotFoundError)
+    assert isinstance(prefetch.ScenePrefetch(truncated).early_failure(wait_s=0), SizeMismatchError)
+    assert prefetch.ScenePrefetch(good).early_failure(wait_s=0) is None
+
+
 def test_compress_honours_sogs_device(scene, tmp_path) -> None:
     proc = start("compress", scene, "-o", tmp_path / "out", env={"SOGS_DEVICE": "cuda:9"})
     _, stderr = proc.communicate(timeout=120)

@@ -88,6 +88,25 @@ def detect_format(path: str | os.PathLike) -> str:
     raise NotAPlyError(f"{p} is not a PLY, compressed PLY or SOG file (unrecognised first bytes {head[:8]!r})")
 
 
+def check_input(path: str | os.PathLike) -> None:
+    """Raise what reading ``path`` would raise for a missing file, an unknown format, or a standard binary PLY
+    whose header is unusable or whose size does not match it; reads only the header (milliseconds).
+
+    The command line calls it before importing torch (``prefetch``), so such input fails at once whatever the load
+    on the machine; anything it lets through is still checked in full by ``read_scene``."""
+    if detect_format(path) != "ply":
+        return
+    from sogs_compressor.read.ply import binary_offsets, open_input, vertex_element
+    from sogs_compressor.read.ply_header import parse_ply_header
+
+    _, f, size = open_input(path)
+    with f:
+        header = parse_ply_header(f)
+    vertex_element(header)
+    if header.byte_order is not None:
+        binary_offsets(header, size)
+
+
 def read_scene(path: str | os.PathLike) -> Scene:
     """Read any supported scene file; raises a SogsError subclass (one clear line) for anything unusable."""
     fmt = detect_format(path)
