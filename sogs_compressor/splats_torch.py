@@ -63,3 +63,17 @@ class SplatTensors:
     def select(self, mask: torch.Tensor) -> SplatTensors:
         """The rows where ``mask`` (N,) is true, in order (a copy)."""
         return SplatTensors(**{name: getattr(self, name)[mask] for name in COLUMNS}, model=self.model)
+
+
+def rotation_matrices(q: torch.Tensor) -> torch.Tensor:
+    """(N, 4) unit quaternions (w, x, y, z) -> (N, 3, 3) rotation matrices (columns = the rotated axes). Callers
+    normalize first, each by its own rule for zero and tiny quaternions (the renderer, decimation)."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(-1, 3, 3)

@@ -3,15 +3,13 @@ CUDA where a GPU is present."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from triton_interpreter import run_interpreted
 
 from sogs_compressor.render.quality import default_cameras
 from sogs_compressor.render.rasterize import prepare, render
@@ -48,16 +46,9 @@ INTERPRETER_SCRIPT = textwrap.dedent(
 
 
 def test_fused_compositor_matches_torch_in_the_triton_interpreter() -> None:
-    triton = pytest.importorskip("triton")
     # Measured here: 3.7.1 (the version torch 2.13.0 requires) and 3.9.0 pass this test; older ones not checked.
-    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 7):
-        pytest.skip("Triton's interpreter before 3.7 is not used here; the CUDA test checks the compiled kernel")
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
-    proc = subprocess.run([sys.executable, "-c", INTERPRETER_SCRIPT], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_interpreted(INTERPRETER_SCRIPT, (3, 7), "Triton's interpreter before 3.7 is not used here; the "
+                             "CUDA test checks the compiled kernel")
     assert len(result) == 6
     for name, (image_diff, alpha_diff, same_pairs) in result.items():
         assert image_diff < 1e-5 and alpha_diff < 1e-5 and same_pairs, name

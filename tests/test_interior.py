@@ -6,10 +6,6 @@ inside: from outside (orbit views) the walls hide the cluster; from inside it is
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from triton_interpreter import run_interpreted
 
 from sogs_compressor.render.camera import look_at, robust_bounds
 from sogs_compressor.render.interior import (
@@ -203,15 +200,7 @@ def test_splats_nearer_than_the_near_plane_are_culled_on_the_cpu(depth: float) -
 
 def test_both_compositors_cull_the_near_plane_alike() -> None:
     """The Triton compositor (through Triton's interpreter on CPU, as CI runs it) sees the same culled set."""
-    triton = pytest.importorskip("triton")
-    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 9):
-        pytest.skip("Triton's interpreter before 3.9 is not used here")
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
-    proc = subprocess.run([sys.executable, "-c", NEAR_SCRIPT], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_interpreted(NEAR_SCRIPT, (3, 9), "Triton's interpreter before 3.9 is not used here")
     for depth in ("0.1", "0.3"):
         (v_torch, a_torch), (v_triton, a_triton) = out[f"torch-{depth}"], out[f"triton-{depth}"]
         assert v_torch == v_triton and a_torch == pytest.approx(a_triton, abs=1e-5)

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from sogs_compressor.splats_torch import rotation_matrices
+
 ELLIPSOID_P = 1.6075
 """Knud Thomsen's exponent: the ellipsoid surface area within ~1% for any axis ratio."""
 
@@ -38,16 +40,7 @@ def quaternion_matrices(q: torch.Tensor) -> torch.Tensor:
     """(N, 4) quaternions (w, x, y, z), any length > 0 (zero -> identity) -> (N, 3, 3) rotations (columns = axes)."""
     norm = q.norm(dim=-1, keepdim=True)
     identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=q.dtype, device=q.device)
-    q = torch.where(norm > 0, q / norm.clamp_min(1e-300), identity)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(-1, 3, 3)
+    return rotation_matrices(torch.where(norm > 0, q / norm.clamp_min(1e-300), identity))
 
 
 def matrices_to_quaternions(m: torch.Tensor) -> torch.Tensor:

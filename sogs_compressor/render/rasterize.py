@@ -35,7 +35,7 @@ from sogs_compressor.render.errors import NothingVisibleError
 from sogs_compressor.render.segments import cut_runs, starting_transmittance
 from sogs_compressor.render.sh import sh_to_color
 from sogs_compressor.splats import COLUMNS, SplatSet
-from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.splats_torch import SplatTensors, rotation_matrices
 
 NEAR_PLANE = 0.2
 LOW_PASS = 0.3
@@ -97,15 +97,7 @@ class RenderResult:
 
 def quaternions_to_matrices(q: torch.Tensor) -> torch.Tensor:
     """(N, 4) quaternions (w, x, y, z), any length > 0 -> (N, 3, 3) rotation matrices."""
-    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(-1, 3, 3)
+    return rotation_matrices(torch.nn.functional.normalize(q, dim=-1))
 
 
 def covariances(log_scales: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
