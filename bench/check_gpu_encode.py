@@ -99,8 +99,8 @@ def parts(splats, device: torch.device) -> dict[str, float]:
         "means+coarsen": timed(lambda: sog.encode_positions(splats, 15, device)),
         "quats": timed(lambda: attr_torch.encode_quats(splats.rotations, device)),
         "opacity": timed(lambda: attr_torch.encode_opacity(splats.opacity_logits, device)),
-        "scales codebook": timed(lambda: sog.codebook_for(splats.log_scales, 2.0, 0, device=device)),
-        "sh0 codebook": timed(lambda: sog.codebook_for(splats.f_dc, 2.0, 0, device=device)),
+        "scales codebook": timed(lambda: sog.codebook_for(splats.log_scales, 2.0, 0, ops=sog.value_ops_for(device))),
+        "sh0 codebook": timed(lambda: sog.codebook_for(splats.f_dc, 2.0, 0, ops=sog.value_ops_for(device))),
         "numpy quats (ref)": timed(lambda: attr.encode_quats(splats.rotations)),
     }
 

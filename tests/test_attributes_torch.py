@@ -215,3 +215,50 @@ def test_nearest_index_ties_infinities_and_nan(dtype):
 def test_nearest_index_rejects_bad_codebooks():
     with pytest.raises(ValueError, match="1..256"):
         at.nearest_codebook_index(np.zeros(3, np.float32), np.zeros(257), CPU)
+
+
+# --- the codebook builds' passes over all values (quantize/value_ops.py) -------------------------------------
+
+def ops_devices() -> list[torch.device]:
+    return [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+def awkward_values(seed: int) -> np.ndarray:
+    """float32 values with long runs of ties, both signed zeros interleaved, and a heavy tail."""
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(-3.0, 1.5, 50_000), rng.standard_cauchy(2_000),
+                             rng.integers(-3, 4, 20_000) * 0.5, np.zeros(500), -np.zeros(500)]).astype(np.float32)
+    return values[rng.permutation(values.size)]
+
+
+@pytest.mark.parametrize("device", ops_devices())
+def test_device_ops_equal_host_ops(device):
+    from sogs_compressor.quantize.value_ops import HOST
+
+    ops = at.DeviceOps(device)
+    values = awkward_values(0)
+    order = ops.stable_argsort(values)
+    assert np.array_equal(order, HOST.stable_argsort(values))
+    assert np.signbit(values[order][values[order] == 0]).any()  # signed zeros kept their input order among ties
+    codebook, labels = rd.quantize_1d_rd(values, 2.0)
+    assert np.array_equal(ops.nearest(values, codebook), HOST.nearest(values, codebook))
+    shifted = labels.copy()
+    shifted[::97] = np.minimum(shifted[::97].astype(np.int64) + 3, 255).astype(np.uint8)
+    for below, above in ((0.05, 0.05), (1.0, 0.25), (0.0, 0.0)):
+        want = HOST.violations(values, codebook, shifted, below, above)
+        assert want.size > 0
+        assert np.array_equal(ops.violations(values, codebook, shifted, below, above), want)
+
+
+@pytest.mark.parametrize("device", ops_devices())
+def test_codebooks_built_with_device_ops_are_the_hosts(device):
+    """The rate-aware, sampled and error-bounded codebooks: the same codebook and labels on either side."""
+    ops = at.DeviceOps(device)
+    values = awkward_values(1)[:72_999].reshape(-1, 3)
+    weights = np.random.default_rng(2).gamma(0.5, 1.0, values.shape[0])
+    for rate_weight, sample_size in ((2.0, None), (2.0, 20_000), (0.0, 20_000), (16.0, 5_000)):
+        for window in (None, (0.3, 0.1)):
+            args = dict(sample_size=sample_size, weights=lambda rows: weights[rows], window=window)
+            host_codebook, host_labels = sog.codebook_for(values, rate_weight, 0, **args)
+            codebook, labels = sog.codebook_for(values, rate_weight, 0, ops=ops, **args)
+            assert np.array_equal(codebook, host_codebook) and np.array_equal(labels, host_labels)

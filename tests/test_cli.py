@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -94,6 +95,18 @@ def test_invalid_error_policy(tmp_path):
 def test_help_lists_exit_codes():
     proc = cli("compress", "--help")
     assert proc.returncode == 0 and "exit codes" in proc.stdout and "130" in proc.stdout
+
+
+def test_every_help_page_prints():
+    """argparse formats help text with %: a bare % in any command's help crashed ``--help`` itself."""
+    proc = cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    listing = proc.stdout.split("COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    commands = re.findall(r"^ {4}([a-z-]+)", listing, re.MULTILINE)
+    assert "compress" in commands and "decimate" in commands
+    for command in commands:
+        page = cli(command, "--help")
+        assert page.returncode == 0 and "usage:" in page.stdout, (command, page.stderr)
 
 
 def test_target_psnr_flag(scene_ply, tmp_path):

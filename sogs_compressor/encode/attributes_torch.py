@@ -218,3 +218,32 @@ def decode_opacity_logit(alpha: torch.Tensor) -> torch.Tensor:
 def decode_labels(rgba: torch.Tensor) -> torch.Tensor:
     """``attributes.decode_labels``: palette labels (N,) int64 from R + 256 G."""
     return rgba[:, 0].long() + 256 * rgba[:, 1].long()
+
+
+# --- codebook builds' passes over all values (quantize/value_ops.py) ------------------------------------------
+
+class DeviceOps:
+    """``value_ops.HostOps`` on a torch device: the same arrays (a stable sort is unique; the search and the error
+    bound's check are exact comparisons of the same float32/float64 values)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = torch.device(device)
+
+    def stable_argsort(self, flat: np.ndarray) -> np.ndarray:
+        # + 0.0 turns -0.0 into +0.0: numpy's comparison sort holds them equal (input order kept), while a radix
+        # sort of the bit patterns would put -0.0 first.
+        keys = torch.from_numpy(np.ascontiguousarray(flat)).to(self.device) + 0.0
+        return torch.sort(keys, stable=True).indices.cpu().numpy()
+
+    def nearest(self, values: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+        return nearest_codebook_index(values, codebook, self.device)
+
+    def violations(self, values: np.ndarray, codebook: np.ndarray, labels: np.ndarray, below: float,
+                   above: float) -> np.ndarray:
+        flat = np.asarray(values).reshape(-1)
+        v = torch.from_numpy(np.ascontiguousarray(flat)).to(self.device).double()  # exact, as astype(float64)
+        entries = _to_device(np.asarray(codebook, np.float64), self.device)
+        index = _to_device(np.asarray(labels, np.uint8).reshape(-1), self.device, torch.uint8).long()
+        error = entries[index] - v
+        outside = ((error > above) | (error < -below)) & torch.isfinite(v)
+        return torch.nonzero(outside).reshape(-1).cpu().numpy()

@@ -6,6 +6,7 @@ WebP encoding while the SH palette is still being clustered.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,10 @@ from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alph
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.bound import bound_codebook
-from sogs_compressor.quantize.codebook import build_codebook, nearest_codebook_index
+from sogs_compressor.quantize.codebook import build_codebook
 from sogs_compressor.quantize.kmeans import kmeans
 from sogs_compressor.quantize.palette import order_palette, palette_weights
+from sogs_compressor.quantize.value_ops import HOST, ValueOps
 from sogs_compressor.splats import SplatSet
 
 GENERATOR = f"sogs-compressor v{__version__}"
@@ -84,20 +86,27 @@ def encode_sog(
         # The two 256-entry codebooks are host work (sorting, a dynamic programme): they are built, and their
         # images handed on, beside the per-splat encoders and the SH k-means instead of before them. Rate-aware
         # codebooks weight each value by the footprint of its splat (codebook_rd.render_weights).
+        splat_footprints = SharedFootprints(splats)
+
         def row_weights(rows: np.ndarray) -> np.ndarray:
-            return rd.render_weights(splats.log_scales[rows], splats.opacity_logits[rows])
+            return rd.footprint_weights(splat_footprints.get()[rows])
 
         weights = row_weights if rate_weight > 0 else None
+        ops = value_ops_for(on)
 
         def build_scales() -> np.ndarray:
-            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, device=on, weights=weights,
+            t = time.perf_counter()
+            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, ops=ops, weights=weights,
                                             window=SCALE_WINDOW if error_bound else None)
+            timings["scales_codebook"] = time.perf_counter() - t
             emit("scales.webp", with_alpha(labels))
             return codebook
 
         def build_colors() -> np.ndarray:
-            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, device=on, weights=weights,
+            t = time.perf_counter()
+            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, ops=ops, weights=weights,
                                             window=COLOUR_WINDOW if error_bound else None)
+            timings["colors_codebook"] = time.perf_counter() - t
             alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
                 attr_torch.encode_opacity(splats.opacity_logits, on)
             emit("sh0.webp", with_alpha(labels, alpha))
@@ -166,7 +175,7 @@ def encode_sh_palette(
     emit("shN_labels.webp", attr.encode_labels(labels))
     t = time.perf_counter()
     served = np.bincount(labels, weights=weights, minlength=centroids.shape[0])
-    codebook, centroid_labels = codebook_for(centroids, rate_weight, seed, device=on,
+    codebook, centroid_labels = codebook_for(centroids, rate_weight, seed, ops=value_ops_for(on),
                                              sample_size=PALETTE_CODEBOOK_SAMPLE, weights=lambda rows: served[rows])
     emit("shN_centroids.webp", image=attr.centroid_image(centroid_labels, splats.coeffs_per_channel))
     timings["sh_codebook"] = time.perf_counter() - t
@@ -188,6 +197,27 @@ faster than torch on a CPU."""
 def quantize_device(device: torch.device) -> torch.device | None:
     """The device for the per-splat quantize work, or None for the numpy reference."""
     return device if device.type in QUANTIZE_ON_DEVICE else None
+
+
+def value_ops_for(device: torch.device | None) -> ValueOps:
+    """The codebook builds' passes over all values: on ``device`` (same results), or numpy when None."""
+    return HOST if device is None else attr_torch.DeviceOps(device)
+
+
+class SharedFootprints:
+    """Every splat's footprint (``codebook_rd.footprints``), computed once for the scales and colour codebooks,
+    which ask for it from two threads at about the same time."""
+
+    def __init__(self, splats: SplatSet) -> None:
+        self._splats = splats
+        self._lock = threading.Lock()
+        self._value: np.ndarray | None = None
+
+    def get(self) -> np.ndarray:
+        with self._lock:
+            if self._value is None:
+                self._value = rd.footprints(self._splats.log_scales, self._splats.opacity_logits)
+            return self._value
 
 
 def encode_positions(
@@ -223,16 +253,17 @@ PALETTE_CODEBOOK_SAMPLE = 1 << 18
 
 
 def codebook_for(
-    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None = None,
+    values: np.ndarray, rate_weight: float, seed: int, ops: ValueOps = HOST,
     sample_size: int | None = None, weights: Callable[[np.ndarray], np.ndarray] | None = None,
     window: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """256-entry codebook and labels of ``values``; large inputs build the codebook from a sample.
 
-    Building costs O(n log n) on the host; a million values already pin down 256 levels, so for millions of splats the
+    Building costs O(n log n); a million values already pin down 256 levels, so for millions of splats the
     codebook comes from a seeded sample of ``sample_size`` (default ``CODEBOOK_SAMPLE``) values (with the minimum
-    and maximum, so the range is covered) and every value then takes its nearest entry, on ``device`` when one is
-    given (same labels as on the host), as with rate weight 0 at any size.
+    and maximum, so the range is covered) and every value then takes its nearest entry, as with rate weight 0 at
+    any size. ``ops``: where the passes over all values run (``quantize/value_ops.py``; the same codebook and
+    labels on the host and on a device).
     ``weights(rows)``: the error weight of each given row of ``values`` (every value of
     a row shares it) for the rate-aware codebook (``codebook_rd.quantize_1d_rd``); asked only for the rows the
     codebook is built from.
@@ -241,12 +272,13 @@ def codebook_for(
     rebuilt with that many fewer entries (reserved for the values the bound moves).
     """
     if window is None:
-        return _codebook_of_size(values, rate_weight, seed, device, sample_size, weights, EXACT_ENTRIES)
+        return _codebook_of_size(values, rate_weight, seed, ops, sample_size, weights, EXACT_ENTRIES)
     reserve = 0
     while True:
-        codebook, labels = _codebook_of_size(values, rate_weight, seed, device, sample_size, weights,
+        codebook, labels = _codebook_of_size(values, rate_weight, seed, ops, sample_size, weights,
                                              EXACT_ENTRIES - reserve)
-        bounded, bounded_labels, missing = bound_codebook(values, codebook, labels, *window, size=EXACT_ENTRIES)
+        bounded, bounded_labels, missing = bound_codebook(values, codebook, labels, *window, size=EXACT_ENTRIES,
+                                                          ops=ops)
         if missing == 0:
             return bounded, bounded_labels
         if reserve + missing > EXACT_ENTRIES - MIN_CODEBOOK_ENTRIES:
@@ -259,7 +291,7 @@ MIN_CODEBOOK_ENTRIES = 16
 
 
 def _codebook_of_size(
-    values: np.ndarray, rate_weight: float, seed: int, device: torch.device | None,
+    values: np.ndarray, rate_weight: float, seed: int, ops: ValueOps,
     sample_size: int | None, weights: Callable[[np.ndarray], np.ndarray] | None, size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``codebook_for`` without the bound, with ``size`` entries (``EXACT_ENTRIES`` unless the bound reserves)."""
@@ -273,18 +305,27 @@ def _codebook_of_size(
         codebook = build_codebook(flat.astype(np.float32, copy=False), size)  # quantize_1d's; labels below
     elif whole:  # the rate-aware labels are its own groups, not the nearest entries
         value_weights = None if weights is None else np.repeat(weights(np.arange(values.shape[0])), per_row)
-        return rd.quantize_1d_rd(values, rate_weight, size, weights=value_weights)
+        return rd.quantize_1d_rd(values, rate_weight, size, weights=value_weights, ops=ops)
     else:
         rng = np.random.default_rng(seed)
         picked = np.concatenate([rng.integers(0, flat.size, sample_size), [flat.argmin(), flat.argmax()]])
-        if np.unique(flat[picked]).size <= EXACT_ENTRIES and np.unique(flat).size <= EXACT_ENTRIES:
+        sample = flat[picked]
+        order = ops.stable_argsort(sample) if rate_weight > 0 else None
+        ranked = sample[order] if order is not None else np.sort(sample)
+        if _distinct_count(ranked) <= EXACT_ENTRIES and np.unique(flat).size <= EXACT_ENTRIES:
             # Already quantized (a re-encoded SOG): a sample can miss a rare value; the whole set is kept exact.
             return rd.quantize_1d_rd(values, rate_weight)
-        codebook, _ = rd.quantize_1d_rd(flat[picked], rate_weight, size,
-                                        weights=None if weights is None else weights(picked // per_row))
-    if device is None:
-        return codebook, nearest_codebook_index(values, codebook)
-    return codebook, attr_torch.nearest_codebook_index(values, codebook, device)
+        if rate_weight == 0:
+            codebook = build_codebook(sample, size, presorted=ranked)
+        else:
+            codebook, _ = rd.quantize_1d_rd(sample, rate_weight, size, ops=ops, order=order,
+                                            weights=None if weights is None else weights(picked // per_row))
+    return codebook, ops.nearest(values, codebook)
+
+
+def _distinct_count(ranked: np.ndarray) -> int:
+    """Distinct values of a sorted array (what ``np.unique(...).size`` gives, without sorting again)."""
+    return int(np.count_nonzero(ranked[1:] != ranked[:-1])) + 1 if ranked.size else 0
 
 
 def _floats(values: np.ndarray) -> list[float]:

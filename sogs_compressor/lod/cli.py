@@ -78,13 +78,13 @@ def _cmd_decimate(args: argparse.Namespace) -> int:
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``decimate`` to the CLI."""
     p = subparsers.add_parser(
-        "decimate", parents=[common], help="fewer splats: merge neighbouring pairs down to N or P%",
+        "decimate", parents=[common], help="fewer splats: merge neighbouring pairs down to N or P%%",
         description="Reduce a scene (PLY, compressed PLY, SOG) to N splats, or P%% of them, by merging "
                     "neighbouring pairs by moment matching (cheapest merges first); writes a standard 3DGS PLY.",
     )
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT.ply")
-    p.add_argument("--to", required=True, metavar="N|P%", help="splats to keep: a count, or a percentage of the input")
+    p.add_argument("--to", required=True, metavar="N|P%", help="splats to keep: a count, or a percentage of the input (e.g. 50%%)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: $SOGS_DEVICE or auto)")
     p.add_argument("--seed", type=int, default=0, help="random seed (ties between equal merges; same seed, same output)")
     p.set_defaults(handler=_cmd_decimate)

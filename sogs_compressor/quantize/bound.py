@@ -11,13 +11,16 @@ entry far from it (faint floaters decoded 16x too large: issue 15). After a code
 4. keeps every other label as it was (the rate-aware groups stay), remapped to the merged, sorted codebook.
 
 When the merged codebook would exceed ``size`` entries, it reports how many are missing, and the caller rebuilds
-the codebook with that many entries reserved (``encode.sog.codebook_for``). The pass is host numpy on labels
-computed on any device, so the CPU and GPU encoders give the same bytes.
+the codebook with that many entries reserved (``encode.sog.codebook_for``). The check of
+every value runs where ``ops`` says (``value_ops``: the same indices on the host and a device); the repair of the
+few it finds is host numpy, so the CPU and GPU encoders give the same bytes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from sogs_compressor.quantize.value_ops import HOST, ValueOps
 
 PLACEMENT_MARGIN = 1e-5
 """Relative margin kept from a window's edge when placing a new entry, so its float32 rounding stays inside."""
@@ -25,25 +28,22 @@ PLACEMENT_MARGIN = 1e-5
 
 def violations(values: np.ndarray, codebook: np.ndarray, labels: np.ndarray, below: float, above: float) -> np.ndarray:
     """Flat indices of the finite values whose entry lies outside ``[v - below, v + above]``."""
-    flat = np.asarray(values).reshape(-1)
-    error = np.asarray(codebook, np.float64)[np.asarray(labels).reshape(-1)] - flat.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        outside = (error > above) | (error < -below)
-    return np.flatnonzero(outside & np.isfinite(flat))
+    return HOST.violations(values, codebook, labels, below, above)
 
 
 def bound_codebook(
-    values: np.ndarray, codebook: np.ndarray, labels: np.ndarray, below: float, above: float, size: int = 256
+    values: np.ndarray, codebook: np.ndarray, labels: np.ndarray, below: float, above: float, size: int = 256,
+    ops: ValueOps = HOST,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(codebook of ``size`` entries, labels, entries missing): every finite value within its window.
 
     ``missing`` > 0 means the bound needs that many more entries than ``size`` allows; the codebook and labels
-    are then the ones given, padded, unchanged.
+    are then the ones given, padded, unchanged. ``ops``: where the check of every value runs (``value_ops``).
     """
     flat = np.asarray(values).reshape(-1)
     labels = np.asarray(labels, np.uint8)
     codebook = np.asarray(codebook, np.float32)
-    bad = violations(flat, codebook, labels, below, above)
+    bad = ops.violations(flat, codebook, labels, below, above)
     if bad.size == 0:
         return _pad(codebook, size), labels, 0
     entries = np.unique(codebook).astype(np.float64)

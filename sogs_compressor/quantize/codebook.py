@@ -57,10 +57,16 @@ def quantize_1d(values: np.ndarray, size: int = 256) -> tuple[np.ndarray, np.nda
     return codebook, labels
 
 
-def build_codebook(flat: np.ndarray, size: int) -> np.ndarray:
-    """The ascending float32 codebook for a 1D float32 array (the work of ``quantize_1d``)."""
+def build_codebook(flat: np.ndarray, size: int, presorted: np.ndarray | None = None) -> np.ndarray:
+    """The ascending float32 codebook for a 1D float32 array (the work of ``quantize_1d``).
+
+    ``presorted``: ``flat`` already sorted, when it is all finite (saves the sort).
+    """
     finite_mask = np.isfinite(flat)
-    finite = np.sort(flat[finite_mask]) if not finite_mask.all() else np.sort(flat)
+    if presorted is not None and presorted.size == flat.size:
+        finite = presorted
+    else:
+        finite = np.sort(flat[finite_mask]) if not finite_mask.all() else np.sort(flat)
     has_neg_inf = bool(np.any(flat == -np.inf))
     has_pos_inf = bool(np.any(flat == np.inf))
     lo_slots, hi_slots = int(has_neg_inf), int(has_pos_inf)

@@ -30,10 +30,12 @@ from sogs_compressor.quantize.codebook import (
     SEED_BINS,
     _SortedStats,
     blend_bin_edges,
+    build_codebook,
     codebook_sse,
     quantize_1d,
     split_heavy_bins,
 )
+from sogs_compressor.quantize.value_ops import HOST, ValueOps
 
 REFINE_ITERATIONS = 30
 """ECSQ Lloyd passes after the dynamic programme (each is one searchsorted of the cut points)."""
@@ -44,13 +46,16 @@ starting bracket (as many bisection steps would give)."""
 
 
 def quantize_1d_rd(
-    values: np.ndarray, rate_weight: float, size: int = 256, weights: np.ndarray | None = None
+    values: np.ndarray, rate_weight: float, size: int = 256, weights: np.ndarray | None = None,
+    ops: ValueOps = HOST, order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codebook (float32[size], ascending) and uint8 labels (shape of ``values``) minimizing error + rate.
 
     ``rate_weight`` 0 is the MSE-optimal codebook of ``quantize_1d``; see the module docstring for its scale.
     ``weights`` (shape of ``values``, >= 0): the squared error of each value counts that much (scaled to mean 1,
     so ``rate_weight`` keeps its meaning); see ``render_weights``.
+    ``ops``: where the sort and the nearest-entry search run (``value_ops``; every choice gives the same result).
+    ``order``: ``ops.stable_argsort`` of the flattened values, when the caller has it already.
     """
     if rate_weight < 0 or not math.isfinite(rate_weight):
         raise ValueError(f"rate_weight must be a finite number >= 0, not {rate_weight}")
@@ -58,7 +63,13 @@ def quantize_1d_rd(
     flat = values.reshape(-1)
     if rate_weight == 0 or flat.size == 0 or not np.all(np.isfinite(flat)):
         return quantize_1d(values, size)
-    base_codebook, base_labels = quantize_1d(values, size)
+    if not 3 <= size <= 256:
+        raise ValueError(f"codebook size must be 3..256 (uint8 labels, two sentinel slots), not {size}")
+    # One stable sort serves the MSE codebook (it needs the sorted values) and the ECSQ (it needs the order).
+    order = ops.stable_argsort(flat) if order is None else order
+    ranked = flat[order]
+    base_codebook = build_codebook(flat, size, presorted=ranked)
+    base_labels = ops.nearest(values, base_codebook)
     w = _unit_mean_weights(weights, flat.size)
     if w is None:
         d0 = codebook_sse(flat, base_codebook, base_labels) / flat.size
@@ -70,8 +81,7 @@ def quantize_1d_rd(
         # measured to cost far more rendered quality than it saves bytes (bench/SIZE.md, flowers_3_0).
         return base_codebook, base_labels
     lam = rate_weight * 2.0 * math.log(2.0) * d0
-    order = np.argsort(flat, kind="stable")
-    stats = _SortedStats(flat[order], None if w is None else w[order])
+    stats = _SortedStats(ranked, None if w is None else w[order])
     cuts = ecsq_partition(stats, lam, size)
     centroids, cuts = ecsq_refine(stats, cuts, lam)
     sorted_labels = np.repeat(np.arange(centroids.size), np.diff(cuts))
@@ -103,7 +113,11 @@ def render_weights(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.nda
     tried (none, ``a``, ``sqrt(a)``, this): +1.0-1.2 dB content PSNR on guitar and +0.3-0.5 dB on a 30K SH3
     scene at equal bytes. The median is that of the splats given (a random sample estimates it well).
     """
-    footprint = footprints(log_scales, opacity_logits)
+    return footprint_weights(footprints(log_scales, opacity_logits))
+
+
+def footprint_weights(footprint: np.ndarray) -> np.ndarray:
+    """``render_weights`` of splats whose ``footprints`` are given (the median is that of the ones given)."""
     median = float(np.median(footprint)) if footprint.size else 0.0
     if not median > 0:
         return np.ones(footprint.shape, np.float64)
