@@ -110,7 +110,7 @@ def main() -> int:
         options = CompressOptions(device=args.device, layout="bundle")
         compress_file(ply, out, options)  # warm-up of this process (kernels, caches)
         result, wall = timed(compress_file, ply, out, options)
-        row = {"wall": wall, "stages": result.timings, "bytes": result.output_bytes,
+        row = {"wall": wall, "stages": result.timings, "bytes": result.output_bytes, "webp": result.textures,
                "textures": {f.path.rsplit("/", 1)[-1]: f.bytes for f in result.output_files}}
         if args.cprofile:
             print(f"== {name}: warm compress {wall:.3f} s; stages " +
