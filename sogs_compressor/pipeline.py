@@ -374,11 +374,13 @@ def prepare_device(requested: str | None, input_path: str | Path | None = None,
         if options is not None and options.sh_bands is not None:
             degree = min(degree, options.sh_bands)
         dims = (3 * COEFFS_PER_DEGREE[degree],) if degree > 0 else ()
-    then = ()
+    from sogs_compressor.quantize.dp_triton import warm_up as warm_up_codebook_dp
+
+    then: tuple = (warm_up_codebook_dp,)  # the rate-aware codebooks' dynamic programme (every preset's default)
     if options is None or (options.verify and options.quality_check != "off"):
         from sogs_compressor.render.composite_triton import warm_up as warm_up_compositor
 
-        then = (warm_up_compositor,)
+        then += (warm_up_compositor,)
     warm_up(device, dims, then)
 
 

@@ -21,6 +21,7 @@ import torch
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.codebook import search_grid
+from sogs_compressor.quantize.value_ops import dp_group_counts
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -228,6 +229,7 @@ class DeviceOps:
 
     def __init__(self, device: torch.device) -> None:
         self.device = torch.device(device)
+        self.kernel_usable = True
 
     def stable_argsort(self, flat: np.ndarray) -> np.ndarray:
         # + 0.0 turns -0.0 into +0.0: numpy's comparison sort holds them equal (input order kept), while a radix
@@ -237,6 +239,16 @@ class DeviceOps:
 
     def nearest(self, values: np.ndarray, codebook: np.ndarray) -> np.ndarray:
         return nearest_codebook_index(values, codebook, self.device)
+
+    def group_counts(self, costs: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+        from sogs_compressor.quantize import dp_triton  # imports Triton: only on the device path
+
+        if self.kernel_usable and costs.shape[0] <= dp_triton.MAX_BOUNDS and dp_triton.dp_available(self.device):
+            try:
+                return dp_triton.group_counts(costs, penalties, self.device)
+            except Exception:  # noqa: BLE001 - e.g. a compiler that rejects the kernel: the host gives the same
+                self.kernel_usable = False
+        return dp_group_counts(costs, penalties)
 
     def violations(self, values: np.ndarray, codebook: np.ndarray, labels: np.ndarray, below: float,
                    above: float) -> np.ndarray:

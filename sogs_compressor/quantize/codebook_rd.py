@@ -82,7 +82,7 @@ def quantize_1d_rd(
         return base_codebook, base_labels
     lam = rate_weight * 2.0 * math.log(2.0) * d0
     stats = _SortedStats(ranked, None if w is None else w[order])
-    cuts = ecsq_partition(stats, lam, size)
+    cuts = ecsq_partition(stats, lam, size, ops)
     centroids, cuts = ecsq_refine(stats, cuts, lam)
     sorted_labels = np.repeat(np.arange(centroids.size), np.diff(cuts))
     labels = np.empty(flat.size, np.uint8)
@@ -156,7 +156,7 @@ def footprints(log_scales: np.ndarray, opacity_logits: np.ndarray) -> np.ndarray
     return out
 
 
-def ecsq_partition(stats: _SortedStats, lam: float, size: int) -> np.ndarray:
+def ecsq_partition(stats: _SortedStats, lam: float, size: int, ops: ValueOps = HOST) -> np.ndarray:
     """Cut indices (0 .. n, ascending) of at most ``size`` groups of the sorted values, by dynamic programming.
 
     A per-group penalty is raised until at most ``size`` groups are used; the smallest such penalty is found by
@@ -167,12 +167,12 @@ def ecsq_partition(stats: _SortedStats, lam: float, size: int) -> np.ndarray:
     edges = split_heavy_bins(stats, blend_bin_edges(stats.values, SEED_BINS), DP_BINS)
     bounds = np.concatenate(([0], edges, [n]))
     costs = _group_costs(stats, bounds, lam)
-    if _dp_group_counts(costs, np.zeros(1))[0] > size:
+    if ops.group_counts(costs, np.zeros(1))[0] > size:
         low, high = 0.0, lam * n + stats.sse(np.array([0]), np.array([n]))[0] + 1.0
         precision = (high - low) * 2.0 ** -PENALTY_STEPS
         while high - low > precision:
             grid = np.linspace(low, high, PENALTY_GRID + 2)[1:-1]
-            fits = _dp_group_counts(costs, grid) <= size
+            fits = ops.group_counts(costs, grid) <= size
             first_fit = int(np.argmax(fits)) if fits.any() else grid.size
             low = grid[first_fit - 1] if first_fit > 0 else low
             high = grid[first_fit] if first_fit < grid.size else high
@@ -195,20 +195,6 @@ def _group_costs(stats: _SortedStats, bounds: np.ndarray, lam: float) -> np.ndar
         cost = stats.sse(np.maximum(start, 0), np.maximum(stop, start)) + lam * count * np.log2(n / count)
     cost[count <= 0] = np.inf
     return cost
-
-
-def _dp_group_counts(costs: np.ndarray, penalties: np.ndarray) -> np.ndarray:
-    """For each penalty, the number of groups of the optimal partition (cost + penalty per group)."""
-    bins = costs.shape[0] - 1
-    best = np.zeros((penalties.size, bins + 1))
-    groups = np.zeros((penalties.size, bins + 1), np.int64)
-    rows = np.arange(penalties.size)
-    for j in range(1, bins + 1):
-        total = best[:, :j] + costs[:j, j]
-        i = np.argmin(total, axis=1)
-        best[:, j] = total[rows, i] + penalties
-        groups[:, j] = groups[rows, i] + 1
-    return groups[:, bins]
 
 
 def _dp_path(costs: np.ndarray, penalty: float) -> np.ndarray:
