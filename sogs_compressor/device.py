@@ -120,4 +120,20 @@ def verify_on_device(device: torch.device) -> bool:
     ``verify/metrics_torch.py``): on a GPU. On the CPU the numpy verifier is faster than torch's CPU kernels."""
     return device.type == "cuda"
 
+
+@contextlib.contextmanager
+def own_stream(device: torch.device | None) -> Iterator[None]:
+    """Run the block's device work on a CUDA stream of its own (nothing elsewhere).
+
+    Work queued by another thread on the default stream (the k-means) would otherwise run strictly before the
+    block's small kernels and its copies back to the host: a codebook built beside the k-means waited for every
+    k-means kernel queued before each of its steps.
+    """
+    if device is None or device.type != "cuda":
+        yield
+        return
+    with torch.cuda.stream(torch.cuda.Stream(device)):
+        yield
+
+
 configure_threads()  # once, when the package first needs torch

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sogs_compressor import __version__, tolerances
+from sogs_compressor.device import own_stream
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
@@ -96,19 +97,21 @@ def encode_sog(
 
         def build_scales() -> np.ndarray:
             t = time.perf_counter()
-            codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, ops=ops, weights=weights,
-                                            window=SCALE_WINDOW if error_bound else None)
+            with own_stream(on):
+                codebook, labels = codebook_for(splats.log_scales, rate_weight, seed, ops=ops, weights=weights,
+                                                window=SCALE_WINDOW if error_bound else None)
             timings["scales_codebook"] = time.perf_counter() - t
             emit("scales.webp", with_alpha(labels))
             return codebook
 
         def build_colors() -> np.ndarray:
             t = time.perf_counter()
-            codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, ops=ops, weights=weights,
-                                            window=COLOUR_WINDOW if error_bound else None)
-            timings["colors_codebook"] = time.perf_counter() - t
-            alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
-                attr_torch.encode_opacity(splats.opacity_logits, on)
+            with own_stream(on):
+                codebook, labels = codebook_for(splats.f_dc, rate_weight, seed, ops=ops, weights=weights,
+                                                window=COLOUR_WINDOW if error_bound else None)
+                timings["colors_codebook"] = time.perf_counter() - t
+                alpha = attr.encode_opacity(splats.opacity_logits) if on is None else \
+                    attr_torch.encode_opacity(splats.opacity_logits, on)
             emit("sh0.webp", with_alpha(labels, alpha))
             return codebook
 
