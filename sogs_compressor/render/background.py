@@ -22,7 +22,7 @@ ReferenceViews = tuple[list[Camera], str, list[RenderResult]]
 """(cameras, their source for the report, the original's renders): what ``pipeline.measure_quality`` reuses."""
 
 
-class _Cancelled(Exception):
+class Cancelled(Exception):
     """Raised between two views once ``BackgroundReference.cancel`` was called."""
 
 
@@ -51,7 +51,7 @@ class BackgroundReference:
 
             def check_stop() -> None:
                 if self._stop.is_set():
-                    raise _Cancelled
+                    raise Cancelled
 
             check_stop()
             renders = render_views(original, chosen, device, allow_empty=True, on_view=check_stop)
