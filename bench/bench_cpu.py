@@ -9,6 +9,7 @@ guitar as it is stored, a compressed PLY), ``sample`` (the built-in ``generate_s
 
     python bench/bench_cpu.py --scenes guitar tile-guitar-1m-sh2 --runs 3 --peer --cores 16 --json cpu.json
     python bench/bench_cpu.py --scenes guitar --runs 5 --ref /work/main     # before / after, alternated
+    python bench/bench_cpu.py --ref . --ref-env SOGS_BACKGROUND_REFERENCE=0  # with / without the render overlap
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def pinned(command: list[str], cores: int | None) -> list[str]:
     return ["taskset", "-c", f"0-{cores - 1}", *command] if cores else command
 
 
-def ours(checkout: Path, ply: Path, out: Path, cores: int | None) -> dict:
+def ours(checkout: Path, ply: Path, out: Path, cores: int | None, extra_env: dict | None = None) -> dict:
     """One fresh ``compress --device cpu --json`` of ``checkout``'s package: wall, peak RSS, stage times."""
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, PYTHONPATH=str(checkout))
+    env = dict(os.environ, PYTHONPATH=str(checkout), **(extra_env or {}))
     command = [sys.executable, "-m", "sogs_compressor", "compress", str(ply), "-o", str(out), "--device", "cpu",
                "--json"]
     run = run_measured(pinned(command, cores), timeout=1800, env=env)
@@ -80,6 +81,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cores", type=int, help="pin every run to CPUs 0..N-1")
     parser.add_argument("--ref", type=Path, help="another checkout to alternate with (e.g. main, for before/after)")
+    parser.add_argument("--ref-env", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="environment of the --ref runs (e.g. --ref . --ref-env SOGS_BACKGROUND_REFERENCE=0)")
     parser.add_argument("--peer", action="store_true", help="also splat-transform 3.7.0 -g cpu")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
     parser.add_argument("--json", type=Path)
@@ -98,7 +101,8 @@ def main() -> int:
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     tools = {"ours": lambda ply, out: ours(REPO, ply, out, args.cores)}
     if args.ref:
-        tools["ref"] = lambda ply, out: ours(args.ref.resolve(), ply, out, args.cores)
+        ref_env = dict(item.split("=", 1) for item in args.ref_env)
+        tools["ref"] = lambda ply, out: ours(args.ref.resolve(), ply, out, args.cores, ref_env)
     if args.peer:
         tools["splat-transform"] = lambda ply, out: peer(ply, out.with_suffix(".sog"), args.cores)
     out_dir = args.work / "cpu"

@@ -116,3 +116,26 @@ def _imported_after_parsing(command: str) -> bool:
 def test_built_in_commands_do_not_import_the_plugin_commands() -> None:
     assert not _imported_after_parsing("compress")
     assert _imported_after_parsing("job")
+
+
+@pytest.mark.parametrize("overlap", ["1", "0"])
+def test_compress_reports_the_same_quality_with_and_without_the_overlap(tmp_path: Path, overlap: str,
+                                                                        monkeypatch) -> None:
+    from sogs_compressor.options import CompressOptions
+    from sogs_compressor.pipeline import compress_file
+    from sogs_compressor.write.ply import write_ply
+
+    ply = tmp_path / "scene.ply"
+    write_ply(random_splats(1500, 1, seed=5), ply)
+    monkeypatch.setenv("SOGS_BACKGROUND_REFERENCE", "0")
+    plain = compress_file(ply, tmp_path / "plain", CompressOptions(device="cpu", layout="bundle", viewer="off"))
+    monkeypatch.setenv("SOGS_BACKGROUND_REFERENCE", overlap)
+    started = []
+    original_init = BackgroundReference.__init__
+    monkeypatch.setattr(BackgroundReference, "__init__",
+                        lambda self, *a: started.append(1) or original_init(self, *a))
+    other = compress_file(ply, tmp_path / "other", CompressOptions(device="cpu", layout="bundle", viewer="off"))
+    assert len(started) == int(overlap)
+    assert other.quality["views"] == plain.quality["views"]
+    for name in ("scene.sog", "scene.preview.png"):
+        assert (tmp_path / "other" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
