@@ -34,6 +34,8 @@ PLUGIN_COMMANDS = (
     "sogs_compressor.demo",
     "sogs_compressor.lod.cli",
 )
+BUILT_IN_COMMANDS = ("compress", "decompress", "info")
+"""Commands this module defines itself."""
 
 
 def add_codec_options(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +173,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command`` one of ``BUILT_IN_COMMANDS`` the plugin commands are left out:
+    importing them (the job's modules) cost ~0.2 s before a compress could start reading (bench/RESULTS.md)."""
     parser = argparse.ArgumentParser(
         prog="sogs-compressor",
         description="Compress 3D Gaussian Splatting scenes into PlayCanvas SOG (and back).",
@@ -208,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_info)
 
-    for module_name in PLUGIN_COMMANDS:
+    for module_name in PLUGIN_COMMANDS if command not in BUILT_IN_COMMANDS else ():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -220,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), None))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)

@@ -6,6 +6,7 @@ module; this file only sequences them, times them and collects what they report.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from sogs_compressor import __version__, inflight, presets, target
+from sogs_compressor.cpus import usable_cpus
 from sogs_compressor.device import (
     device_name,
     out_of_memory_as,
@@ -118,14 +120,19 @@ def compress_splats(
             if found is None:  # nothing visible to measure: the preset's settings, and the report says why
                 target_report = {"psnr_content": options.target_psnr, "met": False,
                                  "error": "the original renders nothing from the quality check's cameras"}
-        encoder = None
+        encoder, early = None, None
         if found is None:  # the WebP encoders run on while the scene is verified and measured
+            early = reference_in_background(reference, options, device, cameras_near)
+            if early is not None:
+                target_views = early.result
             encoder = WebpEncoder(effort, round_trip=options.verify)
             try:
                 encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed,
                                      device=device, on_image=encoder.submit, progress=progress)
             except BaseException:
                 encoder.cancel()
+                if early is not None:
+                    early.cancel()
                 raise
         else:
             (encoded, webps, webp_wait, result.textures), target_report, target_views = found
@@ -151,6 +158,8 @@ def compress_splats(
         except BaseException:
             if encoder is not None:
                 encoder.cancel()
+            if early is not None:
+                early.cancel()
             raise
         timings["webp_wait"] = webp_wait
         encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
@@ -244,6 +253,30 @@ def verify_and_measure(
     progress("quality", 1.0)
 
 
+BACKGROUND_REFERENCE_MIN_CPUS = 4
+"""CPUs below which the original's renders wait for the encoder: on the 2-core VM, loaded by other work, the
+overlap only made the two compete (bench/RESULTS.md, "CPU path, the 2-core VM")."""
+
+
+def reference_in_background(reference: SplatSet, options: CompressOptions, device: torch.device,
+                            cameras_near: Path | None):
+    """On the CPU path, the quality check's renders of ``reference`` started on a thread now, to overlap the
+    encoder (``render/background.py``); None where they are not wanted then (no quality check, a target search
+    that renders its own, a GPU whose check is fast and works on device tensors, too few CPUs to share).
+    ``$SOGS_BACKGROUND_REFERENCE`` = 1 / 0 forces it on / off (benchmarks)."""
+    if not options.verify or options.quality_check == "off" or options.target_psnr is not None \
+            or verify_on_device(device):
+        return None
+    forced = os.environ.get("SOGS_BACKGROUND_REFERENCE", "").strip()
+    if forced == "0" or (forced != "1" and usable_cpus() < BACKGROUND_REFERENCE_MIN_CPUS):
+        return None
+    from sogs_compressor.render.background import BackgroundReference
+
+    return BackgroundReference(
+        reference, lambda splats: quality_cameras(splats, options.quality_check, cameras_near, options.cameras),
+        device)
+
+
 def encode_and_pack(
     ordered: SplatSet, settings: dict, options: CompressOptions, effort: Effort, device: torch.device,
     progress: ProgressCallback, checkpoint: Callable[[], None],
@@ -331,18 +364,21 @@ def quality_cameras(original: SplatSet | SplatTensors, mode: str, cameras_near: 
 
 def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str,
                     device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
-                    views: tuple | None = None, progress: Callable[[float], None] | None = None, *,
+                    views: tuple | Callable[[], tuple] | None = None, progress: Callable[[float], None] | None = None, *,
                     cameras_file: str | Path | None = None) -> dict:
     """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
 
     Orbit and interior views, and the training cameras when a 3DGS ``cameras.json`` sits next to the input;
-    ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused.
+    ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused; a callable
+    returning them is called inside the error handling (a render that failed in the background reports here).
     ``progress(fraction)``: the share of the renders done (``quality_check``).
     """
     from sogs_compressor.render.errors import RenderError
     from sogs_compressor.render.quality import quality_check
 
     try:
+        if callable(views):  # renders of the original made in the background (``reference_in_background``)
+            views = views()
         cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near, cameras_file), None)
         return quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
                              preview_path=output_dir / f"{name}.preview.png", camera_source=source,
@@ -359,14 +395,14 @@ def prepare_device(requested: str | None, input_path: str | Path | None = None,
     says which); otherwise every SH dimension. Silent when the device is not a usable GPU: compress_splats reports
     device problems where they matter.
     """
-    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only when asked
-
     try:
         device = resolve_device(requested)
     except DeviceError:
         return
     if device.type != "cuda":
         return
+    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only for a GPU
+
     dims = SH_DIMS
     rest = sh_rest_count_hint(input_path) if input_path is not None else None
     if rest is not None:

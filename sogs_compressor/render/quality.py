@@ -117,19 +117,29 @@ def quality_score(report: dict) -> float | None:
     return min(means) if means else None
 
 
-def render_views(splats: SplatSet, cameras: list[Camera], device: torch.device,
+def render_views(splats: SplatSet | SplatTensors, cameras: list[Camera], device: torch.device,
                  background: tuple[float, float, float] = (0.0, 0.0, 0.0),
                  allow_empty: bool = False, on_view: Callable[[], None] | None = None) -> list[RenderResult]:
     """Render ``splats`` from every camera (prepare once). Keep the result to compare many candidates
     against the same original renders (``quality_check(..., reference=...)``). ``on_view()`` is called after
-    each view."""
+    each view. A camera that repeats an earlier one's view (``same_view``: small scenes can place two interior
+    views at one spot) shares its render instead of drawing it again."""
     g = prepare(splats, device)
-    results = []
+    results: list[RenderResult] = []
+    drawn: dict[tuple, RenderResult] = {}
     for cam in cameras:
-        results.append(render(g, cam, background, allow_empty=allow_empty))
+        key = same_view(cam)
+        if key not in drawn:
+            drawn[key] = render(g, cam, background, allow_empty=allow_empty)
+        results.append(drawn[key])
         if on_view is not None:
             on_view()
     return results
+
+
+def same_view(camera: Camera) -> tuple:
+    """What a render depends on: pose, intrinsics and size (not the camera's name or kind)."""
+    return (camera.R, camera.t, camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)
 
 
 def _preview_picks(cameras: list[Camera]) -> list[int]:

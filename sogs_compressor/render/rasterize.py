@@ -27,10 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sogs_compressor.quantize.assign_triton import triton_available
 from sogs_compressor.render import segments
 from sogs_compressor.render.camera import Camera, check_size
-from sogs_compressor.render.composite_triton import composite_available, composite_tiles_triton
 from sogs_compressor.render.errors import NothingVisibleError
 from sogs_compressor.render.segments import cut_runs, starting_transmittance
 from sogs_compressor.render.sh import sh_to_color
@@ -424,11 +422,15 @@ COMPOSITORS = ("auto", "torch", "triton")
 
 
 def _use_triton(compositor: str, device: torch.device) -> bool:
-    """Whether ``render`` composites with the Triton kernel (see its ``compositor``)."""
+    """Whether ``render`` composites with the Triton kernel (see its ``compositor``). ``auto`` off a CUDA device
+    decides without importing Triton (~0.2 s of a CPU process's start, bench/RESULTS.md)."""
     if compositor not in COMPOSITORS:
         raise ValueError(f"compositor must be one of {COMPOSITORS}, not {compositor!r}")
-    if compositor == "torch":
+    if compositor == "torch" or (compositor == "auto" and device.type != "cuda"):
         return False
+    from sogs_compressor.quantize.assign_triton import triton_available
+    from sogs_compressor.render.composite_triton import composite_available
+
     if compositor == "triton":
         if not composite_available(device):
             raise ValueError(f"the Triton compositor cannot run on {device} here")
@@ -502,6 +504,8 @@ def render(
             first = torch.cumsum(per_tile, 0) - per_tile
             busy = torch.nonzero(per_tile).squeeze(1)
             if fused:  # every busy tile of the band in one launch
+                from sogs_compressor.render.composite_triton import composite_tiles_triton
+
                 acc = composite_tiles_triton(table, busy, first[busy], per_tile[busy], splat_of_pair, grid_x,
                                              ALPHA_CAP, ALPHA_MIN, T_MIN)
                 canvas[busy] = acc[..., :3]
