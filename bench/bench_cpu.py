@@ -33,6 +33,11 @@ STAGES = ("read_background", "order", "quantize", "kmeans", "sh_codebook", "code
           "webp_wait", "write", "total")
 
 
+def python_path(checkout: Path) -> str:
+    """``checkout`` first, then whatever PYTHONPATH already held (dependencies installed to a --target folder)."""
+    return os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def pinned(command: list[str], cores: int | None) -> list[str]:
     return ["taskset", "-c", f"0-{cores - 1}", *command] if cores else command
 
@@ -40,7 +45,7 @@ def pinned(command: list[str], cores: int | None) -> list[str]:
 def ours(checkout: Path, ply: Path, out: Path, cores: int | None, extra_env: dict | None = None) -> dict:
     """One fresh ``compress --device cpu --json`` of ``checkout``'s package: wall, peak RSS, stage times."""
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, PYTHONPATH=str(checkout), **(extra_env or {}))
+    env = dict(os.environ, PYTHONPATH=python_path(checkout), **(extra_env or {}))
     command = [sys.executable, "-m", "sogs_compressor", "compress", str(ply), "-o", str(out), "--device", "cpu",
                "--json"]
     run = run_measured(pinned(command, cores), timeout=1800, env=env)
@@ -98,7 +103,7 @@ def main() -> int:
             code = ("import sys; from pathlib import Path; from sogs_compressor.sample import generate_scene; "
                     "from sogs_compressor.write.ply import write_ply; write_ply(generate_scene(), Path(sys.argv[1]))")
             run_measured([sys.executable, "-c", code, str(scenes["sample"])], 300,
-                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+                         env=dict(os.environ, PYTHONPATH=python_path(REPO)))
     tools = {"ours": lambda ply, out: ours(REPO, ply, out, args.cores)}
     if args.ref:
         ref_env = dict(item.split("=", 1) for item in args.ref_env)

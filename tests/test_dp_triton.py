@@ -65,7 +65,8 @@ def test_the_tie_rule_matters_on_the_tied_problem():
 
 
 def test_kernel_counts_the_hosts_groups_in_the_triton_interpreter():
-    result = run_interpreted(SCRIPT, (3, 0), "needs Triton 3 for the interpreter")
+    # Triton 3.6's interpreter fails on the kernel's scalar loads (the compiled kernel runs: the CUDA test below)
+    result = run_interpreted(SCRIPT, (3, 7), "Triton >= 3.7's interpreter (the version torch 2.13 pins)")
     for name, counts in result.items():
         assert counts["kernel"] == counts["host"], name
     assert len(set(result["codebook"]["host"])) > 1  # the penalties span different partitions
