@@ -90,7 +90,7 @@ def encode_sog(
         splat_footprints = SharedFootprints(splats)
 
         def row_weights(rows: np.ndarray) -> np.ndarray:
-            return rd.footprint_weights(splat_footprints.get()[rows])
+            return rd.footprint_weights(splat_footprints.of(rows))
 
         weights = row_weights if rate_weight > 0 else None
         ops = value_ops_for(on)
@@ -208,18 +208,21 @@ def value_ops_for(device: torch.device | None) -> ValueOps:
 
 
 class SharedFootprints:
-    """Every splat's footprint (``codebook_rd.footprints``), computed once for the scales and colour codebooks,
-    which ask for it from two threads at about the same time."""
+    """Footprints (``codebook_rd.footprints``) of the rows the scales and colour codebooks are built from,
+    computed once: both draw the same rows (same seed, same number of values) from two threads at about the same
+    time."""
 
     def __init__(self, splats: SplatSet) -> None:
         self._splats = splats
         self._lock = threading.Lock()
+        self._rows: np.ndarray | None = None
         self._value: np.ndarray | None = None
 
-    def get(self) -> np.ndarray:
+    def of(self, rows: np.ndarray) -> np.ndarray:
         with self._lock:
-            if self._value is None:
-                self._value = rd.footprints(self._splats.log_scales, self._splats.opacity_logits)
+            if self._rows is None or not np.array_equal(self._rows, rows):
+                self._rows = rows
+                self._value = rd.footprints(self._splats.log_scales[rows], self._splats.opacity_logits[rows])
             return self._value
 
 
