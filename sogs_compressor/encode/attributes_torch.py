@@ -245,7 +245,8 @@ class DeviceOps:
 
         if self.kernel_usable and costs.shape[0] <= dp_triton.MAX_BOUNDS and dp_triton.dp_available(self.device):
             try:
-                return dp_triton.group_counts(costs, penalties, self.device)
+                if dp_triton.kernel_ready(self.device):
+                    return dp_triton.group_counts(costs, penalties, self.device)
             except Exception:  # noqa: BLE001 - e.g. a compiler that rejects the kernel: the host gives the same
                 self.kernel_usable = False
         return dp_group_counts(costs, penalties)

@@ -12,6 +12,8 @@ Imports without Triton; ``TRITON_INTERPRET=1`` (set before import) runs it on CP
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -81,9 +83,36 @@ def group_counts(costs: np.ndarray, penalties: np.ndarray, device: torch.device)
     return groups[:, -1].cpu().numpy()
 
 
+_compile_state: dict[str, str] = {}
+"""Per device: ``compiling`` while a thread compiles the kernel, then ``done`` (compiled, or failed to)."""
+_compile_lock = threading.Lock()
+
+
+def _key(device: torch.device) -> str:
+    if device.type != "cuda":
+        return str(device)
+    return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+
+
 def warm_up(device: torch.device) -> None:
     """Compile the kernel for ``device`` on a tiny problem (a fresh process would otherwise compile it inside its
-    first rate-aware codebook)."""
-    costs = np.triu(np.ones((4, 4)), k=1)
-    costs[costs == 0] = np.inf
-    group_counts(costs, np.zeros(2), device)
+    first rate-aware codebook); once per device and process."""
+    key = _key(device)
+    with _compile_lock:
+        if key in _compile_state:
+            return
+        _compile_state[key] = "compiling"
+    try:
+        costs = np.triu(np.ones((4, 4)), k=1)
+        costs[costs == 0] = np.inf
+        group_counts(costs, np.zeros(2), device)
+    finally:
+        _compile_state[key] = "done"
+
+
+def kernel_ready(device: torch.device) -> bool:
+    """Whether to use the kernel now: False while another thread compiles it (the host's programme gives the same
+    counts meanwhile, instead of a second compile beside the first); compiles it here if nobody has."""
+    if _compile_state.get(_key(device)) is None:
+        warm_up(device)
+    return _compile_state.get(_key(device)) == "done"
