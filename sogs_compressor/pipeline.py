@@ -426,6 +426,13 @@ def compress_file(
     }
     del scene
     name = options.name or output_name(input_path)
+    if options.layout == "lod":  # a Streamed SOG: its own stages (lod/streamed.py)
+        from sogs_compressor.lod.streamed import compress_streamed
+
+        compress_streamed(splats, output_dir, name, options, progress, should_stop, result,
+                          cameras_near=Path(input_path), folder=placement.folder if placement else None)
+        result.timings["total"] = time.perf_counter() - started
+        return result
     compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path),
                     consume_input=True, placement=placement)
     result.timings["total"] = time.perf_counter() - started
