@@ -17,6 +17,7 @@ Defaults are splat-transform's: 512 K splats per chunk, 16 world units, 8 K.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,12 +79,18 @@ def ellipsoid_boxes(splats: SplatSet) -> tuple[np.ndarray, np.ndarray]:
     return centre - half, centre + half
 
 
-def _outward_float32(low: np.ndarray, high: np.ndarray) -> tuple[list[float], list[float]]:
-    """(low, high) as float32 values rounded outward (the bound still holds every box), as JSON floats."""
-    lo, hi = low.astype(np.float32), high.astype(np.float32)
-    lo = np.where(lo > low, np.nextafter(lo, np.float32(-np.inf)), lo)
-    hi = np.where(hi < high, np.nextafter(hi, np.float32(np.inf)), hi)
-    return [float(str(v)) for v in lo], [float(str(v)) for v in hi]
+def _round_out(value: float, up: bool) -> float:
+    """``value`` to 8 significant digits (about float32's precision, short JSON), rounded away from the box's
+    inside: up for a max, down for a min, so the written bound still holds every splat."""
+    short = float(f"{value:.8g}")
+    if (short < value) if up else (short > value):
+        step = 10.0 ** (math.floor(math.log10(abs(value))) - 7)
+        short = float(f"{short + step if up else short - step:.8g}")
+    return short
+
+
+def _bound(low: np.ndarray, high: np.ndarray) -> dict:
+    return {"min": [_round_out(float(v), False) for v in low], "max": [_round_out(float(v), True) for v in high]}
 
 
 def partition(levels: list[SplatSet], chunk_count: int = DEFAULT_CHUNK_COUNT,
@@ -126,10 +133,10 @@ def partition(levels: list[SplatSet], chunk_count: int = DEFAULT_CHUNK_COUNT,
                 del open_files[level], open_size[level]
         kept = indices[usable[indices]]
         if kept.size:
-            low, high = _outward_float32(box_low[kept].min(axis=0), box_high[kept].max(axis=0))
+            bound = _bound(box_low[kept].min(axis=0), box_high[kept].max(axis=0))
         else:  # nothing measurable: the centres' box
-            low, high = _outward_float32(centres[indices].min(axis=0), centres[indices].max(axis=0))
-        return {"bound": {"min": low, "max": high}, "lods": lods}
+            bound = _bound(centres[indices].min(axis=0), centres[indices].max(axis=0))
+        return {"bound": bound, "lods": lods}
 
     def build(indices: np.ndarray) -> dict:
         points = centres[indices]
