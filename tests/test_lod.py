@@ -360,3 +360,11 @@ def test_oversized_lod_meta_is_refused_unread(tmp_path, capsys):
         f.write(b"{" + b" " * MAX_LOD_META_BYTES + b"}")
     assert main(["info", str(path)]) == 17
     assert "over the" in capsys.readouterr().err
+
+
+def test_job_refuses_layout_lod_for_now(tmp_path):
+    """The job stages only a scene's top-level files, so a Streamed SOG's chunk folders would be lost: refused."""
+    (tmp_path / "in").mkdir()
+    write_ply(generate_scene(10, sh_degree=0, seed=1), tmp_path / "in" / "a.ply")
+    proc = cli("job", "--input", tmp_path / "in", "--output", tmp_path / "out", "--layout", "lod")
+    assert proc.returncode == 2 and "not supported by the job yet" in proc.stderr
