@@ -30,7 +30,7 @@ from sogs_compressor.output_target import output_name
 from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
-from sogs_compressor.read import read_scene
+from sogs_compressor.read import read_one_level
 from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
@@ -407,7 +407,7 @@ def compress_file(
     if prefetched is not None:
         scene, read_seconds, background = prefetched.result()
     else:
-        scene = read_scene(input_path)
+        scene = read_one_level(input_path)
         read_seconds = background = time.perf_counter() - t
     progress("read", 1.0)
 

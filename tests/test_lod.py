@@ -367,4 +367,16 @@ def test_job_refuses_layout_lod_for_now(tmp_path):
     (tmp_path / "in").mkdir()
     write_ply(generate_scene(10, sh_degree=0, seed=1), tmp_path / "in" / "a.ply")
     proc = cli("job", "--input", tmp_path / "in", "--output", tmp_path / "out", "--layout", "lod")
-    assert proc.returncode == 2 and "not supported by the job yet" in proc.stderr
+    assert proc.returncode == 2 and "not supported by the job yet" in proc.stdout + proc.stderr  # the job logs JSON
+
+
+def test_a_streamed_sog_as_input_is_its_level_zero(streamed, tmp_path):
+    """compress / decimate take one set of splats: level 0 (the coarser levels only repeat it); --lod-levels past
+    what the scene can halve to is a usage error."""
+    _, out, _ = streamed
+    proc = cli("decimate", out / "lod-meta.json", "-o", tmp_path / "half.ply", "--to", "50%", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "4000 -> 2000 splats" in proc.stdout
+    proc = cli("compress", tmp_path / "half.ply", "-o", tmp_path / "x", "--layout", "lod", "--lod-levels", "16",
+               "--device", "cpu")
+    assert proc.returncode == 2 and "--lod-levels 16" in proc.stderr, proc.stderr

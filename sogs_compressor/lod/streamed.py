@@ -19,7 +19,7 @@ import torch
 
 from sogs_compressor import __version__, inflight, presets
 from sogs_compressor.device import device_name, out_of_memory_as, requested_device, resolve_device
-from sogs_compressor.errors import Interrupted
+from sogs_compressor.errors import Interrupted, UsageError
 from sogs_compressor.lod.chunks import partition
 from sogs_compressor.lod.pyramid import build_pyramid, level_counts
 from sogs_compressor.options import CompressOptions
@@ -69,7 +69,10 @@ def compress_streamed(
     result.sh_degree_out, result.model = splats.sh_degree, splats.model
 
     checkpoint()
-    counts = level_counts(splats.count, options.lod_levels, options.lod_min_splats)
+    try:
+        counts = level_counts(splats.count, options.lod_levels, options.lod_min_splats)
+    except ValueError as error:
+        raise UsageError(f"--lod-levels {options.lod_levels}: {error}") from None
     t = time.perf_counter()
     progress("decimate", 0.0)
     with out_of_memory_as(device, "decimation"):

@@ -146,6 +146,17 @@ def read_scene(path: str | os.PathLike, lod: int | None = None) -> Scene:
     return read_sog(path)
 
 
+def one_level(path: str | os.PathLike) -> int | None:
+    """The level to read when a scene is worked on as one set of splats: 0 for a Streamed SOG (its coarser levels
+    only repeat level 0's detail), None (the whole file) for any other format."""
+    return 0 if detect_format(path) == "lod" else None
+
+
+def read_one_level(path: str | os.PathLike) -> Scene:
+    """A scene to work on as one set of splats (compress, decimate, render): ``one_level``'s level."""
+    return read_scene(path, one_level(path))
+
+
 def _finite_bbox(positions: np.ndarray) -> tuple[list[float] | None, list[float] | None]:
     """Per-axis min/max over splats whose position is finite (None when there are none)."""
     finite = np.isfinite(positions).all(axis=1)

@@ -88,14 +88,14 @@ def _save_image(image, path: Path) -> None:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from sogs_compressor.device import resolve_device
-    from sogs_compressor.read import read_scene
+    from sogs_compressor.read import read_one_level
     from sogs_compressor.render.rasterize import prepare, render, to_uint8
 
     if args.camera and args.view is not None:
         raise CameraSpecError("give either --camera or --view, not both")
     started = time.perf_counter()
     device = resolve_device(args.device)
-    scene = read_scene(args.input)
+    scene = read_one_level(args.input)
     camera = _render_camera(args, scene.splats)
     result = render(prepare(scene.splats, device), camera, _background(args.background))
     out = Path(args.output)
