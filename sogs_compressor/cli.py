@@ -40,7 +40,9 @@ BUILT_IN_COMMANDS = ("compress", "decompress", "info")
 
 def add_codec_options(parser: argparse.ArgumentParser) -> None:
     """Codec flags shared by ``compress`` and ``job``."""
-    parser.add_argument("--layout", choices=LAYOUTS, default=None, help="output layout (default: both)")
+    parser.add_argument("--layout", choices=LAYOUTS, default=None,
+                        help="output layout: bundle, dir, both (default) or lod (a Streamed SOG: lod-meta.json + "
+                             "chunk SOGs, levels of detail)")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: $SOGS_DEVICE or auto)")
     parser.add_argument("--sh-bands", type=int, default=None, metavar="N", help="cap the SH degree written (0-3)")
     parser.add_argument("--iterations", type=int, default=None, metavar="N", help="k-means iterations for the SH palette")
@@ -74,6 +76,16 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewer-engine", default=None, metavar="URL",
                         help="where the page loads the PlayCanvas engine's playcanvas.min.js from (default: a "
                              "pinned jsDelivr URL); absolute, or relative to the page")
+    parser.add_argument("--lod-levels", type=int, default=None, metavar="N",
+                        help="--layout lod: at most N levels, each half the one before (default 5)")
+    parser.add_argument("--lod-min-splats", type=int, default=None, metavar="N",
+                        help="--layout lod: no level below N splats (default 16384; with --lod-levels alone: 1)")
+    parser.add_argument("--lod-chunk-count", type=int, default=None, metavar="K",
+                        help="--layout lod: about K x 1024 splats per chunk file (default 512, as splat-transform)")
+    parser.add_argument("--lod-chunk-extent", type=float, default=None, metavar="U",
+                        help="--layout lod: split chunks wider than U world units (default 16, as splat-transform)")
+    parser.add_argument("--lod-chunk-min", type=int, default=None, metavar="K",
+                        help="--layout lod: ... unless they hold K x 1024 splats or fewer (default 8)")
     parser.add_argument("--no-error-bound", action="store_true",
                         help="let codebooks move single splats past the per-splat tolerances (tolerances.py) for "
                              "slightly smaller files; the reports still count them")
@@ -82,7 +94,8 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
 CODEC_OPTION_FIELDS = (
     "layout", "device", "sh_bands", "iterations", "palette_size", "seed", "invalid", "order", "preset",
     "webp_method", "quality_check", "rate_weight", "palette_rate_weight", "position_bits", "target_psnr", "palette",
-    "palette_order", "viewer", "viewer_engine",
+    "palette_order", "viewer", "viewer_engine", "lod_levels", "lod_min_splats", "lod_chunk_count",
+    "lod_chunk_extent", "lod_chunk_min",
 )
 """CompressOptions fields set by the codec flags of the same (argparse) name."""
 
@@ -154,7 +167,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
     from sogs_compressor.read import read_scene
     from sogs_compressor.write.ply import write_ply
 
-    scene = read_scene(args.input)
+    scene = read_scene(args.input, args.lod)
     write_ply(scene.splats, args.output)
     if not args.quiet:
         print(f"wrote {args.output}: {scene.splats.count} splats, SH degree {scene.splats.sh_degree}")
@@ -164,7 +177,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from sogs_compressor.read import describe_scene
 
-    info = describe_scene(args.input)
+    info = describe_scene(args.input, args.lod)
     if args.json:
         print(json.dumps(info, indent=2, allow_nan=False))
     else:
@@ -205,11 +218,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("decompress", parents=[common], help="SOG (or any supported scene) -> standard 3DGS PLY")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT.ply")
+    p.add_argument("--lod", type=int, default=None, metavar="N",
+                   help="of a Streamed SOG (lod-meta.json), level N only (default: all levels; -1 the coarsest)")
     p.set_defaults(handler=_cmd_decompress)
 
     p = sub.add_parser("info", parents=[common], help="counts, SH degree, bounding box and format of a scene")
     p.add_argument("input", metavar="FILE")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--lod", type=int, default=None, metavar="N",
+                   help="of a Streamed SOG (lod-meta.json), level N only (default: all levels)")
     p.set_defaults(handler=_cmd_info)
 
     for module_name in PLUGIN_COMMANDS if command not in BUILT_IN_COMMANDS else ():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-LAYOUTS = ("bundle", "dir", "both")
+LAYOUTS = ("bundle", "dir", "both", "lod")
 INVALID_POLICIES = ("drop", "error")
 ORDERS = ("morton", "plas")
 PRESETS = ("fast", "balanced", "max")
@@ -18,7 +18,8 @@ VIEWER_CHOICES = ("on", "off")
 class CompressOptions:
     """What to produce and how hard to try.
 
-    layout: ``bundle`` (one NAME.sog), ``dir`` (meta.json + WebP files) or ``both``.
+    layout: ``bundle`` (one NAME.sog), ``dir`` (meta.json + WebP files), ``both``, or ``lod`` (a Streamed SOG:
+        lod-meta.json + one SOG folder per chunk, levels of detail by decimation; ``lod/streamed.py``).
     device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; None = ``$SOGS_DEVICE``, else ``auto``.
     sh_bands: cap on the SH degree written (None = keep the input's).
     iterations: k-means (Lloyd) iterations for the SH palette.
@@ -49,6 +50,11 @@ class CompressOptions:
     viewer: ``on`` writes ``NAME.html`` beside the SOG, a page that shows it in the PlayCanvas engine with the
         report's key numbers (``write/viewer.py``); ``off`` skips it.
     viewer_engine: the URL the page loads the PlayCanvas engine from (None = the pinned public copy).
+    lod_levels / lod_min_splats: the pyramid of ``--layout lod`` (``lod.pyramid.level_counts``): at most this many
+        levels, none below this many splats (None/None: 5 levels, none below 16,384 splats).
+    lod_chunk_count / lod_chunk_extent / lod_chunk_min: its chunking, as splat-transform's ``--lod-chunk-*``
+        (``lod.chunks``): K splats per chunk file, world units a leaf may span, K splats below which a leaf is
+        not split for its extent.
     cameras: a 3DGS training ``cameras.json`` whose cameras the quality check adds to its views (None = one lying
         next to the input, if any).
     """
@@ -77,6 +83,11 @@ class CompressOptions:
     viewer: str = "on"
     viewer_engine: str | None = None
     cameras: str | None = None
+    lod_levels: int | None = None
+    lod_min_splats: int | None = None
+    lod_chunk_count: int = 512
+    lod_chunk_extent: float = 16.0
+    lod_chunk_min: int = 8
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> CompressOptions:
@@ -103,6 +114,9 @@ class CompressOptions:
             ("--palette-rate-weight", self.palette_rate_weight, 0, 64),
             ("--position-bits", self.position_bits, 8, 16), ("--webp-method", self.webp_method, 0, 6),
             ("--webp-quality", self.webp_quality, 0, 100), ("--target-psnr", self.target_psnr, 10, 99),
+            ("--lod-levels", self.lod_levels, 1, 16), ("--lod-min-splats", self.lod_min_splats, 1, None),
+            ("--lod-chunk-count", self.lod_chunk_count, 1, 1 << 20), ("--lod-chunk-extent", self.lod_chunk_extent, 0, None),
+            ("--lod-chunk-min", self.lod_chunk_min, 0, 1 << 20),
         )
         for flag, value, low, high in ranges:
             if value is not None and not (low <= value and (high is None or value <= high)):
@@ -114,6 +128,8 @@ class CompressOptions:
         if self.target_psnr is not None and (not self.verify or self.quality_check == "off"):
             raise bad("--target-psnr measures rendered quality: it cannot be combined with --no-verify or "
                       "--quality-check off")
+        if self.layout == "lod" and self.target_psnr is not None:
+            raise bad("--target-psnr is not supported with --layout lod yet")
         return self
 
     def to_dict(self) -> dict:

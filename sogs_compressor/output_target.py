@@ -18,13 +18,14 @@ from sogs_compressor.write.sog import SogPlacement
 
 BUNDLE_SUFFIX = ".sog"
 META_NAME = "meta.json"
+LOD_META_NAME = "lod-meta.json"
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 
 
 def output_name(input_path: str | Path) -> str:
     """Base name of a scene's outputs: the file name without .ply/.compressed.ply/.sog (a SOG folder: its name)."""
     path = Path(input_path)
-    if path.name == META_NAME:
+    if path.name in (META_NAME, LOD_META_NAME):
         return path.parent.resolve().name or "scene"
     name = path.name
     for suffix in SCENE_SUFFIXES:
@@ -44,8 +45,8 @@ class SceneOutput:
 
 
 def output_kind(output: str) -> str:
-    """``bundle`` (a path ending in .sog), ``meta`` (ending in meta.json) or ``folder`` (anything else, or a
-    path ending in a separator)."""
+    """``bundle`` (a path ending in .sog), ``meta`` (ending in meta.json), ``lod`` (ending in lod-meta.json: a
+    Streamed SOG in that folder) or ``folder`` (anything else, or a path ending in a separator)."""
     if output.endswith(("/", os.sep)):
         return "folder"
     name = Path(output).name.lower()
@@ -53,6 +54,8 @@ def output_kind(output: str) -> str:
         return "bundle"
     if name == META_NAME:
         return "meta"
+    if name == LOD_META_NAME:
+        return "lod"
     return "folder"
 
 
@@ -63,10 +66,11 @@ def plan_outputs(output: str, inputs: Sequence[str], layout: str | None) -> tupl
     if kind != "folder":
         if len(inputs) > 1:
             raise UsageError(f"-o {output} names one file, but {len(inputs)} inputs were given: give a folder")
-        wanted = "bundle" if kind == "bundle" else "dir"
+        wanted = {"bundle": "bundle", "meta": "dir", "lod": "lod"}[kind]
         if layout not in (None, wanted):
-            raise UsageError(f"-o {output} names a {'.sog bundle' if kind == 'bundle' else 'meta.json'}, "
-                             f"which --layout {layout} contradicts (leave --layout out or give a folder)")
+            what = {"bundle": "a .sog bundle", "meta": "a meta.json", "lod": "a lod-meta.json"}[kind]
+            raise UsageError(f"-o {output} names {what}, which --layout {layout} contradicts (leave --layout out or "
+                             "give a folder)")
         path = Path(output)
         if kind == "bundle":
             if path.is_dir():

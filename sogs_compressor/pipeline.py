@@ -32,7 +32,7 @@ from sogs_compressor.output_target import output_name
 from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
-from sogs_compressor.read import read_scene
+from sogs_compressor.read import read_one_level
 from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
@@ -445,7 +445,7 @@ def compress_file(
     if prefetched is not None:
         scene, read_seconds, background = prefetched.result()
     else:
-        scene = read_scene(input_path)
+        scene = read_one_level(input_path)
         read_seconds = background = time.perf_counter() - t
     progress("read", 1.0)
 
@@ -464,6 +464,13 @@ def compress_file(
     }
     del scene
     name = options.name or output_name(input_path)
+    if options.layout == "lod":  # a Streamed SOG: its own stages (lod/streamed.py)
+        from sogs_compressor.lod.streamed import compress_streamed
+
+        compress_streamed(splats, output_dir, name, options, progress, should_stop, result,
+                          cameras_near=Path(input_path), folder=placement.folder if placement else None)
+        result.timings["total"] = time.perf_counter() - started
+        return result
     compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path),
                     consume_input=True, placement=placement)
     result.timings["total"] = time.perf_counter() - started

@@ -14,7 +14,7 @@ from concurrent import futures
 from pathlib import Path
 
 from sogs_compressor.errors import SogsError
-from sogs_compressor.read import Scene, check_input, read_scene
+from sogs_compressor.read import Scene, check_input, one_level, read_scene
 
 EARLY_FAILURE_WAIT_S = 0.05
 """How long ``early_failure`` waits for a read to fail: a missing file or a bad header fails within
@@ -33,7 +33,8 @@ class ScenePrefetch:
 
     def _read(self) -> None:
         try:
-            self._future.set_result(read_scene(self.path))
+            level = one_level(self.path)  # a Streamed SOG: its level 0 (read.read_one_level)
+            self._future.set_result(read_scene(self.path) if level is None else read_scene(self.path, level))
         except BaseException as error:  # handed to whoever asks for the scene
             self._future.set_exception(error)
         finally:

@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, field
 class OutputFile:
     path: str
     bytes: int
-    role: str  # "bundle", "meta", "texture", "preview", "viewer"
+    role: str  # "bundle", "meta", "texture", "lod-meta", "preview", "viewer"
 
 
-SOG_FOLDER_ROLES = ("meta", "texture")
-"""The files of the folder layout's SOG (what a copy of the scene is without a bundle)."""
+SOG_FOLDER_ROLES = ("meta", "texture", "lod-meta")
+"""The files of the folder layout's SOG (what a copy of the scene is without a bundle; a Streamed SOG's
+lod-meta.json and its chunks' files)."""
 
 
 @dataclass
@@ -24,6 +25,8 @@ class CompressionResult:
     errors: per-attribute errors of our decoded output against the (sanitized) input (see verify.metrics)
     timings: seconds per stage, plus "total"
     textures: per texture file: WebP method, quality, bytes, seconds encoding and waiting for a worker
+    lod: a Streamed SOG's (``--layout lod``) levels: {"levels": [{level, splats, chunks, bytes}], "chunks": n,
+        "leaves": n, "chunking": {...}}; empty for the other layouts
     """
 
     input_path: str
@@ -45,6 +48,7 @@ class CompressionResult:
     peak_rss_bytes: int = 0
     peak_gpu_bytes: int = 0
     tool_version: str = ""
+    lod: dict = field(default_factory=dict)
 
     @property
     def output_bytes(self) -> int:

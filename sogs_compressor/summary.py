@@ -45,10 +45,16 @@ def human_summary(result: CompressionResult) -> str:
         preview = next((f.path for f in result.output_files if f.role == "preview"), None)
         lines += [f"  {line.split(None, 1)[0]}: {line.split(None, 1)[1]}"
                   for line in quality_lines(result.quality, preview)]
+    if result.lod:
+        levels = result.lod["levels"]
+        lines.append(f"  levels: {len(levels)} in {result.lod['chunks']} chunks (lod-meta.json "
+                     f"{human_bytes(result.lod['lod_meta_bytes'])})")
+        lines += [f"    level {lvl['level']}: {lvl['splats']} splats, {lvl['chunks']} chunks, {human_bytes(lvl['bytes'])}"
+                  for lvl in levels]
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "total")
     lines.append(f"  time {result.timings.get('total', 0):.2f}s on {result.device_name} ({timing})")
     for f in result.output_files:
-        if f.role in ("bundle", "meta"):
+        if f.role in ("bundle", "lod-meta") or (f.role == "meta" and not result.lod):
             lines.append(f"  wrote {f.path}")
         elif f.role == "viewer":  # browsers fetch nothing into file:// pages
             page = Path(f.path)

@@ -4,7 +4,8 @@
 // usage: node viewer_browser.cjs SPEC_JSON
 //   SPEC: {playwright: path of the playwright-core package, chromium: executable, profile: fresh user-data-dir,
 //          pages: [{url, screenshot: PNG path}], width, height, frames: frames to wait for after the scene
-//          showed, timeoutMs}
+//          showed, timeoutMs, settle: optional, after those frames wait until no request has been in flight for
+//          500 ms (a Streamed SOG's chunks load after its first frame) and then for `frames` more frames}
 // Prints one JSON object: {pages: [{url, state: window.sogsViewer, canvas: {x, y, width, height},
 // console: [{type, text}], pageErrors: [...], failedRequests: [...], badResponses: [...], seconds}], seconds}.
 'use strict';
@@ -33,6 +34,13 @@ async function visit(context, url, screenshot) {
         await page.waitForFunction(
             (frames) => window.sogsViewer && (window.sogsViewer.error || window.sogsViewer.frames >= frames),
             spec.frames, { timeout: spec.timeoutMs, polling: 100 });
+        if (spec.settle) {
+            await page.waitForLoadState('networkidle', { timeout: spec.timeoutMs });
+            const seen = await page.evaluate(() => window.sogsViewer.frames);
+            await page.waitForFunction(
+                (frames) => window.sogsViewer.error || window.sogsViewer.frames >= frames,
+                seen + spec.frames, { timeout: spec.timeoutMs, polling: 100 });
+        }
     } catch (error) {
         report.waitError = String(error);
     }

@@ -227,6 +227,9 @@ def load_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobConfig:
     work_dir = env.get("SOGS_WORK_DIR")
 
     options = options_from_args(args, codec_base_from_env(env))
+    if options.layout == "lod":  # its chunk folders are not staged and promoted by the job yet (job/batch.py)
+        raise ConfigError("--layout lod (SOGS_LAYOUT=lod) is not supported by the job yet; use sogs-compressor "
+                          "compress --layout lod")
     return JobConfig(
         root=root, inputs=[str(i) for i in inputs], output=output, message_file=Path(message),
         job_name=str(job_name), host=host, hosts=hosts,

@@ -51,10 +51,10 @@ def _cmd_decimate(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith(".ply"):
         raise usage_error(f"-o {args.output!r}: decimate writes a standard 3DGS PLY (OUT.ply)")
 
-    from sogs_compressor.read import read_scene
+    from sogs_compressor.read import read_one_level
     from sogs_compressor.read.sanitize import sanitize
 
-    splats, report = sanitize(read_scene(args.input).splats, "drop")
+    splats, report = sanitize(read_one_level(args.input).splats, "drop")
     target = target_count(args.to, splats.count)
 
     from sogs_compressor.device import out_of_memory_as, resolve_device

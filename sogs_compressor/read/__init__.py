@@ -1,7 +1,8 @@
 """Scene readers: one entry point (``read_scene``) for every input format, chosen by content, not by name.
 
 Formats: standard 3DGS PLY (binary LE/BE and ascii), PlayCanvas compressed PLY, SOG v2 (``.sog`` bundle,
-``meta.json`` or a folder holding one) and SOG v1 (meta.json without ``version``). Readers are imported lazily so
+``meta.json`` or a folder holding one), SOG v1 (meta.json without ``version``) and Streamed SOG (``lod-meta.json``
+or a folder holding one: all levels, or one with ``lod``). Readers are imported lazily so
 that importing this package stays cheap and the SOG reader may live in its own module.
 """
 
@@ -13,10 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sogs_compressor.errors import CorruptSogError, InputNotFoundError, NotAPlyError, UnsupportedFormatError
+from sogs_compressor.errors import (
+    CorruptSogError,
+    InputNotFoundError,
+    NotAPlyError,
+    UnsupportedFormatError,
+    UsageError,
+)
 from sogs_compressor.splats import SplatSet
 
-FORMATS = ("ply", "compressed_ply", "sog", "sog_v1")
+FORMATS = ("ply", "compressed_ply", "sog", "sog_v1", "lod")
+LOD_META_NAME = "lod-meta.json"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -71,7 +79,11 @@ def detect_format(path: str | os.PathLike) -> str:
         meta = p / "meta.json"
         if meta.is_file():
             return _sog_meta_format(meta)
-        raise NotAPlyError(f"{p} is a folder without a meta.json (not a SOG folder)")
+        if (p / LOD_META_NAME).is_file():
+            return "lod"
+        raise NotAPlyError(f"{p} is a folder without a meta.json or lod-meta.json (not a SOG folder)")
+    if p.name.lower() == LOD_META_NAME:  # the name decides, as in the engine and splat-transform
+        return "lod"
     try:
         with open(p, "rb") as f:
             head = f.read(64)
@@ -107,9 +119,16 @@ def check_input(path: str | os.PathLike) -> None:
         binary_offsets(header, size)
 
 
-def read_scene(path: str | os.PathLike) -> Scene:
-    """Read any supported scene file; raises a SogsError subclass (one clear line) for anything unusable."""
+def read_scene(path: str | os.PathLike, lod: int | None = None) -> Scene:
+    """Read any supported scene file; raises a SogsError subclass (one clear line) for anything unusable.
+    ``lod``: of a Streamed SOG, only this level (negative: from the coarsest); other inputs refuse it."""
     fmt = detect_format(path)
+    if fmt == "lod":
+        from sogs_compressor.read.lod import read_lod
+
+        return read_lod(path, lod)
+    if lod is not None:
+        raise UsageError(f"--lod {lod}: {path} is not a Streamed SOG (lod-meta.json); it has one level")
     if fmt == "ply":
         from sogs_compressor.read.ply import read_ply
 
@@ -127,6 +146,17 @@ def read_scene(path: str | os.PathLike) -> Scene:
     return read_sog(path)
 
 
+def one_level(path: str | os.PathLike) -> int | None:
+    """The level to read when a scene is worked on as one set of splats: 0 for a Streamed SOG (its coarser levels
+    only repeat level 0's detail), None (the whole file) for any other format."""
+    return 0 if detect_format(path) == "lod" else None
+
+
+def read_one_level(path: str | os.PathLike) -> Scene:
+    """A scene to work on as one set of splats (compress, decimate, render): ``one_level``'s level."""
+    return read_scene(path, one_level(path))
+
+
 def _finite_bbox(positions: np.ndarray) -> tuple[list[float] | None, list[float] | None]:
     """Per-axis min/max over splats whose position is finite (None when there are none)."""
     finite = np.isfinite(positions).all(axis=1)
@@ -136,9 +166,9 @@ def _finite_bbox(positions: np.ndarray) -> tuple[list[float] | None, list[float]
     return [float(v) for v in kept.min(axis=0)], [float(v) for v in kept.max(axis=0)]
 
 
-def describe_scene(path: str | os.PathLike) -> dict:
-    """JSON-safe facts about a scene for ``sogs-compressor info``."""
-    scene = read_scene(path)
+def describe_scene(path: str | os.PathLike, lod: int | None = None) -> dict:
+    """JSON-safe facts about a scene for ``sogs-compressor info`` (a Streamed SOG's: also its levels)."""
+    scene = read_scene(path, lod)
     splats = scene.splats
     bbox_min, bbox_max = _finite_bbox(splats.positions)
     return {
@@ -150,4 +180,5 @@ def describe_scene(path: str | os.PathLike) -> dict:
         "bbox_min": bbox_min,
         "bbox_max": bbox_max,
         "bytes": int(scene.bytes),
+        **({"lod": scene.header["lod"]} if "lod" in scene.header else {}),
     }

@@ -88,14 +88,14 @@ def _save_image(image, path: Path) -> None:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from sogs_compressor.device import resolve_device
-    from sogs_compressor.read import read_scene
+    from sogs_compressor.read import read_one_level
     from sogs_compressor.render.rasterize import prepare, render, to_uint8
 
     if args.camera and args.view is not None:
         raise CameraSpecError("give either --camera or --view, not both")
     started = time.perf_counter()
     device = resolve_device(args.device)
-    scene = read_scene(args.input)
+    scene = read_one_level(args.input)
     camera = _render_camera(args, scene.splats)
     result = render(prepare(scene.splats, device), camera, _background(args.background))
     out = Path(args.output)
@@ -139,12 +139,20 @@ def _print_quality(report: dict, preview: Path | None) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from sogs_compressor.device import resolve_device
     from sogs_compressor.progress import close, command_progress
-    from sogs_compressor.read import read_scene
+    from sogs_compressor.read import detect_format, read_scene
     from sogs_compressor.render.quality import quality_check
 
     device = resolve_device(args.device)
-    original = read_scene(args.original)
-    compressed = read_scene(args.compressed)
+
+    def level_of(path: str) -> int | None:  # a Streamed SOG's levels overlap: one at a time, level 0 by default
+        return (0 if args.lod is None else args.lod) if detect_format(path) == "lod" else None
+
+    if args.lod is not None and level_of(args.original) is None and level_of(args.compressed) is None:
+        from sogs_compressor.errors import UsageError
+
+        raise UsageError(f"--lod {args.lod}: neither scene is a Streamed SOG (lod-meta.json)")
+    original = read_scene(args.original, level_of(args.original))
+    compressed = read_scene(args.compressed, level_of(args.compressed))
     cameras, source = _compare_cameras(args, original.splats)
     preview = Path(args.preview) if args.preview else None
     progress = command_progress(args.quiet, scene=str(args.compressed))
@@ -211,5 +219,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=None, metavar="S", help="image size in pixels (overrides --mode)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--preview", default=None, metavar="OUT.png", help="write the labelled preview grid here")
+    p.add_argument("--lod", type=int, default=None, metavar="N",
+                   help="of a Streamed SOG (lod-meta.json), compare level N (default 0, the finest; -1 the coarsest)")
     _add_view_options(p)
     p.set_defaults(handler=_cmd_compare)

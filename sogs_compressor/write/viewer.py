@@ -65,8 +65,9 @@ def framing(positions: np.ndarray) -> dict:
 
 def scene_source(result: CompressionResult, page_dir: Path | None = None) -> str | None:
     """The page-relative URL of the SOG the page loads: the bundle if there is one, else the folder's meta.json
-    (the engine loads both by URL; with several inputs a scene's folder layout sits in a subfolder)."""
-    for role in ("bundle", "meta"):
+    (the engine loads both by URL; with several inputs a scene's folder layout sits in a subfolder); a Streamed
+    SOG's lod-meta.json first (the engine streams its chunks)."""
+    for role in ("lod-meta", "bundle", "meta"):
         for output in result.output_files:
             if output.role == role:
                 path = Path(output.path)

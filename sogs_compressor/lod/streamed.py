@@ -1,0 +1,180 @@
+"""``--layout lod``: one scene -> a Streamed SOG (levels of detail, chunked), written and checked.
+
+Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
+decimation), the partition (``lod.chunks``: splat-transform's tree and chunk files), one ordinary SOG v2 per chunk
+(our encoder, each chunk with its own codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
+verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
+our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
+single SOG), and the page beside it loads the lod-meta.json.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sogs_compressor import __version__, inflight, presets
+from sogs_compressor.device import device_name, out_of_memory_as, requested_device, resolve_device
+from sogs_compressor.errors import Interrupted, UsageError
+from sogs_compressor.lod.chunks import partition
+from sogs_compressor.lod.pyramid import build_pyramid, level_counts
+from sogs_compressor.options import CompressOptions
+from sogs_compressor.peak_memory import peak_rss_bytes
+from sogs_compressor.progress import ProgressCallback, no_progress
+from sogs_compressor.result import CompressionResult, OutputFile
+from sogs_compressor.splats import SplatSet
+from sogs_compressor.write.lod import LOD_META_NAME, lod_meta, write_chunk, write_lod_meta
+from sogs_compressor.write.sog import output_paths
+
+
+def compress_streamed(
+    splats: SplatSet,
+    output_dir: str | Path,
+    name: str,
+    options: CompressOptions,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    result: CompressionResult | None = None,
+    cameras_near: Path | None = None,
+    folder: Path | None = None,
+) -> CompressionResult:
+    """Write ``splats`` (sanitized) as a Streamed SOG: ``folder/lod-meta.json`` and ``folder/L_I/`` chunk SOGs
+    (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``."""
+    from sogs_compressor.pipeline import encode_and_pack
+    from sogs_compressor.verify.decode import confirm_written
+
+    effort = presets.webp_effort(options.validate())
+    options = presets.resolve(options)
+    progress = progress or no_progress
+    result = result or CompressionResult(input_path="<memory>", input_format="memory", input_bytes=0)
+    timings = result.timings
+    output_dir = Path(output_dir)
+    folder = Path(folder) if folder is not None else output_dir
+
+    def checkpoint() -> None:
+        if should_stop is not None and should_stop():
+            raise Interrupted("stopped by a signal before the scene was complete; nothing was written for it")
+
+    device = resolve_device(options.device)
+    result.device, result.device_name = str(device), device_name(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    original = splats
+    if options.sh_bands is not None:
+        splats = splats.with_sh_degree(options.sh_bands)
+    result.sh_degree_out, result.model = splats.sh_degree, splats.model
+
+    checkpoint()
+    try:
+        counts = level_counts(splats.count, options.lod_levels, options.lod_min_splats)
+    except ValueError as error:
+        raise UsageError(f"--lod-levels {options.lod_levels}: {error}") from None
+    t = time.perf_counter()
+    progress("decimate", 0.0)
+    with out_of_memory_as(device, "decimation"):
+        levels = build_pyramid(splats, counts, device=device, seed=options.seed,
+                               on_level=lambda level, _n: progress("decimate", level / max(1, len(counts) - 1)))
+    timings["decimate"] = time.perf_counter() - t
+    progress("decimate", 1.0)
+
+    checkpoint()
+    t = time.perf_counter()
+    parts = partition(levels, options.lod_chunk_count, options.lod_chunk_extent, options.lod_chunk_min)
+    timings["partition"] = time.perf_counter() - t
+    chunking = {"count": options.lod_chunk_count, "extent": options.lod_chunk_extent, "min": options.lod_chunk_min}
+    meta = lod_meta(parts, chunking)
+
+    per_level = [{"level": level, "splats": count, "chunks": 0, "bytes": 0} for level, count in enumerate(counts)]
+    encode_s = write_s = 0.0
+    palettes = []
+    with inflight.scene_outputs() as outputs:
+        for done, chunk in enumerate(parts.files):
+            checkpoint()
+            progress("chunks", done / len(parts.files))
+            t = time.perf_counter()
+            rows = levels[chunk.level].take(chunk.rows)
+            settings = presets.encoder_settings(options, rows.count)
+            with out_of_memory_as(device, "encoding"):
+                encoded, webps, _wait, _stats = encode_and_pack(rows, settings, options, effort, device, no_progress,
+                                                                checkpoint)
+            palettes.append(encoded.palette_size)
+            encode_s += time.perf_counter() - t
+            t = time.perf_counter()
+            chunk_dir = folder / Path(chunk.name).parent
+            for path in output_paths(chunk_dir, "meta", "dir", encoded.meta):
+                outputs.track(path)
+            files = write_chunk(folder, chunk.name, encoded.meta, webps)
+            if options.verify:
+                confirm_written(files, encoded.meta, webps)
+            write_s += time.perf_counter() - t
+            result.output_files.extend(files)
+            per_level[chunk.level]["chunks"] += 1
+            per_level[chunk.level]["bytes"] += sum(f.bytes for f in files)
+        progress("chunks", 1.0)
+        timings["encode_chunks"], timings["write"] = encode_s, write_s
+        outputs.track(folder / LOD_META_NAME)
+        meta_file = write_lod_meta(folder, meta)
+        result.output_files.insert(0, meta_file)
+        result.counts["output"] = int(sum(counts))
+        result.counts["levels"] = counts
+        result.palette_size = max(palettes, default=0)
+        result.lod = {"levels": per_level, "chunks": len(parts.files), "lod_meta_bytes": meta_file.bytes,
+                      "chunking": chunking}
+
+        if options.verify:
+            checkpoint()
+            _verify_level0(result, levels[0], parts, folder, original, options, device, output_dir, name,
+                           cameras_near, outputs, progress)
+        if options.viewer == "on":
+            from sogs_compressor.write.viewer import viewer_path, write_viewer
+
+            t = time.perf_counter()
+            outputs.track(viewer_path(output_dir, name))
+            result.output_files.append(write_viewer(output_dir, name, result, splats.positions,
+                                                    options.viewer_engine))
+            timings["viewer"] = time.perf_counter() - t
+
+    result.settings = options.to_dict()
+    result.settings["device"] = requested_device(options.device)
+    result.tool_version = __version__
+    result.peak_rss_bytes = peak_rss_bytes()
+    if device.type == "cuda":
+        result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
+    return result
+
+
+def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: Path, original: SplatSet,
+                   options: CompressOptions, device: torch.device, output_dir: Path, name: str,
+                   cameras_near: Path | None, outputs: inflight.SceneOutputs, progress: ProgressCallback) -> None:
+    """Decode level 0 through our lod-meta.json reader (as a user would), measure its attribute errors against the
+    input in the same order and, unless the quality check is off, render it against the original."""
+    from sogs_compressor.pipeline import measure_quality
+    from sogs_compressor.read.lod import read_lod
+    from sogs_compressor.verify.metrics import attribute_errors
+
+    t = time.perf_counter()
+    progress("verify", 0.0)
+    decoded = read_lod(folder / LOD_META_NAME, 0).splats
+    order = np.concatenate([f.rows for f in parts.level_files(0)])
+    result.errors = attribute_errors(level0.take(order), decoded)
+    result.timings["verify"] = time.perf_counter() - t
+    progress("verify", 1.0)
+    if options.quality_check == "off":
+        return
+    t = time.perf_counter()
+    progress("quality", 0.0)
+    outputs.track(output_dir / f"{name}.preview.png")
+    with out_of_memory_as(device, "the quality check"):
+        result.quality = measure_quality(original, decoded, options.quality_check, device, output_dir, name,
+                                         cameras_near, progress=lambda fraction: progress("quality", fraction),
+                                         cameras_file=options.cameras)
+    preview = result.quality.get("preview")
+    if preview:
+        path = output_dir / preview
+        result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
+    result.timings["quality"] = time.perf_counter() - t
+    progress("quality", 1.0)

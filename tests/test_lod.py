@@ -1,0 +1,382 @@
+"""Streamed SOG (``--layout lod``): the level pyramid, splat-transform's partition, lod-meta.json written by the CLI
+and read back by us and by splat-transform 3.7.0, and hostile lod-meta.json inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_conformance import assert_same_splats
+
+from sogs_compressor.cli import main
+from sogs_compressor.lod.chunks import ellipsoid_boxes, partition
+from sogs_compressor.lod.pyramid import DEFAULT_MAX_LEVELS, DEFAULT_MIN_SPLATS, build_pyramid, level_counts
+from sogs_compressor.read import detect_format, read_scene
+from sogs_compressor.read.lod import parse_lod_meta
+from sogs_compressor.sample import generate_scene
+from sogs_compressor.write.ply import write_ply
+
+LEVELS = 3
+CHUNK_K = 1
+"""1K-splat chunks: the 4K-splat scene's levels need several files, and leaves split."""
+STREAMED_FLAGS = ("--lod-levels", LEVELS, "--lod-chunk-count", CHUNK_K, "--preset", "fast", "--device", "cpu",
+                  "--quality-check", "off", "--palette-size", 64)
+"""A small palette: each chunk clusters its own, and a 1K one costs ~1 s a chunk on CPU."""
+
+
+def cli(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sogs_compressor", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---- the pyramid ----------------------------------------------------------------------------------------------
+
+def test_level_counts():
+    assert level_counts(1_000_000) == [1_000_000, 500_000, 250_000, 125_000, 62_500]  # 5 levels by default
+    assert len(level_counts(10**9)) == DEFAULT_MAX_LEVELS
+    assert level_counts(40_000) == [40_000, 20_000]  # 10,000 is below the 16,384 floor
+    assert level_counts(DEFAULT_MIN_SPLATS) == [DEFAULT_MIN_SPLATS]
+    assert level_counts(1001, levels=3) == [1001, 501, 251]  # levels alone: exactly that many
+    assert level_counts(1001, min_splats=200) == [1001, 501, 251]  # min alone: halve while >= 200
+    assert level_counts(1001, levels=2, min_splats=10) == [1001, 501]
+    with pytest.raises(ValueError):
+        level_counts(3, levels=4)  # 3, 2, 1 and no further half
+
+
+def test_pyramid_is_deterministic_and_halves():
+    scene = generate_scene(3000, sh_degree=1, seed=5)
+    counts = level_counts(scene.count, levels=LEVELS)
+    first = build_pyramid(scene, counts, seed=7)
+    second = build_pyramid(scene, counts, seed=7)
+    assert [lvl.count for lvl in first] == counts == [3000, 1500, 750]
+    assert first[0] is scene
+    for a, b in zip(first, second, strict=True):
+        for name in ("positions", "log_scales", "rotations", "opacity_logits", "f_dc", "f_rest"):
+            assert np.array_equal(getattr(a, name), getattr(b, name))
+
+
+# ---- the partition ----------------------------------------------------------------------------------------------
+
+def leaves(node: dict):
+    if "lods" in node:
+        yield node
+    for child in node.get("children", []):
+        yield from leaves(child)
+
+
+def test_partition_covers_every_splat_once_in_contiguous_ranges():
+    scene = generate_scene(6000, sh_degree=0, seed=2)
+    levels = [scene, scene.take(np.arange(0, 6000, 2)), scene.take(np.arange(0, 6000, 4))]
+    parts = partition(levels, chunk_count=CHUNK_K, chunk_extent=1e9, chunk_min=0)
+    assert len(parts.files) > len(levels)  # several files per level
+    for level, splats in enumerate(levels):
+        rows = np.concatenate([f.rows for f in parts.level_files(level)])
+        assert np.array_equal(np.sort(rows), np.arange(splats.count))  # every splat of the level, once
+    spans: dict[int, list[tuple[int, int]]] = {}
+    boxes = [ellipsoid_boxes(lvl) for lvl in levels]
+    for leaf in leaves(parts.tree):
+        low, high = np.array(leaf["bound"]["min"]), np.array(leaf["bound"]["max"])
+        for key, ref in leaf["lods"].items():
+            chunk = parts.files[ref["file"]]
+            assert chunk.level == int(key)
+            spans.setdefault(ref["file"], []).append((ref["offset"], ref["count"]))
+            rows = chunk.rows[ref["offset"]:ref["offset"] + ref["count"]]
+            assert (boxes[chunk.level][0][rows] >= low).all() and (boxes[chunk.level][1][rows] <= high).all()
+    for file, ranges in spans.items():
+        ends = [offset + count for offset, count in sorted(ranges)]
+        assert [offset for offset, _ in sorted(ranges)] == [0, *ends[:-1]]
+        assert ends[-1] == parts.files[file].rows.size
+        if len(ends) > 1:  # a file is closed by the leaf that takes it past the chunk size, not later
+            assert ends[-2] <= CHUNK_K * 1024
+
+
+def test_partition_splits_for_extent_like_splat_transform():
+    scene = generate_scene(20000, sh_degree=0, seed=4)  # spans ~20 units
+    one_chunk = partition([scene], chunk_count=512, chunk_extent=1e9, chunk_min=8)
+    assert "lods" in one_chunk.tree and len(one_chunk.files) == 1
+    by_extent = partition([scene], chunk_count=512, chunk_extent=4.0, chunk_min=8)
+    sizes = [ref["count"] for leaf in leaves(by_extent.tree) for ref in leaf["lods"].values()]
+    assert len(sizes) > 1 and min(sizes) > 8 * 1024 / 2 - 1  # a node of <= 8K splats is not split for extent
+
+
+# ---- compress --layout lod, read back ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A 4K-splat SH-1 scene compressed to a Streamed SOG of 3 levels in 1K chunks (no quality check)."""
+    root = tmp_path_factory.mktemp("lod")
+    ply = root / "scene.ply"
+    write_ply(generate_scene(4000, sh_degree=1, seed=11), ply)
+    out = root / "out"
+    proc = cli("compress", ply, "-o", out, "--layout", "lod", *STREAMED_FLAGS, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return ply, out, json.loads(proc.stdout)
+
+
+def test_cli_writes_lod_meta_and_chunk_sogs(streamed):
+    ply, out, result = streamed
+    meta = json.loads((out / "lod-meta.json").read_text())
+    assert meta["version"] == 1 and meta["lodLevels"] == LEVELS
+    assert meta["counts"] == [4000, 2000, 1000] and meta["count"] == 7000
+    assert meta["asset"]["chunkGaussians"] == CHUNK_K * 1024
+    for name in meta["filenames"]:
+        level, _ = Path(name).parent.name.split("_")
+        assert (out / name).is_file() and detect_format(out / name) == "sog"
+    manifest = parse_lod_meta((out / "lod-meta.json").read_bytes())  # our checks pass on our own output
+    assert manifest.counts == meta["counts"]
+    # the report: levels, chunks, splats and bytes per level; the bytes are the files'
+    lod = result["lod"]
+    assert [lvl["splats"] for lvl in lod["levels"]] == meta["counts"]
+    assert sum(lvl["chunks"] for lvl in lod["levels"]) == lod["chunks"] == len(meta["filenames"])
+    for lvl in lod["levels"]:
+        files = [p for name in meta["filenames"] if name.startswith(f"{lvl['level']}_")
+                 for p in (out / name).parent.iterdir()]
+        assert lvl["bytes"] == sum(p.stat().st_size for p in files)
+    assert result["output_bytes"] == lod["lod_meta_bytes"] + sum(lvl["bytes"] for lvl in lod["levels"])
+    assert result["errors"]["position_rel_max"] < 1e-3  # level 0 read back through lod-meta.json
+    page = json.loads(_config_script((out / "scene.html").read_text()))
+    assert page["src"] == "./lod-meta.json"
+    # -o .../lod-meta.json means --layout lod; the same settings give the same bytes; the summary has the levels
+    again = out.parent / "again" / "lod-meta.json"
+    summary = cli("compress", ply, "-o", again, *STREAMED_FLAGS)
+    assert summary.returncode == 0, summary.stderr
+    assert _digest(again.parent) == _digest(out)
+    assert f"levels: {LEVELS} in {lod['chunks']} chunks" in summary.stdout
+    assert "level 2: 1000 splats" in summary.stdout and f"wrote {again}" in summary.stdout
+    proc = cli("compress", ply, "-o", again, "--layout", "dir", "--device", "cpu")
+    assert proc.returncode == 2 and "names a lod-meta.json, which --layout dir contradicts" in proc.stderr
+
+
+def _config_script(page: str) -> str:
+    start = page.index('<script id="sogs-viewer-config" type="application/json">') + 56
+    return page[start:page.index("</script>", start)]
+
+
+def _digest(folder: Path) -> str:
+    """sha256 over the Streamed SOG's files (names and bytes; the page and preview left out)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".webp"):
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_each_level_decodes_to_what_was_encoded(streamed):
+    ply, out, _ = streamed
+    from sogs_compressor.lod.chunks import partition as plan
+    from sogs_compressor.verify.metrics import attribute_errors
+
+    scene = read_scene(ply).splats
+    levels = build_pyramid(scene, level_counts(scene.count, levels=LEVELS), seed=0)  # the CLI's seed
+    parts = plan(levels, CHUNK_K, 16.0, 8)
+    for level, splats in enumerate(levels):
+        decoded = read_scene(out / "lod-meta.json", level).splats
+        order = np.concatenate([f.rows for f in parts.level_files(level)])
+        errors = attribute_errors(splats.take(order), decoded)
+        assert errors["position_rel_max"] < 1e-3 and errors["rotation_deg_p99"] < 1.0, (level, errors)
+        assert errors["f_dc_rmse"] < 0.02 and errors["log_scale_rmse"] < 0.05, (level, errors)
+    everything = read_scene(out).splats  # the folder, all levels in order
+    assert everything.count == 7000
+    np.testing.assert_array_equal(everything.positions[4000:6000], read_scene(out / "lod-meta.json", 1).splats.positions)
+
+
+def test_info_and_decompress_select_a_level(streamed, tmp_path):
+    _, out, _ = streamed
+    proc = cli("info", out / "lod-meta.json", "--json")
+    info = json.loads(proc.stdout)
+    assert info["format"] == "lod" and info["count"] == 7000 and info["lod"]["counts"] == [4000, 2000, 1000]
+    proc = cli("info", out, "--lod", "-1", "--json")
+    assert json.loads(proc.stdout)["count"] == 1000
+    proc = cli("decompress", out / "lod-meta.json", "--lod", "1", "-o", tmp_path / "l1.ply")
+    assert proc.returncode == 0, proc.stderr
+    assert read_scene(tmp_path / "l1.ply").splats.count == 2000
+    proc = cli("decompress", out / "lod-meta.json", "--lod", "3", "-o", tmp_path / "x.ply")
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --lod 3: the scene has levels 0..2"
+    proc = cli("info", out / "0_0" / "meta.json", "--lod", "0")
+    assert proc.returncode == 2 and "not a Streamed SOG" in proc.stderr
+
+
+def test_compare_takes_level_zero_of_a_streamed_sog(streamed):
+    ply, out, _ = streamed
+    proc = cli("compare", ply, out / "lod-meta.json", "--views", "1", "--interior", "0", "--size", "64", "--json",
+               "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["compressed"]["format"] == "lod" and report["compressed"]["splats"] == 4000
+
+
+# ---- splat-transform 3.7.0 reads it -------------------------------------------------------------------------------
+
+def test_splat_transform_reads_our_levels(streamed, splat_transform, tmp_path):
+    _, out, _ = streamed
+    proc = subprocess.run([*splat_transform, str(out / "lod-meta.json"), "--info", "json", "null"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    assert info["format"] == "lod" and info["numLods"] == LEVELS and info["lodCounts"] == [4000, 2000, 1000]
+    for level in range(LEVELS):
+        target = tmp_path / f"level{level}.ply"
+        proc = subprocess.run([*splat_transform, "-q", "-w", str(out / "lod-meta.json"), "-L", str(level),
+                               str(target)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert_same_splats(read_scene(out / "lod-meta.json", level).splats, read_scene(target).splats)
+
+
+def test_splat_transform_decimated_levels_read_back(splat_transform, tmp_path):
+    """The other direction: splat-transform's own lod-meta.json (two tagged levels) reads with our reader."""
+    scene = generate_scene(1500, sh_degree=0, seed=8)
+    write_ply(scene, tmp_path / "l0.ply")
+    write_ply(scene.take(np.arange(0, 1500, 3)), tmp_path / "l1.ply")
+    proc = subprocess.run([*splat_transform, "-q", "-w", str(tmp_path / "l0.ply"), "-l", "0", str(tmp_path / "l1.ply"),
+                           "-l", "1", "--lod-chunk-count", "1", str(tmp_path / "st" / "lod-meta.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = parse_lod_meta((tmp_path / "st" / "lod-meta.json").read_bytes())
+    assert manifest.counts == [1500, 500] and manifest.leaves > 1  # leaves share a chunk file: ranges at offsets
+    assert read_scene(tmp_path / "st" / "lod-meta.json", 1).splats.count == 500
+    for level in (0, 1):
+        proc = subprocess.run([*splat_transform, "-q", "-w", str(tmp_path / "st" / "lod-meta.json"), "-L", str(level),
+                               str(tmp_path / f"l{level}.out.ply")], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert_same_splats(read_scene(tmp_path / "st" / "lod-meta.json", level).splats,
+                           read_scene(tmp_path / f"l{level}.out.ply").splats)
+
+
+# ---- hostile lod-meta.json --------------------------------------------------------------------------------------------
+
+def _first_leaf(meta: dict) -> dict:
+    return next(leaves(meta["tree"]))
+
+
+def _set(path: list, value):
+    def change(meta: dict) -> None:
+        node = meta
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def _leaf(change):
+    return lambda meta: change(_first_leaf(meta))
+
+
+def _deep(meta: dict) -> None:
+    node = {"bound": meta["tree"]["bound"], "lods": {}}
+    for _ in range(70):
+        node = {"bound": meta["tree"]["bound"], "children": [node]}
+    meta["tree"]["children"] = [*meta["tree"]["children"], node]
+
+
+HOSTILE = {
+    "version 2": (_set(["version"], 2), "version"),
+    "lodLevels 0": (_set(["lodLevels"], 0), "lodLevels"),
+    "lodLevels text": (_set(["lodLevels"], "3"), "lodLevels"),
+    "filenames not a list": (_set(["filenames"], "0_0/meta.json"), "filenames"),
+    "parent folder": (lambda m: m["filenames"].__setitem__(0, "../out/0_0/meta.json"), "plain relative path"),
+    "absolute path": (lambda m: m["filenames"].__setitem__(0, "/etc/passwd"), "plain relative path"),
+    "url": (lambda m: m["filenames"].__setitem__(0, "https://example.com/meta.json"), "plain relative path"),
+    "missing chunk": (lambda m: m["filenames"].__setitem__(0, "9_9/meta.json"), "missing"),
+    "tree not an object": (_set(["tree"], []), "tree"),
+    "bound infinite": (lambda m: m["tree"]["bound"].__setitem__("min", [0, 0, 1e39]), "bound.min"),
+    "bound inverted": (lambda m: m["tree"]["bound"].__setitem__("min", [1e30, 0, 0]), "min above max"),
+    "both children and lods": (lambda m: m["tree"].__setitem__("lods", {}), "either children or lods"),
+    "lod key not a level": (_leaf(lambda leaf: leaf["lods"].__setitem__("7", leaf["lods"]["0"])), "not a level"),
+    "file index out of range": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("file", 999)), "file"),
+    "negative offset": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("offset", -1)), "offset"),
+    "count float": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("count", 1.5)), "count"),
+    "gap between ranges": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("offset", 1)), "unused"),
+    "overlapping ranges": (lambda m: _overlap(m), "overlaps"),
+    "counts disagree": (lambda m: m["counts"].__setitem__(0, m["counts"][0] - 1), "counts[0]"),
+    "file of two levels": (_leaf(lambda leaf: leaf["lods"]["1"].__setitem__("file", leaf["lods"]["0"]["file"])),
+                           "a chunk serves one level"),
+    "too deep": (_deep, "deeper than"),
+}
+
+
+def _beside_copies_of_the_chunks(out: Path, folder: Path, meta: dict) -> Path:
+    """``folder/lod-meta.json`` holding ``meta``, beside copies of ``out``'s chunk folders."""
+    import shutil
+
+    for entry in out.iterdir():
+        if entry.is_dir():
+            shutil.copytree(entry, folder / entry.name)
+    (folder / "lod-meta.json").write_text(json.dumps(meta))
+    return folder / "lod-meta.json"
+
+
+def _overlap(meta: dict) -> None:
+    """A level-0 range that is not a file's first moved back one row, onto the range before it."""
+    leaf = next(leaf for leaf in leaves(meta["tree"]) if leaf["lods"].get("0", {}).get("offset", 0) > 0)
+    leaf["lods"]["0"]["offset"] -= 1
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_lod_meta_is_one_line_and_exit_17(streamed, tmp_path, case, capsys):
+    _, out, _ = streamed
+    change, words = HOSTILE[case]
+    meta = json.loads((out / "lod-meta.json").read_text())
+    change(meta)
+    hostile = _beside_copies_of_the_chunks(out, tmp_path, meta)
+    assert main(["info", str(hostile)]) == 17, case  # the CLI's own handling, in this process (fast)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], (case, lines)
+
+
+def test_chunk_count_disagreeing_with_its_ranges(streamed, tmp_path, capsys):
+    """A leaf range shortened (and counts to match): the chunk file then holds rows no range names."""
+    _, out, _ = streamed
+    meta = json.loads((out / "lod-meta.json").read_text())
+    last = max((leaf for leaf in leaves(meta["tree"]) if "2" in leaf["lods"]),
+               key=lambda leaf: leaf["lods"]["2"]["offset"])  # the last range of a level-2 file
+    last["lods"]["2"]["count"] -= 1
+    meta["counts"][2] -= 1
+    meta["count"] -= 1
+    assert main(["info", str(_beside_copies_of_the_chunks(out, tmp_path, meta))]) == 17
+    assert "gives its ranges" in capsys.readouterr().err
+
+
+def test_symlinked_chunk_outside_the_folder_is_refused(streamed, tmp_path, capsys):
+    _, out, _ = streamed
+    meta = json.loads((out / "lod-meta.json").read_text())
+    for entry in out.iterdir():
+        if entry.is_dir():
+            (tmp_path / entry.name).symlink_to(entry, target_is_directory=True)  # links out of tmp_path
+    (tmp_path / "lod-meta.json").write_text(json.dumps(meta))
+    assert main(["info", str(tmp_path / "lod-meta.json")]) == 17
+    assert "leads outside" in capsys.readouterr().err
+
+
+def test_oversized_lod_meta_is_refused_unread(tmp_path, capsys):
+    from sogs_compressor.read.lod import MAX_LOD_META_BYTES
+
+    path = tmp_path / "lod-meta.json"
+    with open(path, "wb") as f:
+        f.write(b"{" + b" " * MAX_LOD_META_BYTES + b"}")
+    assert main(["info", str(path)]) == 17
+    assert "over the" in capsys.readouterr().err
+
+
+def test_job_refuses_layout_lod_for_now(tmp_path):
+    """The job stages only a scene's top-level files, so a Streamed SOG's chunk folders would be lost: refused."""
+    (tmp_path / "in").mkdir()
+    write_ply(generate_scene(10, sh_degree=0, seed=1), tmp_path / "in" / "a.ply")
+    proc = cli("job", "--input", tmp_path / "in", "--output", tmp_path / "out", "--layout", "lod")
+    assert proc.returncode == 2 and "not supported by the job yet" in proc.stdout + proc.stderr  # the job logs JSON
+
+
+def test_a_streamed_sog_as_input_is_its_level_zero(streamed, tmp_path):
+    """compress / decimate take one set of splats: level 0 (the coarser levels only repeat it); --lod-levels past
+    what the scene can halve to is a usage error."""
+    _, out, _ = streamed
+    proc = cli("decimate", out / "lod-meta.json", "-o", tmp_path / "half.ply", "--to", "50%", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "4000 -> 2000 splats" in proc.stdout
+    proc = cli("compress", tmp_path / "half.ply", "-o", tmp_path / "x", "--layout", "lod", "--lod-levels", "16",
+               "--device", "cpu")
+    assert proc.returncode == 2 and "--lod-levels 16" in proc.stderr, proc.stderr
