@@ -97,17 +97,42 @@ def merged_covariance(p: torch.Tensor, cov_i: torch.Tensor, cov_j: torch.Tensor,
     return p[..., None, None] * cov_i + q[..., None, None] * cov_j + (p * q)[..., None, None] * outer
 
 
-EIGH_BATCH = 1 << 14
-"""3x3 matrices per ``torch.linalg.eigh`` call: cuSOLVER's batched solver failed with an internal error on
-262,144 of them at once (an H200, CUDA 13); small batches cost no measurable time."""
+JACOBI_SWEEPS = 8
+"""Cyclic Jacobi sweeps (3 rotations each) per 3x3 eigendecomposition: the off-diagonal part shrinks
+quadratically once small, so float64 matrices are diagonal to rounding after 4-5 sweeps; 8 leave a margin."""
 
 
 def symmetric_eigh(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.linalg.eigh`` of a batch of symmetric 3x3 matrices, in batches of ``EIGH_BATCH``."""
-    if cov.shape[0] <= EIGH_BATCH:
-        return torch.linalg.eigh(cov)
-    parts = [torch.linalg.eigh(cov[start:start + EIGH_BATCH]) for start in range(0, cov.shape[0], EIGH_BATCH)]
-    return torch.cat([v for v, _ in parts]), torch.cat([m for _, m in parts])
+    """Eigenvalues (N, 3) and eigenvectors (columns of (N, 3, 3)) of symmetric 3x3 matrices, by cyclic Jacobi
+    rotations in plain elementwise tensor operations.
+
+    Not ``torch.linalg.eigh``: on CUDA that calls cuSOLVER's batched solver, which failed with an internal error on
+    262,144 matrices at once and (the suspected fixed ~8 GiB of the first GPU decimation runs) sizes its own
+    workspace; this needs a few (N, 3, 3) temporaries, runs the same on any device and has no solver state.
+    Eigenvalues are not sorted.
+    """
+    a = cov.clone()
+    v = torch.eye(3, dtype=cov.dtype, device=cov.device).expand_as(cov).clone()
+    tiny = torch.finfo(cov.dtype).tiny
+    for _ in range(JACOBI_SWEEPS):
+        for p, q in ((0, 1), (0, 2), (1, 2)):
+            apq = a[:, p, q]
+            rotate = apq.abs() > tiny
+            theta = (a[:, q, q] - a[:, p, p]) / torch.where(rotate, 2 * apq, 1.0)
+            sign = torch.where(theta >= 0, 1.0, -1.0).to(cov.dtype)
+            # t = tan of the angle that zeroes a[p, q]; the smaller root, written to stay finite for huge theta
+            t = sign / (theta.abs() + torch.sqrt(1 + torch.minimum(theta * theta, torch.full_like(theta, 1e300))))
+            t = torch.where(rotate, t, 0.0)
+            c = torch.rsqrt(1 + t * t)
+            s = t * c
+            j = torch.eye(3, dtype=cov.dtype, device=cov.device).repeat(cov.shape[0], 1, 1)
+            j[:, p, p] = c
+            j[:, q, q] = c
+            j[:, p, q] = s
+            j[:, q, p] = -s
+            a = j.transpose(1, 2) @ a @ j
+            v = v @ j
+    return torch.diagonal(a, dim1=1, dim2=2), v
 
 
 def merge_pairs(
