@@ -15,9 +15,10 @@ matter most: the 8 nearest neighbours instead of 8 Morton-curve neighbours each 
 content PSNR at 50/25/12.5%; the price is scale-free as splat-transform's (scaling it by the pair's ink cost 1.7 dB).
 
 Device memory per round (SH degree 3, by count of the arrays; nothing is sized by a constant but the chunks): the
-round's splats as float32 (236 bytes per splat), 24 + 16 bytes per splat of positions and curve orders while the
-neighbours are found, 8 x ``NEIGHBOURS`` bytes each of neighbours and merge keys, ~33 bytes of matching state, and
-chunk temporaries of ``CHUNK_ROWS`` rows (~0.3 GB at most): ~4.5 GB at 10M splats, ~0.1 GB at 200K. The Morton
+round's splats as float32 (236 bytes per splat), 24 + 32 bytes per splat of positions and curve orders while the
+neighbours are found, 8 x ``NEIGHBOURS`` bytes each of neighbours and merge keys, 88 bytes of shapes while the
+prices are made, ~41 bytes of matching state, and chunk temporaries of ``CHUNK_ROWS`` rows (~0.3 GB at most): about
+500 bytes per splat in all, ~5 GB at 10M splats, ~0.1 GB at 200K. The Morton
 sort before them (~130 bytes per splat) is freed first. The splats also stay on the host: the input, the current
 set and the next (3 x 236 bytes per splat at SH degree 3: ~7 GB at 10M).
 """
@@ -120,39 +121,53 @@ def _rows(columns: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, to
     return {name: column[index].to(torch.float64) for name, column in columns.items()}
 
 
+def _shapes(columns: dict[str, torch.Tensor], variance_floor: float) -> dict[str, torch.Tensor]:
+    """Per splat, what the merge price needs of its shape (float64, 88 bytes per splat): covariance, log det and
+    log ink, computed once per round rather than once per listed edge."""
+    n = columns["positions"].shape[0]
+    device = columns["positions"].device
+    table = {"cov": torch.empty((n, 3, 3), dtype=torch.float64, device=device),
+             "log_det": torch.empty(n, dtype=torch.float64, device=device),
+             "log_ink": torch.empty(n, dtype=torch.float64, device=device)}
+    for start in range(0, n, CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        log_scales = columns["log_scales"][rows].to(torch.float64)
+        table["cov"][rows] = splat_covariances(log_scales, columns["rotations"][rows].to(torch.float64),
+                                               variance_floor)
+        table["log_det"][rows] = ((2 * log_scales.clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT))
+                                  .clamp_min(math.log(variance_floor)).sum(-1))
+        table["log_ink"][rows] = log_ink(log_scales, columns["opacity_logits"][rows].to(torch.float64))
+    return table
+
+
 def _edge_keys(columns: dict[str, torch.Tensor], neighbours: torch.Tensor, variance_floor: float,
                seed: int) -> torch.Tensor:
     """(N, NEIGHBOURS) int64 merge keys of the edges (i, neighbours[i, d])."""
     n, k = neighbours.shape
+    shapes = _shapes(columns, variance_floor)
     keys = torch.empty((n, k), dtype=torch.int64, device=neighbours.device)
     for start in range(0, n, CHUNK_ROWS):
         rows = torch.arange(start, min(n, start + CHUNK_ROWS), device=neighbours.device)
         listed = neighbours[rows]
-        costs = _edge_costs(_rows(columns, rows), _rows(columns, listed.clamp_min(0)), variance_floor)
+        costs = _edge_costs(columns, shapes, rows, listed.clamp_min(0), variance_floor)
         keys[rows] = edge_keys(costs, rows, listed, seed)
     return keys
 
 
-def _edge_costs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], variance_floor: float) -> torch.Tensor:
-    """(R, K) merge prices of row r of ``a`` (columns of R rows) with row (r, d) of ``b`` (columns of R x K rows)."""
-
-    def unsqueeze(column: torch.Tensor) -> torch.Tensor:
-        return column.unsqueeze(1)
-
-    cov_a = unsqueeze(splat_covariances(a["log_scales"], a["rotations"], variance_floor))
-    shape_b = b["log_scales"].shape[:2]
-    cov_b = splat_covariances(b["log_scales"].reshape(-1, 3), b["rotations"].reshape(-1, 4),
-                              variance_floor).reshape(*shape_b, 3, 3)
-    log_floor = math.log(variance_floor)
-    log_det_a = unsqueeze((2 * a["log_scales"].clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)).clamp_min(log_floor).sum(-1))
-    log_det_b = (2 * b["log_scales"].clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)).clamp_min(log_floor).sum(-1)
-    p = torch.sigmoid(unsqueeze(log_ink(a["log_scales"], a["opacity_logits"]))
-                      - log_ink(b["log_scales"], b["opacity_logits"]))
-    merged = merged_covariance(p, cov_a, cov_b, b["positions"] - unsqueeze(a["positions"]))
+def _edge_costs(columns: dict[str, torch.Tensor], shapes: dict[str, torch.Tensor], rows: torch.Tensor,
+                partners: torch.Tensor, variance_floor: float) -> torch.Tensor:
+    """(R, K) merge prices of each of ``rows`` with each of its ``partners`` (R, K)."""
+    i, j = rows.unsqueeze(1), partners
+    p = torch.sigmoid(shapes["log_ink"][i] - shapes["log_ink"][j])
+    positions = columns["positions"]
+    delta = positions[j].to(torch.float64) - positions[i].to(torch.float64)
+    merged = merged_covariance(p, shapes["cov"][i], shapes["cov"][j], delta)
     log_det_merged = torch.log(determinants(merged).clamp_min(variance_floor ** 3))
-    shape = (0.5 * (log_det_merged - p * log_det_a - (1 - p) * log_det_b)).clamp_min(0.0)
-    colour = ((unsqueeze(a["f_dc"]) - b["f_dc"]) ** 2).sum(-1) + ((unsqueeze(a["f_rest"]) - b["f_rest"]) ** 2).sum(-1)
-    return shape + COLOR_WEIGHT * colour
+    log_det = shapes["log_det"]
+    shape = (0.5 * (log_det_merged - p * log_det[i] - (1 - p) * log_det[j])).clamp_min(0.0)
+    # colour in float32, as stored: the difference of two nearby colours loses nothing that ranks merges
+    colour = sum(((columns[name][i] - columns[name][j]) ** 2).sum(-1) for name in ("f_dc", "f_rest"))
+    return shape + COLOR_WEIGHT * colour.to(torch.float64)
 
 
 def _merge(splats: SplatSet, columns: dict[str, torch.Tensor], first: torch.Tensor, second: torch.Tensor,

@@ -108,31 +108,38 @@ def symmetric_eigh(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Not ``torch.linalg.eigh``: on CUDA that calls cuSOLVER's batched solver, which failed with an internal error on
     262,144 matrices at once and (the suspected fixed ~8 GiB of the first GPU decimation runs) sizes its own
-    workspace; this needs a few (N, 3, 3) temporaries, runs the same on any device and has no solver state.
+    workspace; this needs a few (N,) temporaries per entry, runs the same on any device and has no solver state.
     Eigenvalues are not sorted.
     """
-    a = cov.clone()
-    v = torch.eye(3, dtype=cov.dtype, device=cov.device).expand_as(cov).clone()
+    a = {(r, c): cov[:, r, c].clone() for r in range(3) for c in range(r, 3)}  # upper triangle
+
+    def entry(r: int, c: int) -> torch.Tensor:
+        return a[(min(r, c), max(r, c))]
+
+    v = {(r, c): torch.full_like(a[(0, 0)], float(r == c)) for r in range(3) for c in range(3)}
     tiny = torch.finfo(cov.dtype).tiny
     for _ in range(JACOBI_SWEEPS):
-        for p, q in ((0, 1), (0, 2), (1, 2)):
-            apq = a[:, p, q]
+        for p, q, r in ((0, 1, 2), (0, 2, 1), (1, 2, 0)):
+            app, aqq, apq, arp, arq = a[(p, p)], a[(q, q)], a[(p, q)], entry(r, p), entry(r, q)
             rotate = apq.abs() > tiny
-            theta = (a[:, q, q] - a[:, p, p]) / torch.where(rotate, 2 * apq, 1.0)
-            sign = torch.where(theta >= 0, 1.0, -1.0).to(cov.dtype)
-            # t = tan of the angle that zeroes a[p, q]; the smaller root, written to stay finite for huge theta
-            t = sign / (theta.abs() + torch.sqrt(1 + torch.minimum(theta * theta, torch.full_like(theta, 1e300))))
+            theta = (aqq - app) / torch.where(rotate, 2 * apq, 1.0)
+            sign = torch.where(theta >= 0, 1.0, -1.0)
+            # t = tan of the angle that zeroes a[p, q]: the smaller root, finite for huge theta
+            t = sign / (theta.abs() + torch.sqrt(1 + torch.clamp_max(theta * theta, 1e300)))
             t = torch.where(rotate, t, 0.0)
             c = torch.rsqrt(1 + t * t)
             s = t * c
-            j = torch.eye(3, dtype=cov.dtype, device=cov.device).repeat(cov.shape[0], 1, 1)
-            j[:, p, p] = c
-            j[:, q, q] = c
-            j[:, p, q] = s
-            j[:, q, p] = -s
-            a = j.transpose(1, 2) @ a @ j
-            v = v @ j
-    return torch.diagonal(a, dim1=1, dim2=2), v
+            a[(p, p)] = c * c * app - 2 * s * c * apq + s * s * aqq
+            a[(q, q)] = s * s * app + 2 * s * c * apq + c * c * aqq
+            a[(p, q)] = torch.zeros_like(apq)
+            a[(min(r, p), max(r, p))] = c * arp - s * arq
+            a[(min(r, q), max(r, q))] = s * arp + c * arq
+            for k in range(3):
+                vkp, vkq = v[(k, p)], v[(k, q)]
+                v[(k, p)], v[(k, q)] = c * vkp - s * vkq, s * vkp + c * vkq
+    values = torch.stack([a[(0, 0)], a[(1, 1)], a[(2, 2)]], dim=1)
+    vectors = torch.stack([torch.stack([v[(r, c)] for c in range(3)], dim=1) for r in range(3)], dim=1)
+    return values, vectors
 
 
 def merge_pairs(

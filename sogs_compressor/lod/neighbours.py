@@ -37,16 +37,17 @@ def nearest_neighbours(positions: torch.Tensor, k: int, chunk_rows: int, *, curv
                        window: int = WINDOW) -> torch.Tensor:
     """(N, k) int64 rows of each splat's k nearest others among its curve candidates, nearest first (NONE pads).
 
-    ``positions``: (N, 3) finite, on the device that does the work. Device memory: 24 bytes per splat for the
-    positions in float64, 2 x ``curves`` int32 per splat for the curve orders, 8k bytes per splat for the result, and chunk temporaries of ``chunk_rows`` x (2 window
+    ``positions``: (N, 3) finite, on the device that does the work. Device memory: 24 + 12 bytes per splat for
+    the positions in float64 (while the curves are made) and float32, 2 x ``curves`` int32 per splat for the curve
+    orders, 8k bytes per splat for the result, and chunk temporaries of ``chunk_rows`` x (2 window
     curves) candidates (~60 bytes each).
     """
     n = positions.shape[0]
     if n >= 1 << INDEX_BITS:
         raise ValueError(f"at most {1 << INDEX_BITS} splats, not {n}")
     device = positions.device
-    positions = positions.to(torch.float64)
-    orders, ranks = _curve_orders(positions, curves)
+    orders, ranks = _curve_orders(positions.to(torch.float64), curves)
+    coordinates = [positions[:, axis].to(torch.float32).contiguous() for axis in range(3)]
     steps = torch.cat([torch.arange(1, window + 1, device=device), -torch.arange(1, window + 1, device=device)])
     result = torch.full((n, k), NONE, dtype=torch.int64, device=device)
     for start in range(0, n, chunk_rows):
@@ -56,7 +57,7 @@ def nearest_neighbours(positions: torch.Tensor, k: int, chunk_rows: int, *, curv
             at = rank[rows].to(torch.int64).unsqueeze(1) + steps
             inside = (at >= 0) & (at < n)
             candidates.append(torch.where(inside, order[at.clamp(0, n - 1)].to(torch.int64), NONE))
-        result[rows] = _nearest_distinct(positions, rows, torch.cat(candidates, dim=1), k, curves)
+        result[rows] = _nearest_distinct(coordinates, rows, torch.cat(candidates, dim=1), k, curves)
     return result
 
 
@@ -91,13 +92,15 @@ def _spread_bits(v: torch.Tensor) -> torch.Tensor:
     return (v | (v << 2)) & 0x1249249249249249
 
 
-def _nearest_distinct(positions: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor, k: int,
+def _nearest_distinct(coordinates: list[torch.Tensor], rows: torch.Tensor, candidates: torch.Tensor, k: int,
                       repeats_per_row: int) -> torch.Tensor:
     """The k nearest distinct candidates of each row (itself excluded): keys ``distance bits << 31 | row`` sort
-    by squared float32 distance, ties by row, so the choice is exact and the same everywhere."""
-    p = positions
-    offset = p[candidates.clamp_min(0)] - p[rows].unsqueeze(1)
-    distance = (offset * offset).sum(dim=-1).to(torch.float32)
+    by squared float32 distance, ties by row, so the choice is exact (``coordinates``: x, y, z of every row)."""
+    flat = candidates.clamp_min(0).reshape(-1)
+    distance = torch.zeros(candidates.shape, dtype=torch.float32, device=candidates.device)
+    for axis in coordinates:  # one axis at a time: three 1-D gathers beat one of (R, C, 3) rows
+        offset = axis.index_select(0, flat).view(candidates.shape) - axis.index_select(0, rows).unsqueeze(1)
+        distance += offset * offset
     keys = (distance.view(torch.int32).to(torch.int64) << INDEX_BITS) | candidates.clamp_min(0)
     keys = torch.where((candidates < 0) | (candidates == rows.unsqueeze(1)), _NO_KEY, keys)
     # A row is a candidate once per curve at most, so the repeats_per_row x k smallest keys hold k distinct rows.
