@@ -17,8 +17,9 @@ content PSNR at 50/25/12.5%; the price is scale-free as splat-transform's (scali
 Device memory per round (SH degree 3, by count of the arrays; nothing is sized by a constant but the chunks): the
 round's splats as float32 (236 bytes per splat), 24 + 32 bytes per splat of positions and curve orders while the
 neighbours are found, 8 x ``NEIGHBOURS`` bytes each of neighbours and merge keys, 88 bytes of shapes while the
-prices are made, ~41 bytes of matching state, and chunk temporaries of ``CHUNK_ROWS`` rows (~0.3 GB at most): about
-500 bytes per splat in all, ~5 GB at 10M splats, ~0.1 GB at 200K. The Morton
+prices are made, ~41 bytes of matching state, and chunk temporaries of ``CHUNK_ROWS`` rows (~0.3 GB at most).
+Measured as live tensor bytes on the CPU (``bench/bench_decimate_memory.py``, guitar tiled at SH 3, cut to 50%):
+0.34 GiB at 200K splats, 0.50 GiB at 500K, i.e. ~233 MiB + 580 bytes per splat: ~5.6 GiB at 10M. The Morton
 sort before them (~130 bytes per splat) is freed first. The splats also stay on the host: the input, the current
 set and the next (3 x 236 bytes per splat at SH degree 3: ~7 GB at 10M).
 """
