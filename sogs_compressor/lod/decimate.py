@@ -11,8 +11,9 @@ Merge price (a closed form, no sampling): the shape term is how much the merged 
 pair's, ``0.5 (log det Sigma - p log det Sigma_i - q log det Sigma_j)`` (>= 0; an upper bound of the KL divergence
 from the pair's mixture to the merged Gaussian, which splat-transform estimates by sampling), plus the squared
 colour/SH difference x ``COLOR_WEIGHT``. Measured on the real guitar (bench/RESULTS.md, "Decimation"): the partners
-matter most: the 8 nearest neighbours instead of 8 Morton-curve neighbours each way gained 0.5-2.2 dB of rendered
-content PSNR at 50/25/12.5%; the price is scale-free as splat-transform's (scaling it by the pair's ink cost 1.7 dB).
+matter most: the 8 nearest neighbours instead of 8 Morton-curve neighbours each way gained 1.2-1.6 dB of rendered
+content PSNR at 50/25/12.5% (the exact 8 nearest, by a k-d tree: 1.2-2.2 dB); the price is scale-free as
+splat-transform's (scaling it by the pair's ink cost 1.7 dB).
 
 Device memory per round (SH degree 3, by count of the arrays; nothing is sized by a constant but the chunks): the
 round's splats as float32 (236 bytes per splat), 24 + 32 bytes per splat of positions and curve orders while the
@@ -40,8 +41,9 @@ from sogs_compressor.order.morton import morton_order
 from sogs_compressor.splats import COLUMNS, SplatSet
 
 NEIGHBOURS = 8
-"""Merge partners considered per splat: its NEIGHBOURS nearest others (and the splats that list it). 8 beat 4, 6,
-10 and 16 on the real guitar (16: 0.3-0.8 dB lower; more far partners with a low price)."""
+"""Merge partners considered per splat: its NEIGHBOURS nearest others (and the splats that list it). On the real
+guitar 8 gave the best sum over 50/25/12.5% of 4, 6, 8, 10 and 16; 16 was 0.5-0.8 dB lower at every level (more
+distant partners with a low price), 4-10 differ by up to 0.6 dB either way per level."""
 
 ROUND_FRACTION = 0.5
 """At most this fraction of a round's splats is merged away in that round."""
