@@ -167,6 +167,15 @@ def test_matching_stops_early_with_a_partial_greedy_matching():
     assert len(sequential_greedy(neighbours, keys)) == n // 2
 
 
+def test_matching_with_equal_keys_at_one_row_takes_one_pair_the_same_way():
+    """Equal keys at one row (equal costs and a hash collision) cannot match the row twice: it keeps the smaller
+    partner, the other stays free."""
+    neighbours = torch.tensor([[1, 2], [0, NONE], [0, NONE]])
+    keys = torch.tensor([[5, 5], [5, NO_EDGE], [5, NO_EDGE]])
+    first, second, pair_keys = match_pairs(neighbours, keys, iterations=8, chunk_rows=2)
+    assert (first.tolist(), second.tolist(), pair_keys.tolist()) == ([0], [1], [5])
+
+
 # ---- neighbours -----------------------------------------------------------------------------------------------
 
 

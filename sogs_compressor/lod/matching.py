@@ -52,7 +52,7 @@ def match_pairs(neighbours: torch.Tensor, keys: torch.Tensor, iterations: int,
     """Disjoint pairs (a, b), a < b, with their edge keys, after up to ``iterations`` rounds.
 
     ``neighbours``, ``keys``: (N, K). Each round looks only at the rows that still list an edge to a free row (later
-    rounds are cheap). Work is done ``chunk_rows`` rows at a time: memory is ~41 bytes per row of state plus
+    rounds are cheap). Work is done ``chunk_rows`` rows at a time: memory is ~57 bytes per row of state plus
     ~chunk_rows x K x 26 bytes of temporaries.
     """
     n = neighbours.shape[0]
@@ -73,26 +73,26 @@ def match_pairs(neighbours: torch.Tensor, keys: torch.Tensor, iterations: int,
             best[rows] = torch.minimum(best[rows], smallest)
             best.scatter_reduce_(0, other.reshape(-1), live.reshape(-1), reduce="amin")
         active = active[has_edge]
-        taken = False
+        # Winners propose to each other by integer minimum (deterministic on any device, however the scatter runs).
+        proposal = torch.full((n,), n, dtype=torch.int64, device=device)
+        proposal_key = torch.full((n,), NO_EDGE, dtype=torch.int64, device=device)
         for start in range(0, active.numel(), chunk_rows):
             rows = active[start:start + chunk_rows]
             other, live = _live_edges(neighbours, keys, free, rows)
             wins = (live != NO_EDGE) & (live == best[rows].unsqueeze(1)) & (live == best[other])
             row, column = torch.nonzero(wins, as_tuple=True)
-            if row.numel() == 0:
-                continue
-            a, b = rows[row], other[row, column]
-            # An edge listed by both rows may win twice (with one key): set it both times, identically.
-            partner[a], partner[b] = b, a
-            pair_key[a], pair_key[b] = live[row, column], live[row, column]
-            taken = True
-        if not taken:
+            a, b, key = rows[row], other[row, column], live[row, column]
+            for here, there in ((a, b), (b, a)):
+                proposal.scatter_reduce_(0, here, there, reduce="amin")
+                proposal_key.scatter_reduce_(0, here, key, reduce="amin")
+        # An edge listed by both rows wins twice with one key: the same proposal. Two edges of one row with equal
+        # keys (equal float32 costs and a 31-bit hash collision) both win: the row keeps the smaller partner, and
+        # only pairs that propose to each other are taken; the rest stay free for the next round.
+        mutual = (proposal < n) & (proposal[proposal.clamp_max(n - 1)] == every_row)
+        if not bool(mutual.any()):
             break
-        # Two edges of one row with equal keys (equal float32 costs and a 31-bit hash collision) would both win:
-        # keep only pairs that point at each other; the rest stay free for the next round.
-        mutual = (partner >= 0) & (partner[partner.clamp_min(0)] == every_row)
-        partner = torch.where(mutual, partner, -1)
-        pair_key = torch.where(mutual, pair_key, NO_EDGE)
+        partner = torch.where(mutual, proposal, partner)
+        pair_key = torch.where(mutual, proposal_key, pair_key)
         free &= partner < 0
         active = active[free[active]]
         if active.numel() == 0:
