@@ -1,5 +1,6 @@
-"""Decimation: the moment-matched merge against an independent numpy computation, the parallel matching against a
-sequential greedy one, exact counts, determinism, degenerate splats, and the rendered picture of a real scene."""
+"""Decimation: the moment-matched merge against an independent numpy computation, the 3x3 eigensolver against
+numpy's, the neighbours against brute force, the parallel matching against a sequential greedy one, exact counts,
+determinism and degenerate splats."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from sogs_compressor.lod.decimate import decimate
 from sogs_compressor.lod.matching import NO_EDGE, match_pairs
 from sogs_compressor.lod.moments import merge_pairs
+from sogs_compressor.lod.neighbours import NONE, nearest_neighbours
 from sogs_compressor.sample import generate_scene
 from sogs_compressor.splats import COLUMNS, SplatSet
 
@@ -124,28 +126,83 @@ def test_degenerate_pairs_give_unit_rotations_and_finite_values():
 # ---- the matching ---------------------------------------------------------------------------------------------
 
 
-def sequential_greedy(keys: np.ndarray) -> set[tuple[int, int]]:
-    """Take the cheapest edge whose rows are both free, one at a time."""
+def sequential_greedy(neighbours: np.ndarray, keys: np.ndarray) -> set[tuple[int, int]]:
+    """Take the cheapest listed edge whose rows are both free, one at a time."""
     n, width = keys.shape
-    edges = sorted((keys[i, d], i, i + d + 1) for i in range(n) for d in range(width)
-                   if i + d + 1 < n and keys[i, d] != NO_EDGE)
+    edges = sorted((keys[i, d], i, int(neighbours[i, d])) for i in range(n) for d in range(width)
+                   if neighbours[i, d] >= 0 and keys[i, d] != NO_EDGE)
     free = np.ones(n, bool)
     pairs = set()
     for _, i, j in edges:
         if free[i] and free[j]:
             free[i] = free[j] = False
-            pairs.add((i, j))
+            pairs.add((min(i, j), max(i, j)))
     return pairs
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_parallel_matching_equals_sequential_greedy(seed):
+    """A random graph where some edges are listed by both rows (with different keys) and some by one."""
     rng = np.random.default_rng(seed)
     n, width = 300, 4
+    neighbours = (np.arange(n)[:, None] + rng.integers(1, 12, (n, width)) * rng.choice([-1, 1], (n, width))) % n
+    neighbours[rng.random((n, width)) < 0.1] = NONE
     keys = rng.permutation(n * width).reshape(n, width).astype(np.int64)
-    keys[np.arange(n)[:, None] + np.arange(1, width + 1) >= n] = NO_EDGE
-    first, second, _ = match_pairs(torch.from_numpy(keys), iterations=10_000, chunk_rows=64)
-    assert set(zip(first.tolist(), second.tolist(), strict=True)) == sequential_greedy(keys)
+    first, second, pair_keys = match_pairs(torch.from_numpy(neighbours), torch.from_numpy(keys),
+                                           iterations=10_000, chunk_rows=64)
+    pairs = set(zip(first.tolist(), second.tolist(), strict=True))
+    assert pairs == sequential_greedy(neighbours, keys)
+    assert len({row for pair in pairs for row in pair}) == 2 * len(pairs)
+
+
+def test_matching_stops_early_with_a_partial_greedy_matching():
+    """On a ring whose edge keys rise along it, greedy's pairs depend on each other in a chain: each round can take
+    only the next one, so 3 rounds take exactly greedy's first 3 pairs."""
+    n = 400
+    neighbours = np.stack([(np.arange(n) + 1) % n, (np.arange(n) - 1) % n], 1)
+    ring = np.arange(n, dtype=np.int64)  # key of the edge (i, i+1)
+    keys = np.stack([ring, np.roll(ring, 1)], 1)  # one key per ring edge, listed by both of its rows
+    first, second, _ = match_pairs(torch.from_numpy(neighbours), torch.from_numpy(keys), iterations=3, chunk_rows=50)
+    assert set(zip(first.tolist(), second.tolist(), strict=True)) == {(0, 1), (2, 3), (4, 5)}
+    assert len(sequential_greedy(neighbours, keys)) == n // 2
+
+
+def test_matching_with_equal_keys_at_one_row_takes_one_pair_the_same_way():
+    """Equal keys at one row (equal costs and a hash collision) cannot match the row twice: it keeps the smaller
+    partner, the other stays free."""
+    neighbours = torch.tensor([[1, 2], [0, NONE], [0, NONE]])
+    keys = torch.tensor([[5, 5], [5, NO_EDGE], [5, NO_EDGE]])
+    first, second, pair_keys = match_pairs(neighbours, keys, iterations=8, chunk_rows=2)
+    assert (first.tolist(), second.tolist(), pair_keys.tolist()) == ([0], [1], [5])
+
+
+# ---- neighbours -----------------------------------------------------------------------------------------------
+
+
+def test_neighbours_are_the_nearest_on_a_clustered_cloud():
+    """Against brute force: most of the true 8 nearest are found, and every row listed is at least as near as
+    the first one missed would be (the list is the nearest among the candidates, nearest first)."""
+    rng = np.random.default_rng(2)
+    centres = rng.uniform(-5, 5, (40, 3))
+    points = centres[rng.integers(0, 40, 2000)] + rng.normal(0, 0.05, (2000, 3)) * rng.uniform(0.1, 3, (2000, 1))
+    positions = torch.from_numpy(points.astype(np.float32))
+    found = nearest_neighbours(positions, 8, chunk_rows=512).numpy()
+    p = points.astype(np.float32).astype(np.float64)
+    distance = ((p[:, None] - p[None]) ** 2).sum(-1)
+    np.fill_diagonal(distance, np.inf)
+    truth = np.argsort(distance, axis=1, kind="stable")[:, :8]
+    recall = np.mean([len(set(found[i]) & set(truth[i])) / 8 for i in range(len(p))])
+    assert recall > 0.9, recall
+    listed = np.take_along_axis(distance, found, 1)
+    assert np.all(np.diff(listed, axis=1) >= 0) and np.all(found != np.arange(len(p))[:, None])
+    assert all(len(set(row)) == 8 for row in found)
+
+
+def test_neighbours_of_tiny_and_coincident_sets():
+    one = nearest_neighbours(torch.zeros((1, 3)), 4, chunk_rows=8)
+    assert one.tolist() == [[NONE] * 4]
+    three = nearest_neighbours(torch.tensor([[0.0, 0, 0], [0, 0, 0], [1, 0, 0]]), 4, chunk_rows=2)
+    assert three[:, :2].tolist() == [[1, 2], [0, 2], [0, 1]] and (three[:, 2:] == NONE).all()
 
 
 # ---- decimation -----------------------------------------------------------------------------------------------
@@ -184,14 +241,38 @@ def test_input_is_left_alone_and_the_full_count_is_a_copy(scene):
         decimate(scene, 0)
 
 
-def test_eigendecomposition_in_batches_equals_one_call(monkeypatch):
-    """symmetric_eigh cuts large batches (cuSOLVER failed on 262,144 matrices at once); the result is the same."""
-    from sogs_compressor.lod import moments
+def test_jacobi_eigendecomposition_matches_numpy():
+    """symmetric_eigh (Jacobi rotations, not cuSOLVER) on random, diagonal, repeated and badly scaled matrices."""
+    from sogs_compressor.lod.moments import symmetric_eigh
 
     generator = torch.Generator().manual_seed(4)
     a = torch.randn(1000, 3, 3, dtype=torch.float64, generator=generator)
     cov = a @ a.transpose(1, 2)
-    whole = torch.linalg.eigh(cov)
-    monkeypatch.setattr(moments, "EIGH_BATCH", 64)
-    values, vectors = moments.symmetric_eigh(cov)
-    assert torch.equal(values, whole[0]) and torch.equal(vectors, whole[1])
+    cov[0] = torch.diag(torch.tensor([1e-30, 1.0, 1e50], dtype=torch.float64))
+    cov[1] = torch.eye(3, dtype=torch.float64)
+    cov[2] = torch.tensor([[2.0, 1, 0], [1, 2, 0], [0, 0, 1]], dtype=torch.float64)
+    cov[3] = torch.tensor([[1.0, 1e-20, 0], [1e-20, 1, 0], [0, 0, 1e-8]], dtype=torch.float64)
+    values, vectors = symmetric_eigh(cov)
+    expected = np.linalg.eigvalsh(cov.numpy())
+    scale = np.abs(expected).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.sort(values.numpy(), axis=1) / scale, expected / scale, atol=1e-13)
+    rebuilt = vectors @ torch.diag_embed(values) @ vectors.transpose(1, 2)
+    np.testing.assert_allclose((rebuilt - cov).numpy() / scale[:, :, None], 0.0, atol=1e-13)
+    np.testing.assert_allclose((vectors.transpose(1, 2) @ vectors).numpy(), np.broadcast_to(np.eye(3), cov.shape),
+                               atol=1e-13)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_decimation_is_repeatable_and_its_memory_follows_the_scene(scene):
+    """On the GPU: exact count, the same arrays twice, and a device peak sized by the scene, not by a solver's
+    workspace (the first GPU runs peaked at 8.3 GiB even at 90K splats; 2,000 splats need a few MB)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    a = decimate(scene, 700, device="cuda", seed=7)
+    peak = torch.cuda.max_memory_allocated() - before
+    b = decimate(scene, 700, device="cuda", seed=7)
+    assert a.count == 700
+    for name in COLUMNS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB for 2,000 splats"

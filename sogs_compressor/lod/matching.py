@@ -1,12 +1,13 @@
-"""Disjoint cheapest pairs among neighbours in a sequence, found in parallel (any torch device, deterministic).
+"""Disjoint cheapest pairs in a neighbour graph, found in parallel (any torch device, deterministic).
 
-Candidate edges join row ``i`` to rows ``i+1 .. i+W`` (the neighbours along a Morton curve); ``keys[i, d]`` ranks
-the edge (i, i+d+1), smaller = merge sooner. Every unique ranking has one greedy matching (take the cheapest edge,
-drop its rows, repeat); the parallel rounds here reach the same matching: each free row points at its cheapest edge
-to a free row, and rows that point at each other are matched (such an edge is the cheapest around both of its
-rows, so greedy would take it too). The cheapest edge overall always matches, so every round makes progress.
-Keys are exact integers and ties impossible (a seeded hash breaks equal costs), so the result is the same on
-any device and any run; there are no floating-point sums.
+The graph: row ``i`` has edges to ``neighbours[i, :]`` (``NONE`` = no edge), each ranked by ``keys[i, d]``
+(smaller = merge sooner); an edge counts for both of its rows whichever row lists it. Every unique ranking has one
+greedy matching (take the cheapest edge, drop its rows, repeat); the parallel rounds here reach the same matching:
+each free row finds the smallest key among its edges to free rows (its own and those that list it, by an integer
+``amin`` scatter), and an edge that is the smallest at both of its rows is taken (greedy would take it too). The
+cheapest edge overall always matches, so every round makes progress. Keys are exact integers and ties impossible
+(a seeded hash of the pair breaks equal costs), so the result is the same on any device and any run: there are
+no floating-point sums, and a minimum does not depend on the order the scatter visits its values.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 
 NO_EDGE = torch.iinfo(torch.int64).max
-"""Key of a missing edge (past the end of the sequence)."""
+"""Key of a missing edge."""
 
 HASH_BITS = 31
 """Low bits of an edge key that hold the tie-breaking hash; the cost's float32 bits sit above them."""
@@ -23,18 +24,19 @@ _HASH_MASK = (1 << HASH_BITS) - 1
 _HASH_MULTIPLIER = 0x45D9F3B
 
 
-def edge_keys(costs: torch.Tensor, first_row: int, seed: int) -> torch.Tensor:
-    """(R, W) int64 keys for the float costs of edges (first_row + r, first_row + r + d + 1).
+def edge_keys(costs: torch.Tensor, rows: torch.Tensor, neighbours: torch.Tensor, seed: int) -> torch.Tensor:
+    """(R, K) int64 keys for the float costs of edges (rows[r], neighbours[r, d]) (NO_EDGE where none).
 
-    Non-negative float32 costs order like their bit patterns, so ``bits << 31 | hash(edge, seed)`` orders edges by
-    cost and breaks ties by a seeded pseudo-random choice (NaN costs rank as +inf).
+    Non-negative float32 costs order like their bit patterns, so ``bits << 31 | hash(pair, seed)`` orders edges by
+    cost and breaks ties by a seeded pseudo-random choice (NaN costs rank as +inf). The hash is of the unordered
+    pair, so an edge listed by both of its rows gets one tie-breaker.
     """
     cost32 = torch.nan_to_num(costs.to(torch.float32), nan=float("inf")).clamp_min(0.0) + 0.0  # -0.0 -> +0.0
     bits = cost32.view(torch.int32).to(torch.int64)
-    rows, width = costs.shape
-    edge = (torch.arange(first_row, first_row + rows, device=costs.device).unsqueeze(1) * 64
-            + torch.arange(width, device=costs.device))
-    return (bits << HASH_BITS) | _mix(edge, seed)
+    here = rows.unsqueeze(1).expand_as(neighbours)
+    low, high = torch.minimum(here, neighbours), torch.maximum(here, neighbours)
+    keys = (bits << HASH_BITS) | _mix((low << HASH_BITS) | high, seed)
+    return torch.where(neighbours >= 0, keys, NO_EDGE)
 
 
 def _mix(values: torch.Tensor, seed: int) -> torch.Tensor:
@@ -45,54 +47,64 @@ def _mix(values: torch.Tensor, seed: int) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def best_free_neighbours(keys: torch.Tensor, free: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For rows start..stop-1: the free neighbour with the smallest edge key (-1 if none, or the row is taken)
-    and that key."""
-    n, width = keys.shape
-    device = keys.device
-    rows = torch.arange(start, stop, device=device).unsqueeze(1)
-    steps = torch.arange(1, width + 1, device=device)
-    ahead = rows + steps
-    ahead_ok = ahead < n
-    ahead = ahead.clamp_max(n - 1)
-    behind = rows - steps
-    behind_ok = behind >= 0
-    behind = behind.clamp_min(0)
-    ahead_keys = torch.where(ahead_ok & free[ahead], keys[start:stop], NO_EDGE)
-    behind_keys = torch.where(behind_ok & free[behind], keys[behind, steps - 1], NO_EDGE)
-    all_keys = torch.cat([ahead_keys, behind_keys], dim=1)
-    pick = torch.argmin(all_keys, dim=1, keepdim=True)
-    key = all_keys.gather(1, pick).squeeze(1)
-    partner = torch.cat([ahead, behind], dim=1).gather(1, pick).squeeze(1)
-    ok = (key != NO_EDGE) & free[start:stop]
-    return torch.where(ok, partner, -1), key
+def match_pairs(neighbours: torch.Tensor, keys: torch.Tensor, iterations: int,
+                chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Disjoint pairs (a, b), a < b, with their edge keys, after up to ``iterations`` rounds.
 
-
-def match_pairs(keys: torch.Tensor, iterations: int, chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Disjoint pairs (a, b), a < b, with their edge keys, after up to ``iterations`` pointing rounds.
-
-    ``keys``: (N, W) from ``edge_keys``. Work is done ``chunk_rows`` rows at a time (memory ~ chunk_rows x 2W x 17
-    bytes beyond the (N,) state).
+    ``neighbours``, ``keys``: (N, K). Each round looks only at the rows that still list an edge to a free row (later
+    rounds are cheap). Work is done ``chunk_rows`` rows at a time: memory is ~57 bytes per row of state plus
+    ~chunk_rows x K x 26 bytes of temporaries.
     """
-    n = keys.shape[0]
-    device = keys.device
+    n = neighbours.shape[0]
+    device = neighbours.device
     free = torch.ones(n, dtype=torch.bool, device=device)
     partner = torch.full((n,), -1, dtype=torch.int64, device=device)
     pair_key = torch.full((n,), NO_EDGE, dtype=torch.int64, device=device)
-    rows = torch.arange(n, device=device)
+    every_row = torch.arange(n, device=device)
+    active = every_row
     for _ in range(iterations):
-        choice = torch.empty(n, dtype=torch.int64, device=device)
-        choice_key = torch.empty(n, dtype=torch.int64, device=device)
-        for start in range(0, n, chunk_rows):
-            stop = min(n, start + chunk_rows)
-            choice[start:stop], choice_key[start:stop] = best_free_neighbours(keys, free, start, stop)
-        mutual = (choice >= 0) & (choice[choice.clamp_min(0)] == rows)
+        best = torch.full((n,), NO_EDGE, dtype=torch.int64, device=device)
+        has_edge = torch.zeros(active.numel(), dtype=torch.bool, device=device)
+        for start in range(0, active.numel(), chunk_rows):
+            rows = active[start:start + chunk_rows]
+            other, live = _live_edges(neighbours, keys, free, rows)
+            smallest = live.min(dim=1).values
+            has_edge[start:start + chunk_rows] = smallest != NO_EDGE
+            best[rows] = torch.minimum(best[rows], smallest)
+            best.scatter_reduce_(0, other.reshape(-1), live.reshape(-1), reduce="amin")
+        active = active[has_edge]
+        # Winners propose to each other by integer minimum (deterministic on any device, however the scatter runs).
+        proposal = torch.full((n,), n, dtype=torch.int64, device=device)
+        proposal_key = torch.full((n,), NO_EDGE, dtype=torch.int64, device=device)
+        for start in range(0, active.numel(), chunk_rows):
+            rows = active[start:start + chunk_rows]
+            other, live = _live_edges(neighbours, keys, free, rows)
+            wins = (live != NO_EDGE) & (live == best[rows].unsqueeze(1)) & (live == best[other])
+            row, column = torch.nonzero(wins, as_tuple=True)
+            a, b, key = rows[row], other[row, column], live[row, column]
+            for here, there in ((a, b), (b, a)):
+                proposal.scatter_reduce_(0, here, there, reduce="amin")
+                proposal_key.scatter_reduce_(0, here, key, reduce="amin")
+        # An edge listed by both rows wins twice with one key: the same proposal. Two edges of one row with equal
+        # keys (equal float32 costs and a 31-bit hash collision) both win: the row keeps the smaller partner, and
+        # only pairs that propose to each other are taken; the rest stay free for the next round.
+        mutual = (proposal < n) & (proposal[proposal.clamp_max(n - 1)] == every_row)
         if not bool(mutual.any()):
             break
-        partner = torch.where(mutual, choice, partner)
-        pair_key = torch.where(mutual, choice_key, pair_key)
-        free &= ~mutual
-        if not bool(free.any()):
+        partner = torch.where(mutual, proposal, partner)
+        pair_key = torch.where(mutual, proposal_key, pair_key)
+        free &= partner < 0
+        active = active[free[active]]
+        if active.numel() == 0:
             break
-    first = torch.nonzero(partner > rows).squeeze(1)
+    first = torch.nonzero(partner > every_row).squeeze(1)
     return first, partner[first], pair_key[first]
+
+
+def _live_edges(neighbours: torch.Tensor, keys: torch.Tensor, free: torch.Tensor,
+                rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The neighbours of ``rows`` (NONE -> row 0) and their keys, NO_EDGE where either end is taken."""
+    listed = neighbours[rows]
+    other = listed.clamp_min(0)
+    live = torch.where((listed >= 0) & free[rows].unsqueeze(1) & free[other], keys[rows], NO_EDGE)
+    return other, live
