@@ -68,6 +68,12 @@ def per_level_psnr(meta: Path, original, cameras, reference, device) -> list[flo
     return scores
 
 
+def progress(fields: dict) -> None:
+    """One JSON line per finished step on stderr, so that a run cut short by a time limit still says how far each
+    side got (at 4M splats the whole comparison takes minutes)."""
+    print(json.dumps(fields), file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", default=str(GUITAR), help="input scene (default: the shared guitar)")
@@ -108,6 +114,7 @@ def main() -> None:
         command += ["--device", args.device]
     proc, ours_seconds, ours_rss = measured(command)
     ours_result = json.loads(proc.stdout)
+    progress({"ours_seconds": round(ours_seconds, 2), "ours_timings": ours_result["timings"]})
 
     theirs = None
     if not args.skip_st:
@@ -118,6 +125,7 @@ def main() -> None:
         for level, count in enumerate(counts[1:], start=1):
             target = str(work / f"st_l{level}.ply")
             steps.append(measured([*st, "-q", "-w", "-g", args.st_gpu, levels[-1], "--decimate", str(count), target]))
+            progress({"splat_transform_level": level, "seconds": round(steps[-1][1], 2)})
             levels.append(target)
         tagged = [item for level, path in enumerate(levels) for item in (path, "-l", str(level))]
         steps.append(measured([*st, "-q", "-w", "-g", args.st_gpu, *tagged, *chunking, str(st_out / "lod-meta.json")]))
