@@ -69,7 +69,7 @@ if triton is not None:
 
 
 def group_counts(costs: np.ndarray, penalties: np.ndarray, device: torch.device) -> np.ndarray:
-    """``codebook_rd._dp_group_counts`` on ``device``: int64 group count of the optimal partition per penalty."""
+    """``value_ops.dp_group_counts`` on ``device``: int64 group count of the optimal partition per penalty."""
     bounds = costs.shape[0]
     if bounds > MAX_BOUNDS:
         raise ValueError(f"{bounds - 1} bins is more than the kernel holds ({MAX_BOUNDS - 1})")
