@@ -185,7 +185,7 @@ def test_warm_up_compiles_once_in_the_background() -> None:
     assert thread is not None
     x, c = _data(500, 70, 24, seed=9)
     labels = triton_nearest_centroid(x.to(device), c.to(device))  # waits for the D = 24 compile, then runs
-    key = assign_triton._device_key(device)
+    key = assign_triton.device_key(device)
     assert assign_triton._compiled[(key, 24)].is_set()
     thread.join()
     assert assign_triton._compiled[(key, 9)].is_set()

@@ -242,8 +242,9 @@ class DeviceOps:
 
     def group_counts(self, costs: np.ndarray, penalties: np.ndarray) -> np.ndarray:
         from sogs_compressor.quantize import dp_triton  # imports Triton: only on the device path
+        from sogs_compressor.quantize.assign_triton import kernels_runnable
 
-        if self.kernel_usable and costs.shape[0] <= dp_triton.MAX_BOUNDS and dp_triton.dp_available(self.device):
+        if self.kernel_usable and costs.shape[0] <= dp_triton.MAX_BOUNDS and kernels_runnable(self.device):
             try:
                 if dp_triton.kernel_ready(self.device):
                     return dp_triton.group_counts(costs, penalties, self.device)

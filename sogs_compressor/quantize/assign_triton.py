@@ -80,9 +80,20 @@ _warm_up_lock = threading.Lock()
 _WARM_UP_WAIT_S = 120.0
 
 
-def _device_key(device: torch.device) -> str:
+def device_key(device: torch.device) -> str:
+    """One name per device (``cuda:N`` with the index made explicit), for per-device, per-process kernel state."""
+    if device.type != "cuda":
+        return str(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
     return f"cuda:{index}"
+
+
+def kernels_runnable(device: torch.device) -> bool:
+    """True where this package's Triton kernels run: a CUDA device Triton supports, or any device under the
+    interpreter (``TRITON_INTERPRET=1``)."""
+    if triton is None:
+        return False
+    return interpreting() or triton_available(device)
 
 
 def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS,
@@ -99,7 +110,7 @@ def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS,
     if not triton_available(device):
         return None
     with _warm_up_lock:
-        key = _device_key(device)
+        key = device_key(device)
         todo = [d for d in dict.fromkeys(dims) if (key, d) not in _compiled]
         for dim in todo:
             _compiled[(key, dim)] = threading.Event()
@@ -110,7 +121,7 @@ def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS,
 
 
 def _compile(device: torch.device, dims: list[int], then: tuple[Callable[[torch.device], None], ...] = ()) -> None:
-    key = _device_key(device)
+    key = device_key(device)
     generator = torch.Generator().manual_seed(0)
     try:
         torch.zeros(1, device=device)  # the CUDA context, also for what runs before the k-means
@@ -133,7 +144,7 @@ def _compile(device: torch.device, dims: list[int], then: tuple[Callable[[torch.
 
 
 def _wait_for_warm_up(device: torch.device, dim: int) -> None:
-    event = _compiled.get((_device_key(device), dim)) if _compiled else None
+    event = _compiled.get((device_key(device), dim)) if _compiled else None
     if event is not None and threading.current_thread().name != "triton-warm-up":
         event.wait(_WARM_UP_WAIT_S)
 

@@ -24,20 +24,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-from sogs_compressor.quantize.assign_triton import interpreting, triton_available
+from sogs_compressor.quantize.assign_triton import device_key
 
 BLOCK = 2048
 """Bin bounds (bins + 1) a program holds: ``codebook.DP_BINS`` (1,024) bins need 1,025; fixed, so the kernel is
 compiled once (``warm_up``)."""
 MAX_BOUNDS = 4096
 """Most bin bounds the kernel takes (a second compile, with this block)."""
-
-
-def dp_available(device: torch.device) -> bool:
-    """True where the kernel runs: a CUDA device Triton supports, or any device under the interpreter."""
-    if triton is None:
-        return False
-    return interpreting() or triton_available(device)
 
 
 if triton is not None:
@@ -88,16 +81,10 @@ _compile_state: dict[str, str] = {}
 _compile_lock = threading.Lock()
 
 
-def _key(device: torch.device) -> str:
-    if device.type != "cuda":
-        return str(device)
-    return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
-
-
 def warm_up(device: torch.device) -> None:
     """Compile the kernel for ``device`` on a tiny problem (a fresh process would otherwise compile it inside its
     first rate-aware codebook); once per device and process."""
-    key = _key(device)
+    key = device_key(device)
     with _compile_lock:
         if key in _compile_state:
             return
@@ -113,6 +100,6 @@ def warm_up(device: torch.device) -> None:
 def kernel_ready(device: torch.device) -> bool:
     """Whether to use the kernel now: False while another thread compiles it (the host's programme gives the same
     counts meanwhile, instead of a second compile beside the first); compiles it here if nobody has."""
-    if _compile_state.get(_key(device)) is None:
+    if _compile_state.get(device_key(device)) is None:
         warm_up(device)
-    return _compile_state.get(_key(device)) == "done"
+    return _compile_state.get(device_key(device)) == "done"

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-from sogs_compressor.quantize.assign_triton import interpreting, triton_available
+from sogs_compressor.quantize.assign_triton import kernels_runnable
 from sogs_compressor.render import segments
 
 TILE = 16
@@ -32,9 +32,7 @@ TABLE_WIDTH = 9  # [u, v, conic a, b, c, log opacity, r, g, b] (rasterize._splat
 
 def composite_available(device: torch.device) -> bool:
     """True where the kernel runs: a CUDA device Triton supports, or any device under the interpreter."""
-    if triton is None:
-        return False
-    return interpreting() or triton_available(device)
+    return kernels_runnable(device)
 
 
 SPLATS_PER_STEP = 16
