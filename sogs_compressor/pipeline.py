@@ -179,15 +179,25 @@ def compress_splats(
             timings["read_back"] = time.perf_counter() - t
         del webps
         result.counts["output"] = ordered.count
-        if options.viewer == "on":
-            from sogs_compressor.write.viewer import viewer_path, write_viewer
+        write_viewer_page(result, Path(output_dir), name, ordered.positions, options, outputs)
+    return finish_result(result, options, device)
 
-            t = time.perf_counter()
-            outputs.track(viewer_path(Path(output_dir), name))
-            result.output_files.append(write_viewer(Path(output_dir), name, result, ordered.positions,
-                                                    options.viewer_engine))
-            timings["viewer"] = time.perf_counter() - t
 
+def write_viewer_page(result: CompressionResult, output_dir: Path, name: str, positions: np.ndarray,
+                      options: CompressOptions, outputs: inflight.SceneOutputs) -> None:
+    """The viewer page NAME.html beside the output (``--viewer on``), listed in ``result`` and timed."""
+    if options.viewer != "on":
+        return
+    from sogs_compressor.write.viewer import viewer_path, write_viewer
+
+    t = time.perf_counter()
+    outputs.track(viewer_path(output_dir, name))
+    result.output_files.append(write_viewer(output_dir, name, result, positions, options.viewer_engine))
+    result.timings["viewer"] = time.perf_counter() - t
+
+
+def finish_result(result: CompressionResult, options: CompressOptions, device: torch.device) -> CompressionResult:
+    """What every compress reports once its outputs are written: settings, tool version, peak memory."""
     result.settings = options.to_dict()
     result.settings["device"] = requested_device(options.device)
     result.tool_version = __version__

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sogs_compressor import __version__, inflight, presets
-from sogs_compressor.device import device_name, out_of_memory_as, requested_device, resolve_device
+from sogs_compressor import inflight, presets
+from sogs_compressor.device import device_name, out_of_memory_as, resolve_device
 from sogs_compressor.errors import Interrupted, UsageError
 from sogs_compressor.lod.chunks import partition
 from sogs_compressor.lod.pyramid import build_pyramid, level_counts
 from sogs_compressor.options import CompressOptions
-from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
@@ -44,7 +43,7 @@ def compress_streamed(
 ) -> CompressionResult:
     """Write ``splats`` (sanitized) as a Streamed SOG: ``folder/lod-meta.json`` and ``folder/L_I/`` chunk SOGs
     (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``."""
-    from sogs_compressor.pipeline import encode_and_pack
+    from sogs_compressor.pipeline import encode_and_pack, finish_result, write_viewer_page
     from sogs_compressor.verify.decode import confirm_written
 
     effort = presets.webp_effort(options.validate())
@@ -129,22 +128,8 @@ def compress_streamed(
             checkpoint()
             _verify_level0(result, levels[0], parts, folder, original, options, device, output_dir, name,
                            cameras_near, outputs, progress)
-        if options.viewer == "on":
-            from sogs_compressor.write.viewer import viewer_path, write_viewer
-
-            t = time.perf_counter()
-            outputs.track(viewer_path(output_dir, name))
-            result.output_files.append(write_viewer(output_dir, name, result, splats.positions,
-                                                    options.viewer_engine))
-            timings["viewer"] = time.perf_counter() - t
-
-    result.settings = options.to_dict()
-    result.settings["device"] = requested_device(options.device)
-    result.tool_version = __version__
-    result.peak_rss_bytes = peak_rss_bytes()
-    if device.type == "cuda":
-        result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
-    return result
+        write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
+    return finish_result(result, options, device)
 
 
 def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: Path, original: SplatSet,
