@@ -10,7 +10,6 @@ splat-transform 3.7.0 reads ``-L N``; all levels read as level 0, then 1, and so
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from sogs_compressor.errors import CorruptSogError, InputNotFoundError, UsageError
 from sogs_compressor.lod.pyramid import MAX_LEVELS
 from sogs_compressor.read.sog import MAX_TEXELS
-from sogs_compressor.read.sog_meta import FLOAT32_MAX, MAX_INT_DIGITS, brief
+from sogs_compressor.read.sog_meta import FLOAT32_MAX, brief, parse_json_object
 from sogs_compressor.splats import COLUMNS, SplatSet
 
 LOD_META_NAME = "lod-meta.json"
@@ -59,16 +58,6 @@ class LodManifest:
 
 def _fail(message: str) -> CorruptSogError:
     return CorruptSogError(f"{LOD_META_NAME} {message}")
-
-
-def _refuse_constant(name: str) -> None:
-    raise _fail(f"holds {name}, which is not JSON (browsers refuse it)")
-
-
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _fail(f"holds an integer literal of {len(text)} digits")
-    return int(text)
 
 
 def _integer(value: Any, what: str, low: int, high: int) -> int:
@@ -111,16 +100,7 @@ def check_chunk_name(name: Any, index: int) -> str:
 
 def parse_lod_meta(raw: bytes) -> LodManifest:
     """The checked manifest; CorruptSogError (exit 17) naming the first thing that is wrong."""
-    if len(raw) > MAX_LOD_META_BYTES:
-        raise _fail(f"is {len(raw)} bytes, over the {MAX_LOD_META_BYTES} limit")
-    try:
-        meta = json.loads(raw, parse_constant=_refuse_constant, parse_int=_parse_int)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _fail(f"is not valid JSON ({error})") from None
-    except RecursionError:
-        raise _fail("is nested too deeply") from None
-    if not isinstance(meta, dict):
-        raise _fail("is not a JSON object")
+    meta = parse_json_object(raw, LOD_META_NAME, MAX_LOD_META_BYTES)
     if meta.get("version", 1) != 1 or isinstance(meta.get("version"), bool):
         raise _fail(f"has version {brief(meta.get('version'))}; only version 1 (or none) is supported")
     levels = _integer(meta.get("lodLevels"), "lodLevels", 1, MAX_LEVELS)

@@ -34,29 +34,34 @@ def brief(value: Any) -> str:
     return _brief.repr(value)
 
 
-def _refuse_constant(name: str) -> None:
-    raise CorruptSogError(f"meta.json holds {name}, which is not JSON (browsers refuse it)")
+def parse_json_object(raw: bytes, name: str, max_bytes: int) -> dict:
+    """A JSON object as browsers read it, from an untrusted file called ``name``: at most ``max_bytes``, no NaN or
+    Infinity, no absurd integer literals or nesting; CorruptSogError (exit 17) naming the file otherwise."""
+    if len(raw) > max_bytes:
+        raise CorruptSogError(f"{name} is {len(raw)} bytes, over the {max_bytes} limit")
 
+    def refuse_constant(constant: str) -> None:
+        raise CorruptSogError(f"{name} holds {constant}, which is not JSON (browsers refuse it)")
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise CorruptSogError(f"meta.json holds an integer literal of {len(text)} digits")
-    return int(text)
+    def parse_int(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise CorruptSogError(f"{name} holds an integer literal of {len(text)} digits")
+        return int(text)
+
+    try:
+        value = json.loads(raw, parse_constant=refuse_constant, parse_int=parse_int)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CorruptSogError(f"{name} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise CorruptSogError(f"{name} is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise CorruptSogError(f"{name} is not a JSON object")
+    return value
 
 
 def parse_meta(raw: bytes) -> dict:
     """The meta.json object; CorruptSogError for anything that is not a JSON object of plausible size."""
-    if len(raw) > MAX_META_BYTES:
-        raise CorruptSogError(f"meta.json is {len(raw)} bytes, over the {MAX_META_BYTES} limit")
-    try:
-        meta = json.loads(raw, parse_constant=_refuse_constant, parse_int=_parse_int)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CorruptSogError(f"meta.json is not valid JSON ({error})") from None
-    except RecursionError:
-        raise CorruptSogError("meta.json is nested too deeply to be a SOG meta.json") from None
-    if not isinstance(meta, dict):
-        raise CorruptSogError("meta.json is not a JSON object")
-    return meta
+    return parse_json_object(raw, "meta.json", MAX_META_BYTES)
 
 
 def section(parent: dict, key: str, where: str = "") -> dict:
