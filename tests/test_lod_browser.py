@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_viewer import REPO, VIEWPORT, browser, cli, serve  # noqa: F401 - browser is a fixture
+from test_viewer import browser, cli, open_pages  # noqa: F401 - browser is a fixture
 
 from sogs_compressor.sample import generate_scene
 from sogs_compressor.write import viewer
@@ -59,19 +58,8 @@ def test_engine_streams_our_lod_output_like_the_single_sog(browser, tmp_path):  
     proc = cli("compress", scene, "-o", site / "single", "--layout", "bundle", *FLAGS)
     assert proc.returncode == 0, proc.stderr
     without_level_zero(site / "lod", site / "coarse")
-    server = serve(site)
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        pages = [(f"{base}/{kind}/sample.html", str(tmp_path / f"{kind}.png")) for kind in ("lod", "single", "coarse")]
-        spec = {"playwright": browser["playwright"], "chromium": browser["chromium"], "profile": str(tmp_path / "p"),
-                "pages": [{"url": url, "screenshot": shot} for url, shot in pages],
-                "width": VIEWPORT[0], "height": VIEWPORT[1], "frames": 2, "timeoutMs": 90_000, "settle": True}
-        run = subprocess.run(["node", str(REPO / "tests" / "viewer_browser.cjs"), json.dumps(spec)],
-                             capture_output=True, text=True, timeout=300)
-    finally:
-        server.shutdown()
-    report = json.loads(run.stdout or "{}")
-    assert run.returncode == 0 and "fatal" not in report, run.stdout + run.stderr
+    pages = [(f"{kind}/sample.html", str(tmp_path / f"{kind}.png")) for kind in ("lod", "single", "coarse")]
+    report = open_pages(browser, site, pages, tmp_path / "p", 300, settle=True)
     for page in report["pages"]:
         assert page["state"]["error"] is None and page["state"]["frames"] >= 2 and "waitError" not in page, page
         assert page["pageErrors"] == [] and page["failedRequests"] == [] and page["badResponses"] == [], page

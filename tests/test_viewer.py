@@ -272,6 +272,25 @@ def serve(root: Path) -> ThreadingHTTPServer:
 
 
 @pytest.mark.slow
+def open_pages(browser: dict, site: Path, pages: list[tuple[str, str]], profile: Path, timeout: float,
+               **options) -> dict:
+    """Serve ``site`` on 127.0.0.1 and open each (path under it, screenshot file) page in headless Chromium
+    (``viewer_browser.cjs``; ``options``: more of its settings, e.g. ``settle``); its report, once it ran."""
+    server = serve(site)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        spec = {"playwright": browser["playwright"], "chromium": browser["chromium"], "profile": str(profile),
+                "pages": [{"url": f"{base}/{path}", "screenshot": shot} for path, shot in pages],
+                "width": VIEWPORT[0], "height": VIEWPORT[1], "frames": 2, "timeoutMs": 90_000, **options}
+        run = subprocess.run(["node", str(REPO / "tests" / "viewer_browser.cjs"), json.dumps(spec)],
+                             capture_output=True, text=True, timeout=timeout)
+    finally:
+        server.shutdown()
+    report = json.loads(run.stdout or "{}")
+    assert run.returncode == 0 and "fatal" not in report, run.stdout + run.stderr
+    return report
+
+
 def test_page_shows_the_scene_in_chromium(browser, tmp_path):
     """The CLI's page (loading NAME.sog) and a page of the folder layout (loading meta.json) in Chromium."""
     real = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "guitar.compressed.ply"
@@ -296,19 +315,8 @@ def test_page_shows_the_scene_in_chromium(browser, tmp_path):
     splats = read_sog(site / "out" / f"{name}.sog").splats
     (site / "out" / "folder.html").write_text(viewer.viewer_html(
         name, folder, viewer.framing(splats.positions), "/engine/playcanvas.min.js"))
-    server = serve(site)
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}/out"
-        spec = {"playwright": browser["playwright"], "chromium": browser["chromium"], "profile": str(tmp_path / "p"),
-                "pages": [{"url": f"{base}/{name}.html", "screenshot": str(tmp_path / "bundle.png")},
-                          {"url": f"{base}/folder.html", "screenshot": str(tmp_path / "folder.png")}],
-                "width": VIEWPORT[0], "height": VIEWPORT[1], "frames": 2, "timeoutMs": 90_000}
-        run = subprocess.run(["node", str(REPO / "tests" / "viewer_browser.cjs"), json.dumps(spec)],
-                             capture_output=True, text=True, timeout=240)
-    finally:
-        server.shutdown()
-    report = json.loads(run.stdout or "{}")
-    assert run.returncode == 0 and "fatal" not in report, run.stdout + run.stderr
+    report = open_pages(browser, site, [(f"out/{name}.html", str(tmp_path / "bundle.png")),
+                                        ("out/folder.html", str(tmp_path / "folder.png"))], tmp_path / "p", 240)
     ours = render_first_view(splats)
     for page, shot in zip(report["pages"], ("bundle.png", "folder.png"), strict=True):
         assert page["state"]["error"] is None and page["state"]["frames"] >= 2, page
