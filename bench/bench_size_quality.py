@@ -11,7 +11,8 @@ way. Prints one Markdown table per sweep; full numbers go to bench/out/size_qual
     .venv/bin/python bench/bench_size_quality.py --sweep palette --scenes flowers_3_0 tile-30k-sh3
     .venv/bin/python bench/bench_size_quality.py --sweep final
 Scenes: guitar, flowers_3_0 (shared real data), tile-30k-sh3 (tile_scene over flowers, SH3),
-gen-30k-sh3 (generate_scene), wide-30k-sh3 (wide_range_scene over flowers: object, distant shell, faint
+gen-30k-sh3 (generate_scene), tile-guitar-1m-sh2 / tile-flowers-4m-sh3 (bench_e2e's tiled real scenes),
+wide-30k-sh3 (wide_range_scene over flowers: object, distant shell, faint
 floaters; log-scales over e^10); gtile-*/gwide-* are tile_scene / wide_range_scene over guitar. Runs on CPU.
 """
 
@@ -39,6 +40,7 @@ from sogs_compressor.device import resolve_device  # noqa: E402
 from sogs_compressor.encode.sog import encode_sog  # noqa: E402
 from sogs_compressor.options import CompressOptions  # noqa: E402
 from sogs_compressor.pipeline import compress_splats, order_splats  # noqa: E402
+from sogs_compressor.quantize import codebook_rd as rd  # noqa: E402
 from sogs_compressor.quantize.palette import palette_size  # noqa: E402
 from sogs_compressor.read import read_scene  # noqa: E402
 from sogs_compressor.read.sog import read_sog  # noqa: E402
@@ -73,6 +75,8 @@ class Variant:
     kmeans_method: str = "auto"
     iterations: int | None = None
     error_bound: bool = True
+    position_shift: float | None = None  # codebook_rd.POSITION_SHIFT for this variant
+    shift_by_opacity: bool | None = None  # codebook_rd.POSITION_SHIFT_BY_OPACITY for this variant
     extra: dict = field(default_factory=dict)
 
 
@@ -85,6 +89,11 @@ def scene_splats(name: str, work: Path) -> tuple[SplatSet, Path]:
             splats = read_scene(REAL / "guitar.compressed.ply").splats
         elif name == "flowers_3_0":
             splats = read_scene(REAL / "flowers_3_0" / "meta.json").splats
+        elif name.startswith(("tile-guitar-", "tile-flowers-")):  # the end-to-end benchmark's scenes
+            sys.path.insert(0, str(REPO / "bench"))
+            from bench_codec import prepare_scenes
+
+            return read_scene(prepare_scenes([name], work)[name]).splats, path
         elif name.startswith("tile-"):
             count, degree = _size_and_degree(name)
             flowers = read_scene(REAL / "flowers_3_0" / "meta.json").splats
@@ -140,8 +149,16 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
         if getattr(variant, key) is not None:
             settings[key] = getattr(variant, key)
     encoder = WebpEncoder(presets.webp_effort(requested))
-    encoded = encode_sog(ordered, iterations=variant.iterations or options.iterations, seed=options.seed,
-                         device=device, on_image=encoder.submit, kmeans_method=variant.kmeans_method, **settings)
+    default_shift, default_by_opacity = rd.POSITION_SHIFT, rd.POSITION_SHIFT_BY_OPACITY
+    if variant.position_shift is not None:
+        rd.POSITION_SHIFT = variant.position_shift
+    if variant.shift_by_opacity is not None:
+        rd.POSITION_SHIFT_BY_OPACITY = variant.shift_by_opacity
+    try:
+        encoded = encode_sog(ordered, iterations=variant.iterations or options.iterations, seed=options.seed,
+                             device=device, on_image=encoder.submit, kmeans_method=variant.kmeans_method, **settings)
+    finally:
+        rd.POSITION_SHIFT, rd.POSITION_SHIFT_BY_OPACITY = default_shift, default_by_opacity
     webps = encoder.results()
     files = write_sog(work, "variant", "bundle", encoded.meta, webps)
     seconds = time.perf_counter() - started
@@ -160,7 +177,13 @@ def encode_variant(splats: SplatSet, variant: Variant, device: torch.device, wor
 def worst_case_columns(errors: dict) -> dict:
     """The per-splat worst cases a table row shows: largest log-scale growth / f_dc error, splats beyond bounds."""
     return {"log_scale_growth_max": errors["log_scale_growth_max"], "f_dc_abs_max": errors["f_dc_abs_max"],
-            "beyond": beyond_counts(errors)}
+            "beyond": beyond_counts(errors),
+            "errors": {key: errors[key] for key in ERROR_KEYS if key in errors}}
+
+
+ERROR_KEYS = ("position_rel_median", "position_rel_max", "f_dc_rmse", "opacity_mae", "log_scale_rmse",
+              "rotation_deg_median", "f_rest_rmse")
+"""The per-attribute errors kept in the JSON beside each row (which attribute a PSNR difference comes from)."""
 
 
 def peer_worst_cases(splats: SplatSet, decoded: SplatSet, device: torch.device) -> dict:
@@ -233,6 +256,17 @@ SWEEPS: dict[str, list[Variant]] = {
     "target": [],  # target_rows: --target-psnr at splat-transform's quality
     "bound": [Variant(f"{preset}{'' if bound else ' --no-error-bound'}", preset=preset, error_bound=bound)
               for preset in ("fast", "balanced", "max") for bound in (False, True)],
+    "default": [Variant("balanced (the default)")],
+    "position_shift": [Variant(f"position shift {shift:g}", position_shift=shift)
+                       for shift in (0.05, 0.1, 0.2, 0.4, 1e9)],
+    "position_shift_opacity": [
+        *[Variant(f"position shift {shift:g} / alpha", position_shift=shift, shift_by_opacity=True)
+          for shift in (0.025, 0.05, 0.1)],
+        Variant("position shift 0.1", position_shift=0.1, shift_by_opacity=False),
+        Variant("opacity rule only (session 13)", position_shift=1e9)],
+    "levers": [Variant("balanced (the default)"), Variant("pos 16", position_bits=16), Variant("pos 15", position_bits=15),
+               Variant("rw 0", rate_weight=0.0), Variant("prw 0", palette_rate_weight=0.0),
+               Variant("rw 0 prw 0 pos 16", rate_weight=0.0, palette_rate_weight=0.0, position_bits=16)],
     "bound_default": [Variant("balanced --no-error-bound", error_bound=False), Variant("balanced")],
     "presets": [Variant("fast", preset="fast"), Variant("balanced", preset="balanced"), Variant("max", preset="max")],
     "final": [Variant("old balanced (st palette, frequency, MSE)", palette="st", palette_order="frequency",

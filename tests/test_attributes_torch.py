@@ -178,6 +178,48 @@ def test_position_bits_guard_decides_thresholds_like_numpy(monkeypatch):
     assert not np.array_equal(at.position_bits(logits, 15, CPU), rd.position_bits(logits, 15))
 
 
+@pytest.mark.parametrize("device", [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else []))
+def test_size_position_bits_match_numpy(device):
+    """Scenes of every kind, and a scene on one point (a zero cell: any rounding allowed)."""
+    from sogs_compressor.sample import wide_range_scene
+
+    for s in (generate_scene(50_000, sh_degree=0, seed=4), wide_range_scene(20_000, seed=2)):
+        _, _, mins, maxs = attr.encode_means(s.positions)
+        for logits in (None, s.opacity_logits):
+            want = rd.size_position_bits(s.positions, s.log_scales, mins, maxs, opacity_logits=logits)
+            got = at.size_position_bits(s.positions, s.log_scales, mins, maxs, device, opacity_logits=logits)
+            assert np.array_equal(got, want)
+            assert len(np.unique(want)) > 3  # the scenes span several allowances: the comparison means something
+    point = np.zeros((5, 3), np.float32)
+    scales = np.full((5, 3), -2.0, np.float32)
+    assert np.array_equal(at.size_position_bits(point, scales, [0.0] * 3, [0.0] * 3, device),
+                          rd.size_position_bits(point, scales, [0.0] * 3, [0.0] * 3))
+
+
+def test_size_position_bits_guard_decides_integers_like_numpy(monkeypatch):
+    """Splats whose allowance lies within ulps of an integer: the guard gives numpy's bits even with the device's
+    log2 one ulp off, and without the guard they differ."""
+    rng = np.random.default_rng(11)
+    count = 6000
+    positions = rng.uniform(-3.0, 3.0, (count, 3))
+    mins, maxs = [-2.0, -2.0, -2.0], [2.0, 2.0, 2.0]
+    cell = 4.0 / 65535.0
+    world = ((np.abs(positions) + 1.0) * cell).max(axis=1)
+    # middle log-scale that puts 1 + log2(shift * size / cell) on an integer k, then a few ulps either side
+    target = rng.integers(1, 12, count).astype(np.float64)
+    middle = ((target - 1.0) + np.log2(world) - np.log2(rd.POSITION_SHIFT)) * np.log(2.0)
+    middle = middle + rng.integers(-3, 4, count) * np.spacing(middle)
+    log_scales = np.stack([middle - 1.0, middle, middle + 1.0], axis=1)
+    want = rd.size_position_bits(positions, log_scales, mins, maxs)
+    assert np.array_equal(at.size_position_bits(positions, log_scales, mins, maxs, CPU), want)
+    for direction in (np.inf, -np.inf):
+        with monkeypatch.context() as patch:
+            off_by_one_ulp(patch, "log2", direction)
+            assert np.array_equal(at.size_position_bits(positions, log_scales, mins, maxs, CPU), want)
+            patch.setattr(at, "SIZE_GUARD", -1.0)
+            assert not np.array_equal(at.size_position_bits(positions, log_scales, mins, maxs, CPU), want)
+
+
 def test_position_bits_rejects_what_the_reference_rejects():
     with pytest.raises(ValueError, match="8..16"):
         at.position_bits(np.zeros(3, np.float32), 7, CPU)

@@ -155,3 +155,20 @@ def test_render_weights_stay_finite_for_hostile_scales():
         warnings.simplefilter("error")
         weights = render_weights(log_scales, np.zeros(1000, np.float32))
     assert np.all(np.isfinite(weights)) and weights[0] == pytest.approx(np.log1p(np.finfo(np.float32).max))
+
+
+def test_size_position_bits_keep_small_splats_exact_and_let_large_ones_round():
+    """A splat's allowed rounding grows with its size over the grid's cell: one bit per doubling of the size."""
+    from sogs_compressor.quantize.codebook_rd import size_position_bits
+
+    cell = 2.0 / 65535.0  # mins -1, maxs 1 on every axis; positions at the origin: world cell = cell
+    positions = np.zeros((6, 3))
+    # sizes such that shift * size / cell = 2**j: allowance 1 + j
+    j = np.array([-3.0, 0.0, 1.0, 2.0, 5.0, 40.0])
+    middle = np.log(2.0 ** j * cell / 0.1)
+    log_scales = np.stack([middle - 5.0, middle + 0.0, middle + 5.0], axis=1)  # the middle axis decides
+    kept = size_position_bits(positions, log_scales, [-1.0] * 3, [1.0] * 3, shift=0.1)
+    np.testing.assert_array_equal(kept, [16, 15, 14, 13, 10, 0])
+    # the same splats twice as far from the origin in log space ((|x| + 1) = 2): one bit more each
+    kept_far = size_position_bits(np.ones((6, 3)), log_scales, [-1.0] * 3, [1.0] * 3, shift=0.1)
+    np.testing.assert_array_equal(kept_far, [16, 16, 15, 14, 11, 0])

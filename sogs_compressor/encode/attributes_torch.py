@@ -15,6 +15,8 @@ arithmetic differs in the last bit (bench/check_gpu_encode.py, bench/RESULTS.md)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -111,6 +113,39 @@ def position_bits(opacity_logits: np.ndarray, bits: int, device: torch.device) -
     if index.numel():
         host_index = index.cpu().numpy()
         kept[index] = _to_device(rd.position_bits(opacity_logits[host_index], bits), device, torch.int64)
+    return kept.cpu().numpy()
+
+
+def log2(x: torch.Tensor) -> torch.Tensor:
+    """``size_position_bits``'s ``log2`` (a name of its own: the guard's test makes it an ulp off)."""
+    return torch.log2(x)
+
+
+SIZE_GUARD = 1e-9
+"""Distance from an integer within which the host decides a splat's size-bound position bits: the device's
+``log2`` is off by a few ulps of values below ~100."""
+
+
+def size_position_bits(positions: np.ndarray, log_scales: np.ndarray, mins, maxs, device: torch.device,
+                       shift: float = rd.POSITION_SHIFT, opacity_logits: np.ndarray | None = None) -> np.ndarray:
+    """``codebook_rd.size_position_bits`` on ``device``: the same float64 steps, in the same order; allowances
+    within ``SIZE_GUARD`` of an integer are recomputed on the host."""
+    if len(positions) == 0:
+        return rd.size_position_bits(positions, log_scales, mins, maxs, shift, opacity_logits)
+    cell = _to_device((np.asarray(maxs, np.float64) - np.asarray(mins, np.float64)) / 65535.0, device)
+    world = ((_to_device(positions, device).abs() + 1.0) * cell).amax(dim=1)
+    middle = torch.sort(_to_device(log_scales, device), dim=1).values[:, 1]
+    allowance = ((math.log2(shift) + middle / math.log(2.0)) - log2(world)) + 1.0
+    if opacity_logits is not None:
+        allowance = allowance - log2(logistic(_to_device(opacity_logits, device)))
+    doubtful = (allowance - torch.round(allowance)).abs() <= SIZE_GUARD
+    kept = 16 - torch.clamp(torch.floor(allowance), 0, 16).to(torch.int64)
+    index = torch.nonzero(doubtful).reshape(-1)
+    if index.numel():
+        rows = index.cpu().numpy()
+        logits = None if opacity_logits is None else opacity_logits[rows]
+        kept[index] = _to_device(rd.size_position_bits(positions[rows], log_scales[rows], mins, maxs, shift, logits),
+                                 device, torch.int64)
     return kept.cpu().numpy()
 
 

@@ -67,7 +67,8 @@ def encode_sog(
     trading squared error for smaller label textures.
     palette_rate_weight: the same for the codebook of the SH palette's centroid values (``encode_sh_palette``).
     position_bits: bits of the 16-bit position grid kept for opaque splats (fewer for faint ones,
-    ``codebook_rd.position_bits``); 16 stores positions at full precision.
+    ``codebook_rd.position_bits``), more where a splat is small next to the grid's cell
+    (``codebook_rd.size_position_bits``); 16 stores positions at full precision.
     error_bound: hold every splat's scale and colour within ``tolerances`` (``quantize/bound.py``) and its
     position grid at ``tolerances.MIN_POSITION_BITS`` or finer; False gives the unbounded encoder.
     """
@@ -229,17 +230,26 @@ class SharedFootprints:
 def encode_positions(
     splats: SplatSet, position_bits: int, device: torch.device | None, min_bits: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
-    """means_l / means_u bytes and the log-domain mins / maxs, coarsened for faint splats below 16 bits, never
-    below ``min_bits`` (the error bound's ``tolerances.MIN_POSITION_BITS``)."""
+    """means_l / means_u bytes and the log-domain mins / maxs, coarsened below 16 bits for faint splats
+    (``codebook_rd.position_bits``) where their move stays small next to their size (``size_position_bits``),
+    never below ``min_bits`` (the error bound's ``tolerances.MIN_POSITION_BITS``)."""
+    by_opacity = splats.opacity_logits if rd.POSITION_SHIFT_BY_OPACITY else None
     if device is None:
         low, high, mins, maxs = attr.encode_means(splats.positions)
         if position_bits < 16:
-            kept = np.maximum(rd.position_bits(splats.opacity_logits, position_bits), min_bits)
+            kept = np.maximum.reduce([rd.position_bits(splats.opacity_logits, position_bits),
+                                      rd.size_position_bits(splats.positions, splats.log_scales, mins, maxs, rd.POSITION_SHIFT,
+                                                            by_opacity),
+                                      np.full(splats.count, min_bits, np.int64)])
             low, high = rd.coarsen_grid(low, high, kept)
         return low, high, mins, maxs
     low, high, mins, maxs = attr_torch.encode_means(splats.positions, device)
     if position_bits < 16:
-        kept = np.maximum(attr_torch.position_bits(splats.opacity_logits, position_bits, device), min_bits)
+        kept = np.maximum.reduce([
+            attr_torch.position_bits(splats.opacity_logits, position_bits, device),
+            attr_torch.size_position_bits(splats.positions, splats.log_scales, mins, maxs, device,
+                                          rd.POSITION_SHIFT, by_opacity),
+            np.full(splats.count, min_bits, np.int64)])
         low, high = attr_torch.coarsen_grid(low, high, kept, device)
     return low, high, mins, maxs
 

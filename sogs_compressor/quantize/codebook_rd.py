@@ -266,6 +266,45 @@ def position_bits(opacity_logits: np.ndarray, bits: int) -> np.ndarray:
     return kept
 
 
+POSITION_SHIFT = 0.05
+"""Largest move of an opaque splat by the coarsened position grid, as a fraction of its size; a faint one may
+move 1 / alpha times as far (``size_position_bits``). A splat's image changes with its move over its size, times
+its opacity, so a fixed number of grid bits is too coarse where the grid's cell is large next to the splats
+(scenes of large extent) and wasteful where it is small. The value was chosen from rendered quality and bytes on
+real and tiled real scenes (bench/SIZE.md, "Position precision by size")."""
+POSITION_SHIFT_BY_OPACITY = True
+"""Whether the move allowed grows as the splat's opacity falls (``size_position_bits``'s ``opacity_logits``)."""
+
+
+def size_position_bits(positions: np.ndarray, log_scales: np.ndarray, mins, maxs,
+                       shift: float = POSITION_SHIFT, opacity_logits: np.ndarray | None = None) -> np.ndarray:
+    """Fewest bits of the 16-bit grid per splat that keep its rounding move within ``shift`` x its size.
+
+    Rounding to multiples of ``2**d`` cells moves a coordinate by up to ``2**(d - 1)`` cells; a cell of the
+    format's log-space grid is ``(max - min) / 65535`` there, ``(|x| + 1)`` times that in world units (the
+    inverse of ``sign(x) log(|x| + 1)``), the largest over the three axes. The size is the middle axis
+    (``exp`` of the middle log-scale): the long axis would let thin splats move across themselves, the short one
+    would keep every bit of flat ones. So ``d <= 1 + log2(shift * size / cell)``. With ``opacity_logits`` the
+    move allowed is ``shift * size / alpha`` (the image change of a move is proportional to the opacity too).
+    """
+    allowance = size_drop_allowance(positions, log_scales, mins, maxs, shift, opacity_logits)
+    return 16 - np.clip(np.floor(allowance), 0, 16).astype(np.int64)
+
+
+def size_drop_allowance(positions: np.ndarray, log_scales: np.ndarray, mins, maxs,
+                        shift: float = POSITION_SHIFT, opacity_logits: np.ndarray | None = None) -> np.ndarray:
+    """``1 + log2(shift * size / cell [/ alpha])`` per splat (float64; ``size_position_bits`` floors it)."""
+    cell = (np.asarray(maxs, np.float64) - np.asarray(mins, np.float64)) / 65535.0
+    world = ((np.abs(np.asarray(positions, np.float64)) + 1.0) * cell).max(axis=1)
+    middle = np.sort(np.asarray(log_scales, np.float64), axis=1)[:, 1]
+    with np.errstate(divide="ignore", over="ignore"):  # a zero cell or alpha allows any rounding
+        allowance = ((math.log2(shift) + middle / math.log(2.0)) - np.log2(world)) + 1.0
+        if opacity_logits is not None:
+            alpha = 1.0 / (1.0 + np.exp(-np.asarray(opacity_logits, np.float64)))
+            allowance = allowance - np.log2(alpha)
+    return allowance
+
+
 def coarsen_grid(low: np.ndarray, high: np.ndarray, kept_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Round 16-bit grid values (split into low/high bytes, (N, 3)) to multiples of ``2**(16 - kept_bits)``.
 
