@@ -4,9 +4,9 @@ Each level is decimated from the previous one (``lod.decimate``), as splat-trans
 halves a scene repeatedly: a chain of 2x cuts costs about as much as one cut from the input (the sizes sum to less
 than the input) and every level keeps what the finer one kept.
 
-How many levels: the PlayCanvas engine picks level ``i`` for nodes at about ``lodBaseDistance x lodMultiplier^i``
-(defaults 5 and 3: each level is seen from 3x further, i.e. at 1/9 of the screen area, so halving per level is on
-the safe side). Defaults: at most ``DEFAULT_MAX_LEVELS`` levels, none smaller than ``DEFAULT_MIN_SPLATS``.
+How many levels: the PlayCanvas engine shows level ``i`` for nodes from ``lodBaseDistance x lodMultiplier^(i-1)``
+to ``lodBaseDistance x lodMultiplier^i`` away (defaults 5 and 3; ``lod.quality`` has the rule): each level is seen
+from 3x further, i.e. at 1/9 of the screen area, so halving per level is on the safe side. Defaults: at most ``DEFAULT_MAX_LEVELS`` levels, none smaller than ``DEFAULT_MIN_SPLATS``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_MAX_LEVELS = 5
-"""Levels 0..4: the coarsest holds 1/16 of the scene, which the engine shows from ~3^4 = 81x the base distance
-(405 world units with its defaults): past the far side of the scenes this tool is used for."""
+"""Levels 0..4: the coarsest holds 1/16 of the scene, which the engine shows from 3^3 = 27x the base distance on
+(135 world units with its defaults): past the far side of most scenes this tool is used for."""
 
 DEFAULT_MIN_SPLATS = 16384
 """No level (other than the input) smaller than this: below it a whole level fits in one small chunk (a few
