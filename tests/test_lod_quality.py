@@ -29,8 +29,9 @@ from sogs_compressor.sample import generate_scene
 from sogs_compressor.write.ply import write_ply
 
 LEVELS = 3
-FLAGS = ("--layout", "lod", "--lod-levels", LEVELS, "--lod-chunk-count", 1, "--preset", "fast", "--device", "cpu",
-         "--palette-size", 64, "--viewer", "off")
+COMMON = ("--layout", "lod", "--lod-chunk-count", 1, "--preset", "fast", "--device", "cpu", "--palette-size", 64,
+          "--viewer", "off")
+FLAGS = ("--lod-levels", LEVELS, *COMMON)
 
 
 def test_engine_rule_with_its_defaults():
@@ -127,3 +128,20 @@ def test_a_broken_level_scores_clearly_lower(measured):
     assert checked[0] == honest[0] and checked[2] == honest[2]  # the other levels are measured as before
     assert checked[1]["psnr_content"] < honest[1]["psnr_content"] - 6.0, (honest[1], checked[1])
     assert checked[1]["psnr"] < honest[1]["psnr"] - 6.0
+
+
+def test_a_wrong_level_given_as_input_scores_clearly_lower(measured, tmp_path):
+    """End to end: tagged levels whose level 1 is another scene (same size, same SH degree) are written as asked,
+    and the per-level check shows it: far below the decimated level 1 measured from the same distance."""
+    ply, out, honest = measured
+    wrong = tmp_path / "other.ply"
+    write_ply(generate_scene(2000, sh_degree=1, seed=99), wrong)
+    coarsest = tmp_path / "L2.ply"
+    write_ply(read_scene(out / "lod-meta.json", 2).splats, coarsest)
+    proc = cli("compress", ply, wrong, coarsest, "-o", tmp_path / "out", "--lod-input", "levels",
+               *COMMON, "--json")
+    assert proc.returncode == 0, proc.stderr
+    levels, before = json.loads(proc.stdout)["lod"]["levels"], honest["lod"]["levels"]
+    assert levels[1]["distance"] == before[1]["distance"]
+    assert levels[1]["psnr_content"] < before[1]["psnr_content"] - 6.0, (before[1], levels[1])
+    assert levels[0]["psnr_content"] > 35.0 and levels[2]["psnr_content"] > before[2]["psnr_content"] - 3.0

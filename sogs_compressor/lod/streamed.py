@@ -1,8 +1,9 @@
 """``--layout lod``: one scene -> a Streamed SOG (levels of detail, chunked), written and checked.
 
 Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
-decimation; or the levels given, ``compress_levels``), the partition (``lod.chunks``: splat-transform's tree and chunk files), one ordinary SOG v2 per chunk
-(our encoder, each chunk with its own codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
+decimation; or the levels given, one file each: ``compress_levels``), the partition (``lod.chunks``:
+splat-transform's tree and chunk files), one ordinary SOG v2 per chunk (our encoder, each chunk with its own
+codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
 verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
 our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
 single SOG), every level is rendered against the input from the distance at which the engine shows it
@@ -14,21 +15,93 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sogs_compressor import inflight, presets
 from sogs_compressor.device import device_name, out_of_memory_as, resolve_device
-from sogs_compressor.errors import Interrupted, UsageError
+from sogs_compressor.errors import Interrupted, SogsError, UsageError
 from sogs_compressor.lod.chunks import partition
-from sogs_compressor.lod.pyramid import build_pyramid, level_counts
+from sogs_compressor.lod.pyramid import (
+    build_pyramid,
+    check_given_levels,
+    check_level_inputs,
+    level_counts,
+    naming_the_file,
+)
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.write.lod import LOD_META_NAME, lod_meta, write_chunk, write_lod_meta
 from sogs_compressor.write.sog import output_paths
+
+if TYPE_CHECKING:
+    from sogs_compressor.prefetch import ScenePrefetch
+
+
+def compress_levels(
+    inputs: Sequence[str | Path],
+    output_dir: str | Path,
+    options: CompressOptions,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    prefetched: Sequence[ScenePrefetch] | None = None,
+    folder: Path | None = None,
+) -> CompressionResult:
+    """``--lod-input levels``: ``inputs`` are one scene's levels, finest first, written as a Streamed SOG as they
+    are (no decimation). Each is read and sanitized like a single input (its own exit codes); they must share one
+    SH degree (after ``--sh-bands``) and model, and no level may hold more splats than the one before (both usage
+    errors: the files are fine, their order or mix is not). ``prefetched``: the same files already being read."""
+    from sogs_compressor.output_target import output_name
+    from sogs_compressor.pipeline import prepare_device
+    from sogs_compressor.read import read_one_level
+    from sogs_compressor.read.sanitize import sanitize
+
+    options = options.validate()
+    check_level_inputs(options, len(inputs))
+    progress = progress or no_progress
+    started = time.perf_counter()
+    prepare_device(options.device, inputs[0], options)
+    progress("read", 0.0)
+    read_s = sanitize_s = 0.0
+    levels, scenes, reports = [], [], []
+    for index, path in enumerate(inputs):
+        t = time.perf_counter()
+        try:
+            scene = prefetched[index].result()[0] if prefetched is not None else read_one_level(path)
+            read_s += time.perf_counter() - t
+            t = time.perf_counter()
+            splats, report = sanitize(scene.splats, options.invalid)
+            sanitize_s += time.perf_counter() - t
+        except Interrupted:
+            raise
+        except SogsError as error:
+            raise naming_the_file(error, path) from None
+        levels.append(splats)
+        scenes.append({"level": index, "path": str(path), "format": scene.format, "bytes": scene.bytes,
+                       "splats": scene.splats.count, "sh_degree": scene.splats.sh_degree})
+        reports.append(report)
+        progress("read", (index + 1) / len(inputs))
+        del scene
+    check_given_levels(inputs, levels, options.sh_bands)
+
+    result = CompressionResult(input_path=str(inputs[0]), input_format=scenes[0]["format"],
+                               input_bytes=sum(s["bytes"] for s in scenes))
+    result.timings["read"], result.timings["sanitize"] = read_s, sanitize_s
+    result.sh_degree_in = scenes[0]["sh_degree"]
+    dropped = {reason: sum(r.dropped.get(reason, 0) for r in reports) for reason in reports[0].dropped}
+    result.counts = {"input": sum(s["splats"] for s in scenes), "dropped": dropped,
+                     "quaternions_replaced": sum(r.quaternions_replaced for r in reports)}
+    name = options.name or output_name(inputs[0])
+    compress_streamed(levels[0], output_dir, name, options, progress, should_stop, result,
+                      cameras_near=Path(inputs[0]), folder=folder, levels=levels)
+    result.lod["input"] = "levels"
+    result.lod["inputs"] = [{**s, "dropped": r.total_dropped} for s, r in zip(scenes, reports, strict=True)]
+    result.timings["total"] = time.perf_counter() - started
+    return result
 
 
 def compress_streamed(
