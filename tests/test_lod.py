@@ -1,5 +1,6 @@
 """Streamed SOG (``--layout lod``): the level pyramid, splat-transform's partition, lod-meta.json written by the CLI
-and read back by us and by splat-transform 3.7.0, and hostile lod-meta.json inputs."""
+and read back by us and by splat-transform 3.7.0, levels given as inputs (``--lod-input levels``), and hostile
+lod-meta.json inputs. The quality check per level is in test_lod_quality.py."""
 
 from __future__ import annotations
 
