@@ -119,18 +119,30 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     from sogs_compressor.output_target import plan_outputs
     from sogs_compressor.prefetch import ScenePrefetch
 
-    plans, layout = plan_outputs(args.output, args.inputs, args.layout)
+    as_levels = args.lod_input == "levels"  # the inputs are one scene's levels: one output
+    plans, layout = plan_outputs(args.output, args.inputs[:1] if as_levels else args.inputs, args.layout)
     args.layout = layout
     options = options_from_args(args)
+    if as_levels:
+        from sogs_compressor.lod.pyramid import check_level_inputs
+
+        check_level_inputs(options, len(args.inputs))
     if args.cameras:  # a given cameras.json must be usable: checked before any scene is read (exit 3)
         from sogs_compressor.render.camera import load_cameras_json
 
         load_cameras_json(args.cameras)
         options.cameras = args.cameras
-    # The first scene is read while torch loads; a single input that fails at once fails before torch loads.
+    # The first scene is read while torch loads; a single input that fails at once fails before torch loads. The
+    # levels of one scene are all needed: all are read at once, and any that fails at once fails the run.
     first = ScenePrefetch(args.inputs[0])
-    if len(args.inputs) == 1 and (error := first.early_failure()) is not None:
-        raise error
+    levels = [first, *map(ScenePrefetch, args.inputs[1:])] if as_levels else None
+    for prefetch in levels or ([first] if len(args.inputs) == 1 else []):
+        if (error := prefetch.early_failure()) is not None:
+            if levels is not None:
+                from sogs_compressor.lod.pyramid import naming_the_file
+
+                raise naming_the_file(error, prefetch.path)
+            raise error
 
     from sogs_compressor import progress as progress_module
     from sogs_compressor.pipeline import compress_file
@@ -141,12 +153,18 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         progress = progress_module.command_progress(args.quiet, scene=plan.input)
         options.name = plan.name
         try:
-            results.append(compress_file(plan.input, plan.folder, options, progress=progress,
-                                         prefetched=first if index == 0 else None, placement=plan.placement))
+            if levels is not None:
+                from sogs_compressor.lod.streamed import compress_levels
+
+                results.append(compress_levels(args.inputs, plan.folder, options, progress=progress,
+                                               prefetched=levels))
+            else:
+                results.append(compress_file(plan.input, plan.folder, options, progress=progress,
+                                             prefetched=first if index == 0 else None, placement=plan.placement))
         except Interrupted:
             raise
         except SogsError as error:
-            if len(args.inputs) == 1:
+            if len(plans) == 1:
                 raise
             failures.append((plan.input, error))
             print(f"error: {plan.input}: {error}", file=sys.stderr)
@@ -154,7 +172,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             progress_module.close(progress)
     if args.json:
         payload = [r.to_dict() for r in results]
-        print(json.dumps(payload[0] if len(args.inputs) == 1 else payload, indent=2, allow_nan=False))
+        print(json.dumps(payload[0] if len(plans) == 1 else payload, indent=2, allow_nan=False))
     elif not args.quiet:
         for result in results:
             print(human_summary(result))
@@ -205,11 +223,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("compress", parents=[common], help="PLY / compressed PLY / SOG -> SOG v2",
                        epilog="exit codes:\n" + exit_code_table(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="IN", help="scene files (.ply, .compressed.ply, .sog, meta.json)")
+    p.add_argument("inputs", nargs="+", metavar="IN",
+                   help="scene files (.ply, .compressed.ply, .sog, meta.json); with --lod-input levels, one scene's "
+                        "levels, finest first")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder; or, with one input, the .sog file (layout bundle) or the meta.json (layout "
                         "dir) to write")
     add_codec_options(p)
+    p.add_argument("--lod-input", choices=("scene", "levels"), default="scene",
+                   help="--layout lod: each input is a scene whose levels are made by decimation (scene, default), "
+                        "or the inputs are one scene's levels 0..N-1, finest first, written as given (levels)")
     p.add_argument("--cameras", default=None, metavar="FILE",
                    help="3DGS training cameras.json whose views the quality check adds (default: one beside the input)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -47,10 +47,15 @@ def human_summary(result: CompressionResult) -> str:
                   for line in quality_lines(result.quality, preview)]
     if result.lod:
         levels = result.lod["levels"]
+        given = ", as given: one input per level" if result.lod.get("input") == "levels" else ""
         lines.append(f"  levels: {len(levels)} in {result.lod['chunks']} chunks (lod-meta.json "
-                     f"{human_bytes(result.lod['lod_meta_bytes'])})")
-        lines += [f"    level {lvl['level']}: {lvl['splats']} splats, {lvl['chunks']} chunks, {human_bytes(lvl['bytes'])}"
-                  for lvl in levels]
+                     f"{human_bytes(result.lod['lod_meta_bytes'])}{given})")
+        from sogs_compressor.report.scene import level_quality_text
+
+        for lvl in levels:
+            quality = level_quality_text(lvl)
+            lines.append(f"    level {lvl['level']}: {lvl['splats']} splats, {lvl['chunks']} chunks, "
+                         f"{human_bytes(lvl['bytes'])}" + (f"; {quality}" if quality else ""))
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "total")
     lines.append(f"  time {result.timings.get('total', 0):.2f}s on {result.device_name} ({timing})")
     for f in result.output_files:

@@ -1,5 +1,6 @@
 """Streamed SOG (``--layout lod``): the level pyramid, splat-transform's partition, lod-meta.json written by the CLI
-and read back by us and by splat-transform 3.7.0, and hostile lod-meta.json inputs."""
+and read back by us and by splat-transform 3.7.0, levels given as inputs (``--lod-input levels``), and hostile
+lod-meta.json inputs. The quality check per level is in test_lod_quality.py."""
 
 from __future__ import annotations
 
@@ -245,6 +246,113 @@ def test_splat_transform_decimated_levels_read_back(splat_transform, tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert_same_splats(read_scene(tmp_path / "st" / "lod-meta.json", level).splats,
                            read_scene(tmp_path / f"l{level}.out.ply").splats)
+
+
+# ---- --lod-input levels: one input per level ----------------------------------------------------------------------
+
+LEVEL_FLAGS = STREAMED_FLAGS[2:]
+"""The same settings without --lod-levels: the inputs are the levels."""
+assert LEVEL_FLAGS[0] == "--lod-chunk-count"
+
+
+@pytest.fixture(scope="module")
+def tagged(streamed) -> tuple[list[Path], Path, dict]:
+    """The ``streamed`` scene's pyramid (as the CLI builds it: seed 0) written one PLY per level, then given back
+    as tagged levels."""
+    ply, out, _ = streamed
+    scene = read_scene(ply).splats
+    levels = build_pyramid(scene, level_counts(scene.count, levels=LEVELS), seed=0)
+    paths = [ply]
+    for level, splats in enumerate(levels[1:], start=1):
+        paths.append(ply.parent / f"L{level}.ply")
+        write_ply(splats, paths[-1])
+    target = ply.parent / "tagged"
+    proc = cli("compress", *paths, "-o", target, "--layout", "lod", "--lod-input", "levels", *LEVEL_FLAGS, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return paths, target, json.loads(proc.stdout)
+
+
+def test_given_levels_are_written_as_the_built_pyramid(streamed, tagged):
+    """Levels given as files (no decimation) write the same bytes as the same levels built by decimation, and the
+    report says where they came from."""
+    _, out, _ = streamed
+    paths, target, result = tagged
+    assert _digest(target) == _digest(out)
+    lod = result["lod"]
+    assert lod["input"] == "levels" and [lvl["splats"] for lvl in lod["levels"]] == [4000, 2000, 1000]
+    assert [entry["path"] for entry in lod["inputs"]] == [str(p) for p in paths]
+    assert result["counts"]["input"] == result["counts"]["output"] == 7000
+    assert result["input_bytes"] == sum(p.stat().st_size for p in paths)
+    assert "decimate" not in result["timings"]
+    # -o .../lod-meta.json means --layout lod here too; the summary says the levels were given
+    proc = cli("compress", *paths, "-o", target.parent / "again" / "lod-meta.json", "--lod-input", "levels",
+               *LEVEL_FLAGS)
+    assert proc.returncode == 0, proc.stderr
+    assert "levels: 3 in" in proc.stdout and "as given: one input per level" in proc.stdout
+
+
+def test_given_levels_are_checked_before_anything_is_written(tagged, tmp_path, capsys):
+    """Each problem is one line and its exit code: usage (2) for the order, the mix or the flags; the bad file's own
+    code, naming it, for a file that cannot be read."""
+    (l0, l1, l2), _, _ = tagged
+    out = tmp_path / "out"
+
+    def run(*args) -> tuple[int, str]:
+        code = main(["compress", *map(str, args), "-o", str(out), "--lod-input", "levels", *map(str, LEVEL_FLAGS)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return code, lines[0]
+
+    code, line = run(l1, l0, "--layout", "lod")  # 2000 then 4000 splats
+    assert code == 2 and f"level 1 ({l0}) has 4000 splats, more than level 0 ({l1}, 2000)" in line
+    code, line = run(l0, l1)
+    assert code == 2 and "give --layout lod" in line
+    code, line = run(l0, l1, "--layout", "lod", "--lod-levels", "2")
+    assert code == 2 and "the inputs are the levels" in line
+    code, line = run(l0, tmp_path / "missing.ply", "--layout", "lod")
+    assert code == 3 and "missing.ply" in line
+    truncated = tmp_path / "truncated.ply"
+    truncated.write_bytes(l1.read_bytes()[:5000])
+    code, line = run(l0, truncated, l2, "--layout", "lod")
+    assert code == 14 and str(truncated) in line
+    flat = tmp_path / "sh0.ply"
+    write_ply(read_scene(l1).splats.with_sh_degree(0), flat)
+    code, line = run(l0, flat, "--layout", "lod")
+    assert code == 2 and "different SH degrees" in line and "--sh-bands 0" in line
+    assert not out.exists()
+    assert main(["compress", str(l0), str(flat), "-o", str(out), "--layout", "lod", "--lod-input", "levels",
+                 "--sh-bands", "0", "-q", *map(str, LEVEL_FLAGS)]) == 0  # written at the degree they share
+    assert read_scene(out / "lod-meta.json", 1).splats.sh_degree == 0
+
+
+def test_splat_transform_reads_our_given_levels(tagged, splat_transform, tmp_path):
+    """splat-transform 3.7.0 reads the tagged levels we wrote with our counts, decodes a level to our values, and
+    makes the same levels of the same tagged inputs (``-l N`` per input)."""
+    paths, target, _ = tagged
+    proc = subprocess.run([*splat_transform, str(target / "lod-meta.json"), "--info", "json", "null"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    assert info["numLods"] == LEVELS and info["lodCounts"] == [4000, 2000, 1000]
+    level = tmp_path / "level2.ply"
+    proc = subprocess.run([*splat_transform, "-q", "-w", str(target / "lod-meta.json"), "-L", "2", str(level)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_same_splats(read_scene(target / "lod-meta.json", 2).splats, read_scene(level).splats)
+    # -H 0: its SH palette needs a WebGPU device, and the levels' counts and tree do not depend on SH
+    tags = [arg for index, path in enumerate(paths) for arg in (str(path), "-H", "0", "-l", str(index))]
+    theirs = tmp_path / "st" / "lod-meta.json"
+    proc = subprocess.run([*splat_transform, "-q", "-w", *tags, "--lod-chunk-count", str(CHUNK_K), str(theirs)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ours = json.loads((target / "lod-meta.json").read_text())
+    st = json.loads(theirs.read_text())
+    assert st["counts"] == ours["counts"] and st["lodLevels"] == ours["lodLevels"]
+
+    def ranges(meta: dict) -> list[dict]:  # per leaf, each level's (offset, count): file ids are numbered apart
+        return [{key: (ref["offset"], ref["count"]) for key, ref in leaf["lods"].items()} for leaf in leaves(meta["tree"])]
+
+    assert ranges(st) == ranges(ours)
 
 
 # ---- hostile lod-meta.json --------------------------------------------------------------------------------------------

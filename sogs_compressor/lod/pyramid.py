@@ -4,25 +4,33 @@ Each level is decimated from the previous one (``lod.decimate``), as splat-trans
 halves a scene repeatedly: a chain of 2x cuts costs about as much as one cut from the input (the sizes sum to less
 than the input) and every level keeps what the finer one kept.
 
-How many levels: the PlayCanvas engine picks level ``i`` for nodes at about ``lodBaseDistance x lodMultiplier^i``
-(defaults 5 and 3: each level is seen from 3x further, i.e. at 1/9 of the screen area, so halving per level is on
-the safe side). Defaults: at most ``DEFAULT_MAX_LEVELS`` levels, none smaller than ``DEFAULT_MIN_SPLATS``.
+How many levels: the PlayCanvas engine shows level ``i`` for nodes from ``lodBaseDistance x lodMultiplier^(i-1)``
+to ``lodBaseDistance x lodMultiplier^i`` away (defaults 5 and 3; ``lod.quality`` has the rule): each level is seen
+from 3x further, i.e. at 1/9 of the screen area, so halving per level is on the safe side. Defaults: at most
+``DEFAULT_MAX_LEVELS`` levels, none smaller than ``DEFAULT_MIN_SPLATS``.
+
+A pyramid can also be given, one file per level (``--lod-input levels``): ``check_level_inputs`` and
+``check_given_levels`` say what such a set must be.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sogs_compressor.errors import UsageError
 from sogs_compressor.splats import SplatSet
 
 if TYPE_CHECKING:
     import torch
 
+    from sogs_compressor.options import CompressOptions
+
 DEFAULT_MAX_LEVELS = 5
-"""Levels 0..4: the coarsest holds 1/16 of the scene, which the engine shows from ~3^4 = 81x the base distance
-(405 world units with its defaults): past the far side of the scenes this tool is used for."""
+"""Levels 0..4: the coarsest holds 1/16 of the scene, which the engine shows from 3^3 = 27x the base distance on
+(135 world units with its defaults): past the far side of most scenes this tool is used for."""
 
 DEFAULT_MIN_SPLATS = 16384
 """No level (other than the input) smaller than this: below it a whole level fits in one small chunk (a few
@@ -77,3 +85,40 @@ def build_pyramid(splats: SplatSet, counts: list[int], *, device: torch.device |
         if on_level is not None:
             on_level(level, target)
     return levels
+
+
+def check_level_inputs(options: CompressOptions, count: int) -> None:
+    """What ``--lod-input levels`` needs of the command line, checked before anything is read (``UsageError``)."""
+    if options.layout != "lod":
+        raise UsageError("--lod-input levels writes a Streamed SOG: give --layout lod (or -o .../lod-meta.json)")
+    if options.lod_levels is not None or options.lod_min_splats is not None:
+        raise UsageError("--lod-levels / --lod-min-splats build levels by decimation; with --lod-input levels the "
+                         "inputs are the levels")
+    if not 1 <= count <= MAX_LEVELS:
+        raise UsageError(f"--lod-input levels takes 1..{MAX_LEVELS} inputs (one per level), not {count}")
+
+
+def naming_the_file(error: BaseException, path: str | Path) -> BaseException:
+    """``error`` (a bad level input's) with the file named in its one line, when it does not say which file: with
+    several inputs in one run, "file truncated" alone does not tell which (the exit code stays the error's)."""
+    if str(path) not in str(error):
+        error.args = (f"{path}: {error}",)
+    return error
+
+
+def check_given_levels(inputs: Sequence[str | Path], levels: list[SplatSet], sh_bands: int | None) -> None:
+    """One SH degree (as written) and model across the given levels, and splat counts that never grow."""
+    degrees = [level.sh_degree if sh_bands is None else min(level.sh_degree, sh_bands) for level in levels]
+    if len(set(degrees)) > 1:
+        listed = ", ".join(f"{path} {degree}" for path, degree in zip(inputs, degrees, strict=True))
+        raise UsageError(f"the levels have different SH degrees ({listed}): give levels of one degree, or "
+                         f"--sh-bands {min(degrees)} to write them all at degree {min(degrees)}")
+    models = [level.model for level in levels]
+    if len(set(models)) > 1:
+        listed = ", ".join(f"{path} {model}" for path, model in zip(inputs, models, strict=True))
+        raise UsageError(f"the levels have different rendering models ({listed}): give levels of one model")
+    for level in range(1, len(levels)):
+        if levels[level].count > levels[level - 1].count:
+            raise UsageError(f"level {level} ({inputs[level]}) has {levels[level].count} splats, more than level "
+                             f"{level - 1} ({inputs[level - 1]}, {levels[level - 1].count}): give the levels finest "
+                             "first")

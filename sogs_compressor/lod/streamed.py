@@ -1,33 +1,107 @@
 """``--layout lod``: one scene -> a Streamed SOG (levels of detail, chunked), written and checked.
 
 Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
-decimation), the partition (``lod.chunks``: splat-transform's tree and chunk files), one ordinary SOG v2 per chunk
-(our encoder, each chunk with its own codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
+decimation; or the levels given, one file each: ``compress_levels``), the partition (``lod.chunks``:
+splat-transform's tree and chunk files), one ordinary SOG v2 per chunk (our encoder, each chunk with its own
+codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
 verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
 our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
-single SOG), and the page beside it loads the lod-meta.json.
+single SOG), every level is rendered against the input from the distance at which the engine shows it
+(``lod.quality``), and the page beside it loads the lod-meta.json.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sogs_compressor import inflight, presets
 from sogs_compressor.device import device_name, out_of_memory_as, resolve_device
-from sogs_compressor.errors import Interrupted, UsageError
+from sogs_compressor.errors import Interrupted, SogsError, UsageError
 from sogs_compressor.lod.chunks import partition
-from sogs_compressor.lod.pyramid import build_pyramid, level_counts
+from sogs_compressor.lod.pyramid import (
+    build_pyramid,
+    check_given_levels,
+    check_level_inputs,
+    level_counts,
+    naming_the_file,
+)
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.write.lod import LOD_META_NAME, lod_meta, write_chunk, write_lod_meta
 from sogs_compressor.write.sog import output_paths
+
+if TYPE_CHECKING:
+    from sogs_compressor.prefetch import ScenePrefetch
+
+
+def compress_levels(
+    inputs: Sequence[str | Path],
+    output_dir: str | Path,
+    options: CompressOptions,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    prefetched: Sequence[ScenePrefetch] | None = None,
+    folder: Path | None = None,
+) -> CompressionResult:
+    """``--lod-input levels``: ``inputs`` are one scene's levels, finest first, written as a Streamed SOG as they
+    are (no decimation). Each is read and sanitized like a single input (its own exit codes); they must share one
+    SH degree (after ``--sh-bands``) and model, and no level may hold more splats than the one before (both usage
+    errors: the files are fine, their order or mix is not). ``prefetched``: the same files already being read."""
+    from sogs_compressor.output_target import output_name
+    from sogs_compressor.pipeline import prepare_device
+    from sogs_compressor.read import read_one_level
+    from sogs_compressor.read.sanitize import sanitize
+
+    options = options.validate()
+    check_level_inputs(options, len(inputs))
+    progress = progress or no_progress
+    started = time.perf_counter()
+    prepare_device(options.device, inputs[0], options)
+    progress("read", 0.0)
+    read_s = sanitize_s = 0.0
+    levels, scenes, reports = [], [], []
+    for index, path in enumerate(inputs):
+        t = time.perf_counter()
+        try:
+            scene = prefetched[index].result()[0] if prefetched is not None else read_one_level(path)
+            read_s += time.perf_counter() - t
+            t = time.perf_counter()
+            splats, report = sanitize(scene.splats, options.invalid)
+            sanitize_s += time.perf_counter() - t
+        except Interrupted:
+            raise
+        except SogsError as error:
+            raise naming_the_file(error, path) from None
+        levels.append(splats)
+        scenes.append({"level": index, "path": str(path), "format": scene.format, "bytes": scene.bytes,
+                       "splats": scene.splats.count, "sh_degree": scene.splats.sh_degree})
+        reports.append(report)
+        progress("read", (index + 1) / len(inputs))
+        del scene
+    check_given_levels(inputs, levels, options.sh_bands)
+
+    result = CompressionResult(input_path=str(inputs[0]), input_format=scenes[0]["format"],
+                               input_bytes=sum(s["bytes"] for s in scenes))
+    result.timings["read"], result.timings["sanitize"] = read_s, sanitize_s
+    result.sh_degree_in = scenes[0]["sh_degree"]
+    dropped = {reason: sum(r.dropped.get(reason, 0) for r in reports) for reason in reports[0].dropped}
+    result.counts = {"input": sum(s["splats"] for s in scenes), "dropped": dropped,
+                     "quaternions_replaced": sum(r.quaternions_replaced for r in reports)}
+    name = options.name or output_name(inputs[0])
+    compress_streamed(levels[0], output_dir, name, options, progress, should_stop, result,
+                      cameras_near=Path(inputs[0]), folder=folder, levels=levels)
+    result.lod["input"] = "levels"
+    result.lod["inputs"] = [{**s, "dropped": r.total_dropped} for s, r in zip(scenes, reports, strict=True)]
+    result.timings["total"] = time.perf_counter() - started
+    return result
 
 
 def compress_streamed(
@@ -40,9 +114,12 @@ def compress_streamed(
     result: CompressionResult | None = None,
     cameras_near: Path | None = None,
     folder: Path | None = None,
+    levels: Sequence[SplatSet] | None = None,
 ) -> CompressionResult:
     """Write ``splats`` (sanitized) as a Streamed SOG: ``folder/lod-meta.json`` and ``folder/L_I/`` chunk SOGs
-    (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``."""
+    (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``.
+
+    ``levels``: the pyramid as given (level 0 first, ``splats`` itself), written without decimation."""
     from sogs_compressor.pipeline import encode_and_pack, finish_result, write_viewer_page
     from sogs_compressor.verify.decode import confirm_written
 
@@ -62,23 +139,29 @@ def compress_streamed(
     result.device, result.device_name = str(device), device_name(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    original = splats
+    original = splats  # what every level is rendered against: the input, every SH band
+    if levels is not None and (not levels or levels[0] is not splats):
+        raise ValueError("levels[0] must be the scene itself")
     if options.sh_bands is not None:
         splats = splats.with_sh_degree(options.sh_bands)
+        if levels is not None:
+            levels = [splats, *(level.with_sh_degree(options.sh_bands) for level in levels[1:])]
     result.sh_degree_out, result.model = splats.sh_degree, splats.model
 
     checkpoint()
-    try:
-        counts = level_counts(splats.count, options.lod_levels, options.lod_min_splats)
-    except ValueError as error:
-        raise UsageError(f"--lod-levels {options.lod_levels}: {error}") from None
-    t = time.perf_counter()
-    progress("decimate", 0.0)
-    with out_of_memory_as(device, "decimation"):
-        levels = build_pyramid(splats, counts, device=device, seed=options.seed,
-                               on_level=lambda level, _n: progress("decimate", level / max(1, len(counts) - 1)))
-    timings["decimate"] = time.perf_counter() - t
-    progress("decimate", 1.0)
+    if levels is None:
+        try:
+            counts = level_counts(splats.count, options.lod_levels, options.lod_min_splats)
+        except ValueError as error:
+            raise UsageError(f"--lod-levels {options.lod_levels}: {error}") from None
+        t = time.perf_counter()
+        progress("decimate", 0.0)
+        with out_of_memory_as(device, "decimation"):
+            levels = build_pyramid(splats, counts, device=device, seed=options.seed,
+                                   on_level=lambda level, _n: progress("decimate", level / max(1, len(counts) - 1)))
+        timings["decimate"] = time.perf_counter() - t
+        progress("decimate", 1.0)
+    counts = [level.count for level in levels]
 
     checkpoint()
     t = time.perf_counter()
@@ -126,17 +209,21 @@ def compress_streamed(
 
         if options.verify:
             checkpoint()
-            _verify_level0(result, levels[0], parts, folder, original, options, device, output_dir, name,
-                           cameras_near, outputs, progress)
+            level0 = _verify_level0(result, levels[0], parts, folder, original, options, device, output_dir, name,
+                                    cameras_near, outputs, progress)
+            if options.quality_check != "off":
+                checkpoint()
+                _measure_levels(result, original, level0, folder, len(levels), options, device, progress)
         write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
     return finish_result(result, options, device)
 
 
 def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: Path, original: SplatSet,
                    options: CompressOptions, device: torch.device, output_dir: Path, name: str,
-                   cameras_near: Path | None, outputs: inflight.SceneOutputs, progress: ProgressCallback) -> None:
+                   cameras_near: Path | None, outputs: inflight.SceneOutputs, progress: ProgressCallback) -> SplatSet:
     """Decode level 0 through our lod-meta.json reader (as a user would), measure its attribute errors against the
-    input in the same order and, unless the quality check is off, render it against the original."""
+    input in the same order and, unless the quality check is off, render it against the original; returns the
+    decoded level 0."""
     from sogs_compressor.pipeline import measure_quality
     from sogs_compressor.read.lod import read_lod
     from sogs_compressor.verify.metrics import attribute_errors
@@ -149,7 +236,7 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: P
     result.timings["verify"] = time.perf_counter() - t
     progress("verify", 1.0)
     if options.quality_check == "off":
-        return
+        return decoded
     t = time.perf_counter()
     progress("quality", 0.0)
     outputs.track(output_dir / f"{name}.preview.png")
@@ -163,3 +250,26 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: P
         result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
     result.timings["quality"] = time.perf_counter() - t
     progress("quality", 1.0)
+    return decoded
+
+
+def _measure_levels(result: CompressionResult, original: SplatSet, level0: SplatSet, folder: Path, levels: int,
+                    options: CompressOptions, device: torch.device, progress: ProgressCallback) -> None:
+    """The quality check per level (``lod.quality``): every level, read through our lod-meta.json reader, rendered
+    against the original from the distance at which the engine shows it; into ``result.lod``."""
+    from sogs_compressor.lod.quality import measure_levels
+    from sogs_compressor.read.lod import read_lod
+
+    def decode(level: int) -> SplatSet:
+        return level0 if level == 0 else read_lod(folder / LOD_META_NAME, level).splats
+
+    t = time.perf_counter()
+    progress("level_quality", 0.0)
+    with out_of_memory_as(device, "the quality check per level"):
+        entries, method = measure_levels(original, decode, levels, options.quality_check, device,
+                                         progress=lambda fraction: progress("level_quality", fraction))
+    for entry, measured in zip(result.lod["levels"], entries, strict=True):
+        entry.update(measured)
+    result.lod["quality"] = method
+    result.timings["level_quality"] = time.perf_counter() - t
+    progress("level_quality", 1.0)

@@ -67,6 +67,7 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
         "error_bound": {"on": (result.get("settings") or {}).get("error_bound", True),
                         "tolerances": tolerances.as_dict()},
         "quality": result.get("quality", {}),
+        "lod": result.get("lod") or {},
         "metadata": metadata,
     }
 
@@ -115,6 +116,7 @@ def scene_report_text(report: dict) -> str:
     if timings:
         lines.append("timings (s)  " + ", ".join(f"{k} {_number(float(v))}" for k, v in timings.items()))
     lines += quality_lines(report.get("quality") or {})
+    lines += lod_lines(report.get("lod") or {})
     lines += bound_lines(report.get("errors") or {})
     errors: list[str] = []
     _flatten("", report.get("errors") or {}, errors)
@@ -171,6 +173,29 @@ def quality_lines(quality: dict, preview_path: str | None = None) -> list[str]:
     if quality.get("preview"):
         lines.append(f"preview      {preview_path or quality['preview']}  (original | compressed | difference x8)")
     lines += target_lines(quality.get("target"))
+    return lines
+
+
+def level_quality_text(level: dict) -> str:
+    """A Streamed SOG level's rendered quality, from the distance the engine shows it at (``lod.quality``)."""
+    if level.get("error"):
+        return f"not measured: {level['error']}"
+    if "psnr" not in level:
+        return ""
+    return (f"PSNR {_number(level['psnr'])} dB, content PSNR {_number(level.get('psnr_content'))} dB at engine "
+            f"distance {_number(level['distance'])}")
+
+
+def lod_lines(lod: dict) -> list[str]:
+    """A Streamed SOG's levels: splats, chunks, bytes and, when measured, each level's rendered quality."""
+    if not lod.get("levels"):
+        return []
+    lines = [f"levels       {len(lod['levels'])} in {lod.get('chunks')} chunks"
+             + (", as given (one input per level)" if lod.get("input") == "levels" else "")]
+    for level in lod["levels"]:
+        quality = level_quality_text(level)
+        lines.append(f"  level {level['level']}: {level['splats']} splats, {level['chunks']} chunks, "
+                     f"{human_bytes(level['bytes'])}" + (f"; {quality}" if quality else ""))
     return lines
 
 
