@@ -56,6 +56,7 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
         },
         "sh_degree": {"input": result.get("sh_degree_in"), "output": result.get("sh_degree_out")},
         "palette_size": result.get("palette_size"),
+        "lod": result.get("lod") or None,
         "settings": result.get("settings", {}),
         "cache_key": cache_key,
         "reused_from": reused_from,
@@ -105,6 +106,7 @@ def scene_report_text(report: dict) -> str:
         f"splats       {splats.get('input')} in, {splats.get('output')} out, dropped: {dropped_text}",
         f"SH degree    {report['sh_degree']['input']} -> {report['sh_degree']['output']}"
         f"   palette {report.get('palette_size')}",
+        *lod_lines(report.get("lod")),
         f"device       {report.get('device')} ({report.get('device_name')})",
         f"peak memory  host {human_bytes(report['peak_memory']['rss_bytes'])}, "
         f"GPU {human_bytes(report['peak_memory']['gpu_bytes'])}",
@@ -122,7 +124,13 @@ def scene_report_text(report: dict) -> str:
         lines.append("errors (decoded output vs input):")
         lines += [f"  {line}" for line in errors]
     lines.append("files:")
-    lines += [f"  {o['name']:<28} {human_bytes(o['bytes']):>12}  sha256 {o['sha256']}" for o in report["outputs"]]
+    lines += [f"  {o['name']:<28} {human_bytes(o['bytes']):>12}  sha256 {o['sha256']}" for o in report["outputs"]
+              if "/" not in o["name"]]
+    chunks = [o for o in report["outputs"] if "/" in o["name"]]
+    if chunks:  # a Streamed SOG's chunk files: hundreds of lines, each in the JSON report
+        folders = len({o["name"].split("/", 1)[0] for o in chunks})
+        lines.append(f"  {f'{folders} chunk folders':<28} {human_bytes(sum(o['bytes'] for o in chunks)):>12}  "
+                     f"{len(chunks)} files (each with its sha256 in {JSON_NAME})")
     lines.append(f"input sha256 {inp['sha256']}")
     settings = report.get("settings") or {}
     if settings:
@@ -131,6 +139,18 @@ def scene_report_text(report: dict) -> str:
         lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
     lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
     return "\n".join(lines) + "\n"
+
+
+def lod_lines(lod: dict | None) -> list[str]:
+    """A Streamed SOG's levels (``--layout lod``): splats, chunks and bytes per level."""
+    if not lod:
+        return []
+    levels = lod.get("levels") or []
+    lines = [f"levels       {len(levels)} in {lod.get('chunks')} chunks, lod-meta.json "
+             f"{human_bytes(lod.get('lod_meta_bytes') or 0)}"]
+    lines += [f"  level {lvl['level']:<4} {lvl['splats']} splats, {lvl['chunks']} chunks, {human_bytes(lvl['bytes'])}"
+              for lvl in levels]
+    return lines
 
 
 def bound_lines(errors: dict) -> list[str]:
