@@ -20,8 +20,8 @@ nothing its next run does not write again. The earlier report and lod-meta.json 
 short has already removed them, and the chunk folders they named would then stay forever.
 
 Clashes fail the scene before anything changes (``OutputClash``, exit 3): a chunk folder the new output needs
-that holds anything else (another scene's output, scenes below it), and a scene whose own folder is a chunk
-folder named by the ``lod-meta.json`` in the folder above it.
+that holds anything else (another scene's output, scenes below it), and a scene whose own folder is, or lies
+in, a chunk folder named by the ``lod-meta.json`` of the folder above that chunk folder.
 """
 
 from __future__ import annotations
