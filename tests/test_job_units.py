@@ -138,6 +138,24 @@ def test_codec_settings_from_env_and_flags(tmp_path):
     assert (config.options.layout, config.options.sh_bands, config.options.device) == ("dir", 2, "cpu")
 
 
+def test_lod_settings_from_env_and_flags(tmp_path):
+    env = {"SOGS_OPT_ML_ROOT": str(tmp_path), "SOGS_LAYOUT": "lod", "SOGS_LOD_LEVELS": "3",
+           "SOGS_LOD_MIN_SPLATS": "1000", "SOGS_LOD_CHUNK_COUNT": "64", "SOGS_LOD_CHUNK_EXTENT": "2.5",
+           "SOGS_LOD_CHUNK_MIN": "4"}
+    options = load_config(parse(), env).options
+    assert (options.layout, options.lod_levels, options.lod_min_splats, options.lod_chunk_count,
+            options.lod_chunk_extent, options.lod_chunk_min) == ("lod", 3, 1000, 64, 2.5, 4)
+    options = load_config(parse("--lod-levels", "2", "--lod-chunk-extent", "8"), env).options
+    assert (options.lod_levels, options.lod_chunk_extent, options.lod_chunk_count) == (2, 8.0, 64)
+    # a bad value in the environment is refused even where a flag would replace it: it is a mistake either way
+    with pytest.raises(ConfigError, match="SOGS_LOD_CHUNK_MIN: --lod-chunk-min must be"):
+        load_config(parse("--lod-chunk-min", "4"), {**env, "SOGS_LOD_CHUNK_MIN": "-1"})
+    with pytest.raises(ConfigError, match=r"SOGS_LOD_LEVELS \(--lod-levels\) must be an integer, not '2.5'"):
+        load_config(parse(), {**env, "SOGS_LOD_LEVELS": "2.5"})
+    with pytest.raises(ConfigError, match="--target-psnr is not supported with --layout lod"):
+        load_config(parse("--target-psnr", "40"), env)
+
+
 def test_bad_config_is_one_clear_error(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "processingjobconfig.json").write_text("{not json")

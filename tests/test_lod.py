@@ -470,14 +470,6 @@ def test_oversized_lod_meta_is_refused_unread(tmp_path, capsys):
     assert "over the" in capsys.readouterr().err
 
 
-def test_job_refuses_layout_lod_for_now(tmp_path):
-    """The job stages only a scene's top-level files, so a Streamed SOG's chunk folders would be lost: refused."""
-    (tmp_path / "in").mkdir()
-    write_ply(generate_scene(10, sh_degree=0, seed=1), tmp_path / "in" / "a.ply")
-    proc = cli("job", "--input", tmp_path / "in", "--output", tmp_path / "out", "--layout", "lod")
-    assert proc.returncode == 2 and "not supported by the job yet" in proc.stdout + proc.stderr  # the job logs JSON
-
-
 def test_a_streamed_sog_as_input_is_its_level_zero(streamed, tmp_path):
     """compress / decimate take one set of splats: level 0 (the coarser levels only repeat it); --lod-levels past
     what the scene can halve to is a usage error."""

@@ -96,7 +96,7 @@ def test_psnr_per_level_in_the_result_and_the_reports(measured):
     assert report["lod"]["levels"][2]["psnr_content"] == levels[2]["psnr_content"]
     text = scene_report_text(report)
     assert f"levels       {LEVELS} in {result['lod']['chunks']} chunks" in text
-    assert "  level 2: 1000 splats, 1 chunks" in text and "at engine distance 15" in text
+    assert "  level 2    1000 splats, 1 chunks" in text and "at engine distance 15" in text
 
 
 def test_summary_prints_each_level_and_off_skips_it(measured, tmp_path):

@@ -55,6 +55,29 @@ def test_scene_text_is_short_and_readable():
         assert fact in text, fact
 
 
+def test_streamed_sog_report_gives_levels_chunks_and_bytes_per_level():
+    """--layout lod: the report carries the levels (JSON and text), and the text sums the chunk files (hundreds of
+    them on a big scene) in one line while the JSON lists each."""
+    result = sample_result()
+    result["lod"] = {"levels": [{"level": 0, "splats": 4000, "chunks": 3, "bytes": 128_000},
+                                {"level": 1, "splats": 2000, "chunks": 2, "bytes": 73_400}],
+                     "chunks": 5, "lod_meta_bytes": 2460, "chunking": {"count": 1, "extent": 16.0, "min": 8}}
+    outputs = [{"name": "lod-meta.json", "bytes": 2460, "sha256": "a" * 64, "role": "lod-meta"},
+               *[{"name": f"{c}/{f}", "bytes": 100, "sha256": "b" * 64, "role": "texture"}
+                 for c in ("0_0", "0_1", "0_2", "1_0", "1_1") for f in ("meta.json", "sh0.webp")],
+               {"name": "room.html", "bytes": 5000, "sha256": "d" * 64, "role": "viewer"}]
+    report = build_scene_report(scene="room.ply", input_info={"name": "room.ply", "bytes": 4000, "sha256": "c" * 64},
+                                result=result, outputs=outputs, cache_key="k", job={})
+    assert report["lod"] == result["lod"]
+    text = scene_report_text(report)
+    for fact in ("levels       2 in 5 chunks, lod-meta.json 2.46 kB",
+                 "  level 0    4000 splats, 3 chunks, 128 kB", "  level 1    2000 splats, 2 chunks, 73.4 kB",
+                 "  lod-meta.json ", "  room.html ", "  5 chunk folders ", " 1.00 kB  10 files (each with its sha256"):
+        assert fact in text, fact
+    assert "0_0/meta.json" not in text
+    assert scene_report()["lod"] is None and "levels " not in scene_report_text(scene_report())
+
+
 def test_reports_written_json_last_and_valid_despite_infinities(tmp_path: Path):
     paths = write_scene_reports(tmp_path, scene_report())
     assert [p.name for p in paths] == ["compression_report.txt", "compression_report.json"]

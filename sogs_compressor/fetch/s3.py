@@ -138,6 +138,25 @@ class S3Manager:
             raise describe_client_error(error, "list", uri) from None
         return found
 
+    def list_level(self, uri: S3Uri, should_stop: StopCheck = None) -> tuple[list[S3Object], list[str]]:
+        """One level below a prefix (``/``-delimited, paginated): the objects directly in it, and the names of
+        its sub-prefixes (without the trailing ``/``). What a nested folder holds is not listed: a scene's
+        folder may hold other scenes' folders, of any size."""
+        prefix = uri.as_prefix().key if uri.key else ""
+        objects, folders = [], []
+        try:
+            pages = iter(self.client.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix,
+                                                                                Delimiter="/"))
+            while (page := call_interruptibly(lambda: next(pages, None), should_stop, f"listing {uri}")) is not None:
+                objects += [S3Object(item["Key"], int(item["Size"]))
+                            for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+                folders += [item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", [])]
+        except SogsError:
+            raise
+        except Exception as error:
+            raise describe_client_error(error, "list", uri) from None
+        return objects, [name for name in folders if name]
+
     def head(self, uri: S3Uri, should_stop: StopCheck = None) -> int | None:
         """Size of an object, or None when it does not exist."""
         try:

@@ -1,8 +1,9 @@
 """Find the scenes under the inputs and compress each into its own output folder, one failure at a time.
 
-Every scene ``INPUT/<rel>.<ext>`` becomes ``OUTPUT/<rel>/`` holding the SOG and its two reports. A scene is
-built in ``OUTPUT/.sogs-staging/<rel>/`` and only moved (local output) or uploaded (S3 output) once all its
-files, reports last, exist: an output folder that exists is complete.
+Every scene ``INPUT/<rel>.<ext>`` becomes ``OUTPUT/<rel>/`` holding the SOG (or a Streamed SOG's lod-meta.json
+and chunk folders) and its two reports. A scene is built in ``OUTPUT/.sogs-staging/<hash>/`` and only moved
+(local output) or uploaded (S3 output) once all its files exist, the JSON report last (``job/promote.py``): an
+output folder holding that report is complete.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import ThrottledProgress, get_logger
 from sogs_compressor.job.naming import fit_path, look_alike
+from sogs_compressor.job.promote import LocalFolder, S3Prefix, is_chunk_folder, promote, staged_files
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import interval_from_env
 from sogs_compressor.report.hashing import sha256_file, sha256_text
@@ -128,6 +130,29 @@ def duplicates(scenes: list[Scene]) -> dict[str, str]:
     return clashes
 
 
+def chunk_folder_clashes(scenes: list[Scene]) -> dict[str, str]:
+    """With ``--layout lod``, scenes whose output folder would be, or lie in, a chunk folder of another scene's
+    Streamed SOG (``a/0_0.ply`` -> ``a/0_0/``, ``a/0_0/c.ply`` -> ``a/0_0/c/``, beside ``a.ply`` ->
+    ``a/lod-meta.json`` + ``a/0_0/``): {rel: message}.
+
+    Every name a chunk folder may take is refused, not only those the other scene turns out to need: which it
+    needs is known only once it is compressed, and the outcome must not depend on which scene finishes first.
+    """
+    folders = {look_alike(scene.out_rel): scene for scene in scenes}
+    clashes = {}
+    for scene in scenes:
+        parts = scene.out_rel.split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            owner = folders.get(look_alike(above)) if is_chunk_folder(parts[depth]) else None
+            if owner is not None and owner is not scene:
+                where = "be" if depth == len(parts) - 1 else f"lie in {above}/{parts[depth]}/,"
+                clashes[scene.rel] = (f"output folder {scene.out_rel}/ would {where} a chunk folder of {owner.rel}'s Streamed SOG (--layout lod writes "
+                                      f"{above}/L_I/ chunk folders); rename one")
+                break
+    return clashes
+
+
 def read_metadata(scene_path: Path) -> tuple[dict | None, str | None]:
     """The optional sidecar ``<stem>.metadata.json`` or ``metadata.json`` beside a scene: (data, warning)."""
     stem = scene_stem(scene_path.name) or scene_path.stem
@@ -190,41 +215,23 @@ def _outcome_from_report(scene: Scene, status: str, report: dict, seconds: float
 
 
 def _output_files(folder: Path, result: dict) -> list[dict]:
-    roles = {Path(f["path"]).name: f.get("role", "") for f in result.get("output_files", [])}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in REPORT_NAMES)
-    return [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
-             "role": roles.get(p.name) or ("bundle" if p.suffix == ".sog" else "meta" if p.suffix == ".json" else "texture")}
-            for p in files]
+    """Every file the scene wrote below ``folder`` (a Streamed SOG's chunk files as ``L_I/meta.json`` ...),
+    reports excepted, with bytes, sha256 and role."""
+    roles = {}
+    for item in result.get("output_files", []):
+        path = Path(item["path"])
+        roles[path.relative_to(folder).as_posix() if path.is_relative_to(folder) else path.name] = item.get("role", "")
+    return [{"name": rel, "bytes": (folder / rel).stat().st_size, "sha256": sha256_file(folder / rel),
+             "role": roles.get(rel) or _role_by_name(rel)}
+            for rel in staged_files(folder) if rel not in REPORT_NAMES]
+
+
+def _role_by_name(rel: str) -> str:
+    return "bundle" if rel.endswith(".sog") else "meta" if rel.endswith(".json") else "texture"
 
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def marker_last(paths: list[Path]) -> list[Path]:
-    """``paths`` in writing order: outputs by name, then the text report, then the JSON report (the marker)."""
-    return sorted(paths, key=lambda p: (REPORT_NAMES.index(p.name) + 1 if p.name in REPORT_NAMES else 0, p.name))
-
-
-def _promote(staging: Path, final: Path, root: Path) -> None:
-    """Move the complete scene from ``staging`` into ``final``, the completion marker last.
-
-    An earlier marker in ``final`` goes first, so a promote cut short leaves a folder without a marker (done
-    again by the next run), never an old marker beside new files. Only files directly in ``final`` are replaced:
-    it may hold other scenes' output folders (``a.ply`` -> ``a/``, ``a/b.ply`` -> ``a/b/``).
-    """
-    if not final.resolve().is_relative_to(root.resolve()):
-        raise OutputError(f"refusing to write outside the output folder: {final}")
-    final.mkdir(parents=True, exist_ok=True)
-    (final / JSON_NAME).unlink(missing_ok=True)
-    staged = [p for p in staging.iterdir() if p.is_file()]
-    names = {p.name for p in staged}
-    for old in final.iterdir():
-        if old.is_file() and old.name not in names:  # an earlier output of another layout
-            old.unlink()
-    for path in marker_last(staged):
-        os.replace(path, final / path.name)
-    _remove(staging)
 
 
 class SceneRunner:
@@ -320,17 +327,15 @@ class SceneRunner:
             if warning:
                 report["metadata_warning"] = warning
             write_scene_reports(staging, report)
+            # The order and what is removed: job/promote.py. Only keys that exist are deleted (in a versioned
+            # bucket, deleting a missing key still leaves a delete marker).
             if target is not None:
-                # An earlier marker goes first: until the new one is up, the prefix reads as incomplete. (Only
-                # when there is one: in a versioned bucket, deleting a missing key still leaves a delete marker.)
-                if self.s3.head(target.join(JSON_NAME), self.should_stop) is not None:
-                    self.s3.delete(target.join(JSON_NAME), self.should_stop)
-                self.s3.upload_dir(staging, target, last=REPORT_NAMES, should_stop=self.should_stop)
-                _remove(staging)
-                location = str(target)
+                destination = S3Prefix(self.s3, staging, ctx.s3_output, scene.out_rel, self.should_stop)
             else:
-                _promote(staging, final, ctx.output_root)
-                location = str(final)
+                destination = LocalFolder(staging, ctx.output_root, scene.out_rel)
+            promote(destination, staged_files(staging))
+            _remove(staging)
+            location = str(target) if target is not None else str(final)
         except BaseException:
             _remove(staging)
             raise

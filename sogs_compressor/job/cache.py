@@ -4,7 +4,8 @@ A scene folder is complete when its ``compression_report.json`` exists (it is wr
 It is a cache hit when that report names the same input sha256 and the same cache key (the codec settings
 that change the output bytes, plus the tool version), every output file it lists is still there with the
 recorded size (and, on local disk, the recorded sha256), and the text report is there too: a rerun notices a
-missing piece and compresses again.
+missing piece and compresses again. Output names are paths relative to the scene folder (a Streamed SOG's chunk
+files: ``L_I/meta.json`` ...); a name that could lead outside it makes the report no match.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from sogs_compressor.errors import Interrupted, StorageError
+from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.report.hashing import sha256_file, sha256_text
@@ -55,14 +57,31 @@ def may_match(report: dict | None, input_bytes: int, key: str) -> bool:
             and (report.get("input") or {}).get("bytes") == input_bytes)
 
 
+def output_names(report: dict) -> list[str] | None:
+    """The report's output names, or None when one is not a plain relative path inside the scene folder."""
+    names = [item.get("name") if isinstance(item, dict) else None for item in report["outputs"]]
+    try:
+        for name in names:
+            if not isinstance(name, str):
+                return None
+            key_parts(name)
+    except UnsafeKeyError:
+        return None
+    return names
+
+
 def find_local(folder: Path, input_sha256: str, key: str) -> dict | None:
     """The earlier report in ``folder`` when it is a complete, intact output of this input and key."""
     report = parse_report((folder / JSON_NAME).read_bytes()) if (folder / JSON_NAME).is_file() else None
     if not report_matches(report, input_sha256, key) or not (folder / TEXT_NAME).is_file():
         return None
-    for item in report["outputs"]:
-        path = folder / str(item.get("name", ""))
-        if path.parent != folder or not path.is_file() or path.stat().st_size != item.get("bytes"):
+    names = output_names(report)
+    if names is None:
+        return None
+    inside = folder.resolve()
+    for name, item in zip(names, report["outputs"], strict=True):
+        path = folder / name
+        if not path.resolve().is_relative_to(inside) or not path.is_file() or path.stat().st_size != item.get("bytes"):
             return None
         if sha256_file(path) != item.get("sha256"):
             return None
@@ -74,9 +93,10 @@ def find_s3(s3, prefix: S3Uri, input_sha256: str, key: str, should_stop=None) ->
     report = parse_report(s3.read_small(prefix.join(JSON_NAME), should_stop=should_stop))
     if not report_matches(report, input_sha256, key):
         return None
-    expected = [(str(item.get("name", "")), item.get("bytes")) for item in report["outputs"]]
-    if any("/" in name or name in ("", ".", "..") for name, _ in expected):
+    names = output_names(report)
+    if names is None:
         return None
+    expected = [(name, item.get("bytes")) for name, item in zip(names, report["outputs"], strict=True)]
     try:
         if s3.head(prefix.join(TEXT_NAME), should_stop) is None:
             return None

@@ -14,6 +14,7 @@ runs of a copied config).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -143,26 +144,36 @@ def first(*candidates: tuple[str, object]) -> tuple[str, object]:
     return "default", None
 
 
+CODEC_ENV = (  # (variable, CompressOptions field, type, flag)
+    ("SOGS_DEVICE", "device", str, "--device"), ("SOGS_LAYOUT", "layout", str, "--layout"),
+    ("SOGS_PRESET", "preset", str, "--preset"), ("SOGS_VIEWER", "viewer", str, "--viewer"),
+    ("SOGS_VIEWER_ENGINE", "viewer_engine", str, "--viewer-engine"), ("SOGS_SH_BANDS", "sh_bands", int, "--sh-bands"),
+    ("SOGS_SEED", "seed", int, "--seed"), ("SOGS_LOD_LEVELS", "lod_levels", int, "--lod-levels"),
+    ("SOGS_LOD_MIN_SPLATS", "lod_min_splats", int, "--lod-min-splats"),
+    ("SOGS_LOD_CHUNK_COUNT", "lod_chunk_count", int, "--lod-chunk-count"),
+    ("SOGS_LOD_CHUNK_EXTENT", "lod_chunk_extent", float, "--lod-chunk-extent"),
+    ("SOGS_LOD_CHUNK_MIN", "lod_chunk_min", int, "--lod-chunk-min"),
+)
+"""Codec settings the environment may give, each as its flag (which wins over it)."""
+
+
 def codec_base_from_env(env: Mapping[str, str]) -> CompressOptions:
-    """Codec settings from ``SOGS_DEVICE``, ``SOGS_LAYOUT``, ``SOGS_PRESET``, ``SOGS_SH_BANDS``, ``SOGS_SEED``,
-    ``SOGS_VIEWER``, ``SOGS_VIEWER_ENGINE``."""
+    """Codec settings from the ``CODEC_ENV`` variables; a bad value is a ConfigError naming the variable."""
     opts = CompressOptions()
-    if env.get("SOGS_DEVICE"):
-        opts.device = env["SOGS_DEVICE"].strip()
-    if env.get("SOGS_LAYOUT"):
-        opts.layout = env["SOGS_LAYOUT"].strip()
-    if env.get("SOGS_PRESET"):
-        opts.preset = env["SOGS_PRESET"].strip()
-    if env.get("SOGS_VIEWER"):
-        opts.viewer = env["SOGS_VIEWER"].strip()
-    if env.get("SOGS_VIEWER_ENGINE"):
-        opts.viewer_engine = env["SOGS_VIEWER_ENGINE"].strip()
-    for name, attr in (("SOGS_SH_BANDS", "sh_bands"), ("SOGS_SEED", "seed")):
-        if env.get(name):
-            try:
-                setattr(opts, attr, int(env[name]))
-            except ValueError:
-                raise ConfigError(f"{name} must be an integer, not {env[name]!r}") from None
+    for name, attr, kind, flag in CODEC_ENV:
+        text = (env.get(name) or "").strip()
+        if not text:
+            continue
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{name} ({flag}) must be {what}, not {env[name]!r}") from None
+        try:  # checked alone, so the message names the variable (flags may still set the others)
+            dataclasses.replace(CompressOptions(), **{attr: value}).validate()
+        except SogsError as error:
+            raise ConfigError(f"{name}: {error}") from None
+        setattr(opts, attr, value)
     return opts
 
 
@@ -226,10 +237,12 @@ def load_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobConfig:
     level = (getattr(args, "log_level", None) or env.get("LOG_LEVEL") or "INFO").upper()
     work_dir = env.get("SOGS_WORK_DIR")
 
-    options = options_from_args(args, codec_base_from_env(env))
-    if options.layout == "lod":  # its chunk folders are not staged and promoted by the job yet (job/batch.py)
-        raise ConfigError("--layout lod (SOGS_LAYOUT=lod) is not supported by the job yet; use sogs-compressor "
-                          "compress --layout lod")
+    try:
+        options = options_from_args(args, codec_base_from_env(env))
+    except ConfigError:
+        raise
+    except SogsError as error:  # flags that contradict each other or the environment (e.g. lod and --target-psnr)
+        raise ConfigError(str(error)) from None
     return JobConfig(
         root=root, inputs=[str(i) for i in inputs], output=output, message_file=Path(message),
         job_name=str(job_name), host=host, hosts=hosts,

@@ -28,7 +28,14 @@ from sogs_compressor.errors import (
 )
 from sogs_compressor.fetch.uri import is_s3_uri, parse_s3_uri
 from sogs_compressor.fetch.waiting import call_interruptibly
-from sogs_compressor.job.batch import STAGING, SceneContext, SceneRunner, duplicates, outcome
+from sogs_compressor.job.batch import (
+    STAGING,
+    SceneContext,
+    SceneRunner,
+    chunk_folder_clashes,
+    duplicates,
+    outcome,
+)
 from sogs_compressor.job.cache import cache_key
 from sogs_compressor.job.config import JobConfig, early_paths, load_config
 from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_code, write_message
@@ -43,8 +50,9 @@ DEFAULT_COMPRESS = "sogs_compressor.pipeline:compress_file"
 REPORT_UPLOAD_MARGIN_S = 0.3  # kept back from the exit deadline for logging and the exit itself
 
 DESCRIPTION = """Run one SageMaker Processing step: compress every scene file (.ply, .compressed.ply, .sog)
-found under the inputs into OUTPUT/<relative path without extension>/ (the SOG plus compression_report.json and
-.txt), write job_report-<host>.json/.txt, and write one line to /opt/ml/output/message."""
+found under the inputs into OUTPUT/<relative path without extension>/ (the SOG, or with --layout lod a Streamed
+SOG's lod-meta.json and chunk folders, plus compression_report.json and .txt), write job_report-<host>.json/.txt,
+and write one line to /opt/ml/output/message."""
 
 CONFIG_HELP = """configuration (highest precedence first): flags; environment (SOGS_INPUT or S3_INPUT_URI,
 SOGS_OUTPUT or S3_OUTPUT_URI, LOG_LEVEL, LOG_FORMAT, SOGS_*; legacy SM_CHANNEL_INPUT, SM_OUTPUT_DATA_DIR,
@@ -182,6 +190,8 @@ class JobRun:
                            force=config.force)
         devices = self._plan_devices(device)
         clashes = duplicates(self.scenes)
+        if options.layout == "lod":
+            clashes = {**chunk_folder_clashes(self.scenes), **clashes}
         if len(devices) <= 1 or len(self.scenes) <= 1:
             from sogs_compressor.job.batch import run_in_process
             from sogs_compressor.job.workers import load_callable

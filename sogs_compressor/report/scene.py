@@ -56,6 +56,7 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
         },
         "sh_degree": {"input": result.get("sh_degree_in"), "output": result.get("sh_degree_out")},
         "palette_size": result.get("palette_size"),
+        "lod": result.get("lod") or None,
         "settings": result.get("settings", {}),
         "cache_key": cache_key,
         "reused_from": reused_from,
@@ -67,7 +68,6 @@ def build_scene_report(*, scene: str, input_info: dict, result: dict, outputs: l
         "error_bound": {"on": (result.get("settings") or {}).get("error_bound", True),
                         "tolerances": tolerances.as_dict()},
         "quality": result.get("quality", {}),
-        "lod": result.get("lod") or {},
         "metadata": metadata,
     }
 
@@ -106,6 +106,7 @@ def scene_report_text(report: dict) -> str:
         f"splats       {splats.get('input')} in, {splats.get('output')} out, dropped: {dropped_text}",
         f"SH degree    {report['sh_degree']['input']} -> {report['sh_degree']['output']}"
         f"   palette {report.get('palette_size')}",
+        *lod_lines(report.get("lod")),
         f"device       {report.get('device')} ({report.get('device_name')})",
         f"peak memory  host {human_bytes(report['peak_memory']['rss_bytes'])}, "
         f"GPU {human_bytes(report['peak_memory']['gpu_bytes'])}",
@@ -116,7 +117,6 @@ def scene_report_text(report: dict) -> str:
     if timings:
         lines.append("timings (s)  " + ", ".join(f"{k} {_number(float(v))}" for k, v in timings.items()))
     lines += quality_lines(report.get("quality") or {})
-    lines += lod_lines(report.get("lod") or {})
     lines += bound_lines(report.get("errors") or {})
     errors: list[str] = []
     _flatten("", report.get("errors") or {}, errors)
@@ -124,7 +124,13 @@ def scene_report_text(report: dict) -> str:
         lines.append("errors (decoded output vs input):")
         lines += [f"  {line}" for line in errors]
     lines.append("files:")
-    lines += [f"  {o['name']:<28} {human_bytes(o['bytes']):>12}  sha256 {o['sha256']}" for o in report["outputs"]]
+    lines += [f"  {o['name']:<28} {human_bytes(o['bytes']):>12}  sha256 {o['sha256']}" for o in report["outputs"]
+              if "/" not in o["name"]]
+    chunks = [o for o in report["outputs"] if "/" in o["name"]]
+    if chunks:  # a Streamed SOG's chunk files: hundreds of lines, each in the JSON report
+        folders = len({o["name"].split("/", 1)[0] for o in chunks})
+        lines.append(f"  {f'{folders} chunk folders':<28} {human_bytes(sum(o['bytes'] for o in chunks)):>12}  "
+                     f"{len(chunks)} files (each with its sha256 in {JSON_NAME})")
     lines.append(f"input sha256 {inp['sha256']}")
     settings = report.get("settings") or {}
     if settings:
@@ -133,6 +139,22 @@ def scene_report_text(report: dict) -> str:
         lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
     lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
     return "\n".join(lines) + "\n"
+
+
+def lod_lines(lod: dict | None) -> list[str]:
+    """A Streamed SOG's levels (``--layout lod``): splats, chunks, bytes and, when measured, each level's rendered
+    quality."""
+    if not lod:
+        return []
+    levels = lod.get("levels") or []
+    lines = [f"levels       {len(levels)} in {lod.get('chunks')} chunks, lod-meta.json "
+             f"{human_bytes(lod.get('lod_meta_bytes') or 0)}"
+             + ("; as given (one input per level)" if lod.get("input") == "levels" else "")]
+    for level in levels:
+        quality = level_quality_text(level)
+        lines.append(f"  level {level['level']:<4} {level['splats']} splats, {level['chunks']} chunks, "
+                     f"{human_bytes(level['bytes'])}" + (f"; {quality}" if quality else ""))
+    return lines
 
 
 def bound_lines(errors: dict) -> list[str]:
@@ -184,19 +206,6 @@ def level_quality_text(level: dict) -> str:
         return ""
     return (f"PSNR {_number(level['psnr'])} dB, content PSNR {_number(level.get('psnr_content'))} dB at engine "
             f"distance {_number(level['distance'])}")
-
-
-def lod_lines(lod: dict) -> list[str]:
-    """A Streamed SOG's levels: splats, chunks, bytes and, when measured, each level's rendered quality."""
-    if not lod.get("levels"):
-        return []
-    lines = [f"levels       {len(lod['levels'])} in {lod.get('chunks')} chunks"
-             + (", as given (one input per level)" if lod.get("input") == "levels" else "")]
-    for level in lod["levels"]:
-        quality = level_quality_text(level)
-        lines.append(f"  level {level['level']}: {level['splats']} splats, {level['chunks']} chunks, "
-                     f"{human_bytes(level['bytes'])}" + (f"; {quality}" if quality else ""))
-    return lines
 
 
 def target_lines(target: dict | None) -> list[str]:
