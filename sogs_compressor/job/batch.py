@@ -9,6 +9,7 @@ output folder holding that report is complete.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -25,6 +26,8 @@ from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import ThrottledProgress, get_logger
 from sogs_compressor.job.naming import fit_path, look_alike
 from sogs_compressor.job.promote import LocalFolder, S3Prefix, is_chunk_folder, promote, staged_files
+from sogs_compressor.job.read_ahead import ReadAhead
+from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import interval_from_env
 from sogs_compressor.report.hashing import sha256_file, sha256_text
@@ -230,6 +233,14 @@ def _role_by_name(rel: str) -> str:
     return "bundle" if rel.endswith(".sog") else "meta" if rel.endswith(".json") else "texture"
 
 
+def _takes_prefetched(compress: Callable) -> bool:
+    """Whether the compress function takes a scene read ahead (``pipeline.compress_file``'s ``prefetched``)."""
+    try:
+        return "prefetched" in inspect.signature(compress).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -247,6 +258,9 @@ class SceneRunner:
         self.current_staging: Path | None = None
         self.current: Scene | None = None  # the scene being run (the watchdog reports it as interrupted)
         self.log = get_logger()
+        self.upcoming: Scene | None = None  # the scene after this one, read ahead while this one compresses
+        self.read_ahead = ReadAhead(log=self.log) if read_ahead_enabled() and _takes_prefetched(compress) else None
+        self._prefetched = None
 
     @property
     def s3(self):
@@ -259,6 +273,7 @@ class SceneRunner:
         start = time.monotonic()
         self.log.info("scene_start", scene=scene.rel)
         self.current = scene
+        self._prefetched = self.read_ahead.take(scene.path) if self.read_ahead is not None else None
         try:
             if clash:
                 raise InputError(clash)
@@ -274,6 +289,7 @@ class SceneRunner:
             return outcome(scene, "failed", error=record, seconds=round(time.monotonic() - start, 3))
         finally:
             self.current = None
+            self._prefetched = None
         self.log.info("scene_done", **{k: v for k, v in result.items() if k in (
             "scene", "status", "input_bytes", "output_bytes", "ratio", "splats_in", "splats_out", "seconds")})
         return result
@@ -313,9 +329,11 @@ class SceneRunner:
         self.current_staging = staging
         try:
             options = dataclasses.replace(ctx.options, name=Path(scene.out_rel).name)
-            progress = ThrottledProgress(scene.rel, interval=ctx.progress_interval, logger=self.log)
-            result = self.compress(scene.path, staging, options, progress=progress,
-                                   should_stop=self.should_stop).to_dict()
+            progress = self._reading_next(ThrottledProgress(scene.rel, interval=ctx.progress_interval,
+                                                            logger=self.log), input_bytes)
+            prefetched = {"prefetched": self._prefetched} if self._prefetched is not None else {}
+            result = self.compress(scene.path, staging, options, progress=progress, should_stop=self.should_stop,
+                                   **prefetched).to_dict()
             if self.should_stop():
                 raise Interrupted(f"stopped while compressing {scene.rel}")
             report = build_scene_report(
@@ -342,6 +360,21 @@ class SceneRunner:
         finally:
             self.current_staging = None
         return _outcome_from_report(scene, "ok", report, time.monotonic() - start, location)
+
+    def _reading_next(self, progress: Callable[[str, float], None], input_bytes: int) -> Callable[[str, float], None]:
+        """``progress``, which also starts reading the upcoming scene once this one's read is done."""
+        upcoming, read_ahead = self.upcoming, self.read_ahead
+        if upcoming is None or read_ahead is None:
+            return progress
+
+        def hear(stage: str, fraction: float) -> None:
+            nonlocal upcoming
+            if upcoming is not None and stage != "read":
+                read_ahead.start(upcoming.path, input_bytes)
+                upcoming = None
+            progress(stage, fraction)
+
+        return hear
 
     def _may_be_cached(self, final: Path, target: S3Uri | None, input_bytes: int) -> bool:
         """Whether an earlier report for this scene exists with the same input size and cache key: only then is
@@ -387,6 +420,7 @@ def run_in_process(scenes: list[Scene], runner: SceneRunner, clashes: dict[str, 
         if runner.should_stop():
             results.extend(outcome(s, "not_started") for s in scenes[index:])
             return
+        runner.upcoming = scenes[index + 1] if index + 1 < len(scenes) else None
         try:
             item = runner.run(scene, clashes.get(scene.rel))
         except Interrupted:
