@@ -15,29 +15,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sogs_compressor import __version__, inflight, presets, target
+from sogs_compressor import inflight, presets, target
 from sogs_compressor.cpus import usable_cpus
 from sogs_compressor.device import (
     device_name,
     out_of_memory_as,
-    requested_device,
     resolve_device,
     verify_on_device,
 )
 from sogs_compressor.encode.sog import EncodedSog, encode_sog
-from sogs_compressor.errors import DeviceError, Interrupted, OutputError
+from sogs_compressor.errors import Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.output_target import output_name
-from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_one_level
-from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
-from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
+from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.steps import (
+    encode_and_pack,
+    finish_result,
+    measure_quality,
+    prepare_device,
+    quality_cameras,
+    write_viewer_page,
+)
 from sogs_compressor.verify.decode import confirm_written
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import SogPlacement, output_paths, write_sog
@@ -183,30 +188,6 @@ def compress_splats(
     return finish_result(result, options, device)
 
 
-def write_viewer_page(result: CompressionResult, output_dir: Path, name: str, positions: np.ndarray,
-                      options: CompressOptions, outputs: inflight.SceneOutputs) -> None:
-    """The viewer page NAME.html beside the output (``--viewer on``), listed in ``result`` and timed."""
-    if options.viewer != "on":
-        return
-    from sogs_compressor.write.viewer import viewer_path, write_viewer
-
-    t = time.perf_counter()
-    outputs.track(viewer_path(output_dir, name))
-    result.output_files.append(write_viewer(output_dir, name, result, positions, options.viewer_engine))
-    result.timings["viewer"] = time.perf_counter() - t
-
-
-def finish_result(result: CompressionResult, options: CompressOptions, device: torch.device) -> CompressionResult:
-    """What every compress reports once its outputs are written: settings, tool version, peak memory."""
-    result.settings = options.to_dict()
-    result.settings["device"] = requested_device(options.device)
-    result.tool_version = __version__
-    result.peak_rss_bytes = peak_rss_bytes()
-    if device.type == "cuda":
-        result.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(device))
-    return result
-
-
 def verify_and_measure(
     result: CompressionResult, encoded: EncodedSog, ordered: SplatSet, reference: SplatSet,
     options: CompressOptions, device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
@@ -287,28 +268,6 @@ def reference_in_background(reference: SplatSet, options: CompressOptions, devic
         device)
 
 
-def encode_and_pack(
-    ordered: SplatSet, settings: dict, options: CompressOptions, effort: Effort, device: torch.device,
-    progress: ProgressCallback, checkpoint: Callable[[], None],
-) -> tuple[EncodedSog, dict[str, bytes], float, dict]:
-    """Quantize and WebP-encode (each texture compressed as soon as it is ready, with its own ``effort``):
-    (encoded, WebP bytes by name, seconds waited for the WebP encoders after the quantizers were done, what
-    each texture's encoding cost: ``WebpEncoder.stats``)."""
-    encoder = WebpEncoder(effort, round_trip=options.verify)
-    try:
-        encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed, device=device,
-                             on_image=encoder.submit, progress=progress)
-        checkpoint()
-        t = time.perf_counter()
-        progress("webp", 0.0)
-        webps = encoder.results()
-        progress("webp", 1.0)
-        return encoded, webps, time.perf_counter() - t, {name: encoder.stats[name] for name in webps}
-    except BaseException:
-        encoder.cancel()
-        raise
-
-
 def search_target(
     ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
     effort: Effort, device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None],
@@ -355,79 +314,6 @@ def search_target(
     chosen, probes = target.search(options.target_psnr, len(target.LADDER), evaluate)
     progress("target", 1.0)
     return chosen.payload, target.summary(options.target_psnr, chosen, probes), (cameras, source, reference)
-
-
-def quality_cameras(original: SplatSet | SplatTensors, mode: str, cameras_near: Path | None,
-                    cameras_file: str | Path | None = None) -> tuple[list, str]:
-    """The quality check's cameras and their source: orbit and interior views of ``original``, plus a
-    deterministic subset of the training cameras of ``cameras_file`` (``--cameras``) or, without one, of a 3DGS
-    ``cameras.json`` next to the input ``cameras_near``."""
-    from sogs_compressor.render.camera import find_cameras_json, load_cameras_json
-    from sogs_compressor.render.quality import describe_source, plan_cameras, view_plan
-
-    if cameras_file is None and cameras_near is not None:
-        cameras_file = find_cameras_json(cameras_near)
-    training = load_cameras_json(cameras_file) if cameras_file is not None else None
-    cameras = plan_cameras(original, view_plan(mode), training=training)
-    return cameras, describe_source(cameras, cameras_file)
-
-
-def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str,
-                    device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
-                    views: tuple | Callable[[], tuple] | None = None, progress: Callable[[float], None] | None = None, *,
-                    cameras_file: str | Path | None = None) -> dict:
-    """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
-
-    Orbit and interior views, and the training cameras when a 3DGS ``cameras.json`` sits next to the input;
-    ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused; a callable
-    returning them is called inside the error handling (a render that failed in the background reports here).
-    ``progress(fraction)``: the share of the renders done (``quality_check``).
-    """
-    from sogs_compressor.render.errors import RenderError
-    from sogs_compressor.render.quality import quality_check
-
-    try:
-        if callable(views):  # renders of the original made in the background (``reference_in_background``)
-            views = views()
-        cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near, cameras_file), None)
-        return quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
-                             preview_path=output_dir / f"{name}.preview.png", camera_source=source,
-                             progress=progress)
-    except RenderError as error:  # the SOG itself is fine; say why there are no numbers
-        return {"mode": mode, "error": str(error)}
-
-
-def prepare_device(requested: str | None, input_path: str | Path | None = None,
-                   options: CompressOptions | None = None) -> None:
-    """Start the GPU's one-time work (CUDA start-up, kernel compiles) in the background, to overlap reading.
-
-    With a standard PLY as ``input_path`` only the k-means kernel for its SH dimension is compiled (its header
-    says which); otherwise every SH dimension. Silent when the device is not a usable GPU: compress_splats reports
-    device problems where they matter.
-    """
-    try:
-        device = resolve_device(requested)
-    except DeviceError:
-        return
-    if device.type != "cuda":
-        return
-    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only for a GPU
-
-    dims = SH_DIMS
-    rest = sh_rest_count_hint(input_path) if input_path is not None else None
-    if rest is not None:
-        degree = sh_degree_for_rest_count(rest)
-        if options is not None and options.sh_bands is not None:
-            degree = min(degree, options.sh_bands)
-        dims = (3 * COEFFS_PER_DEGREE[degree],) if degree > 0 else ()
-    from sogs_compressor.quantize.dp_triton import warm_up as warm_up_codebook_dp
-
-    then: tuple = (warm_up_codebook_dp,)  # the rate-aware codebooks' dynamic programme (every preset's default)
-    if options is None or (options.verify and options.quality_check != "off"):
-        from sogs_compressor.render.composite_triton import warm_up as warm_up_compositor
-
-        then += (warm_up_compositor,)
-    warm_up(device, dims, then)
 
 
 def compress_file(

@@ -10,7 +10,8 @@ import pytest
 import torch
 from plyfiles import random_splats
 
-from sogs_compressor.job.log import ThrottledProgress, configure_logging, get_logger
+from sogs_compressor.job.log import configure_logging, get_logger
+from sogs_compressor.job.scene_progress import ThrottledProgress
 from sogs_compressor.progress import (
     ConsoleProgress,
     LogProgress,

@@ -23,11 +23,12 @@ from sogs_compressor.errors import InputError, Interrupted, OutputError, SogsErr
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
-from sogs_compressor.job.log import ThrottledProgress, get_logger
+from sogs_compressor.job.log import get_logger
 from sogs_compressor.job.naming import fit_path, look_alike
 from sogs_compressor.job.promote import LocalFolder, S3Prefix, is_chunk_folder, promote, staged_files
 from sogs_compressor.job.read_ahead import ReadAhead
 from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
+from sogs_compressor.job.scene_progress import ThrottledProgress
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import interval_from_env
 from sogs_compressor.report.hashing import sha256_file, sha256_text

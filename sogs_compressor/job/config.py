@@ -179,7 +179,7 @@ def codec_base_from_env(env: Mapping[str, str]) -> CompressOptions:
 
 def load_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobConfig:
     """Resolve every setting from flags, environment and the SageMaker JSON files (see module docstring)."""
-    from sogs_compressor.cli import options_from_args
+    from sogs_compressor.codec_args import options_from_args
 
     root = Path(getattr(args, "opt_ml_root", None) or env.get("SOGS_OPT_ML_ROOT") or DEFAULT_ROOT)
     processing = read_json_file(root / "config" / "processingjobconfig.json") or {}

@@ -62,7 +62,7 @@ SM_CURRENT_HOST, SM_HOSTS); <root>/config/processingjobconfig.json + resourcecon
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """The job's own flags plus the codec flags (shared with ``sogs-compressor compress``)."""
-    from sogs_compressor.cli import add_codec_options
+    from sogs_compressor.codec_args import add_codec_options
 
     parser.add_argument("--input", action="append", metavar="PATH_OR_S3_URI",
                         help="scene file, folder or s3:// prefix/object (repeat for several inputs)")

@@ -47,8 +47,8 @@ def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: s
     """A worker: compress scenes from ``tasks`` on ``device`` until it reads ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+    from sogs_compressor.fetch.s3 import S3Manager
     from sogs_compressor.job.log import bind_job, configure_logging
-    from sogs_compressor.job.main import make_s3
 
     configure_logging(log_settings["level"], log_settings["format"])
     bind_job(**log_settings["bind"], worker=worker_id, device=device)
@@ -57,11 +57,11 @@ def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: s
 
         torch.set_num_threads(max(1, threads))
     else:
-        from sogs_compressor.pipeline import prepare_device
+        from sogs_compressor.steps import prepare_device
 
         prepare_device(device)  # CUDA start-up and kernel compiles overlap the first download
     runner = SceneRunner(replace(ctx, options=replace(ctx.options, device=device)), load_callable(compress_ref),
-                         stop_event.is_set, make_s3 if ctx.s3_output else None)
+                         stop_event.is_set, S3Manager if ctx.s3_output else None)
     while True:
         task = tasks.get()
         if task is None:

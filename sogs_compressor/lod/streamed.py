@@ -56,9 +56,9 @@ def compress_levels(
     SH degree (after ``--sh-bands``) and model, and no level may hold more splats than the one before (both usage
     errors: the files are fine, their order or mix is not). ``prefetched``: the same files already being read."""
     from sogs_compressor.output_target import output_name
-    from sogs_compressor.pipeline import prepare_device
     from sogs_compressor.read import read_one_level
     from sogs_compressor.read.sanitize import sanitize
+    from sogs_compressor.steps import prepare_device
 
     options = options.validate()
     check_level_inputs(options, len(inputs))
@@ -120,7 +120,7 @@ def compress_streamed(
     (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``.
 
     ``levels``: the pyramid as given (level 0 first, ``splats`` itself), written without decimation."""
-    from sogs_compressor.pipeline import encode_and_pack, finish_result, write_viewer_page
+    from sogs_compressor.steps import encode_and_pack, finish_result, write_viewer_page
     from sogs_compressor.verify.decode import confirm_written
 
     effort = presets.webp_effort(options.validate())
@@ -224,8 +224,8 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: P
     """Decode level 0 through our lod-meta.json reader (as a user would), measure its attribute errors against the
     input in the same order and, unless the quality check is off, render it against the original; returns the
     decoded level 0."""
-    from sogs_compressor.pipeline import measure_quality
     from sogs_compressor.read.lod import read_lod
+    from sogs_compressor.steps import measure_quality
     from sogs_compressor.verify.metrics import attribute_errors
 
     t = time.perf_counter()

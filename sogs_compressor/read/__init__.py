@@ -64,8 +64,7 @@ def _sog_meta_format(meta_path: Path) -> str:
 
 def _ply_format(path: Path) -> str:
     """``ply`` or ``compressed_ply`` from the header (raises for a broken header)."""
-    from sogs_compressor.read.compressed_ply import is_compressed_header
-    from sogs_compressor.read.ply_header import parse_ply_header
+    from sogs_compressor.read.ply_header import is_compressed_header, parse_ply_header
 
     with open(path, "rb") as f:
         header = parse_ply_header(f)

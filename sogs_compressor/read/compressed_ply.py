@@ -34,12 +34,6 @@ _REST_COUNTS = (9, 24, 45)
 _OTHER_SLOTS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 
 
-def is_compressed_header(header: PlyHeader) -> bool:
-    """True for a compressed PLY: a ``chunk`` element and a vertex element of packed words."""
-    vertex = header.element("vertex")
-    return header.element("chunk") is not None and vertex is not None and "packed_position" in vertex.names
-
-
 def unorm(values: np.ndarray, shift: int, bits: int) -> np.ndarray:
     """``bits`` wide unsigned field at ``shift`` of uint32 words, scaled to [0, 1] (float64)."""
     mask = (1 << bits) - 1

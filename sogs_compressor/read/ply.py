@@ -28,7 +28,7 @@ from sogs_compressor.errors import (
     UnsupportedFormatError,
 )
 from sogs_compressor.read import Scene, input_path
-from sogs_compressor.read.ply_header import PlyElement, PlyHeader, parse_ply_header
+from sogs_compressor.read.ply_header import PlyElement, PlyHeader, is_compressed_header, parse_ply_header
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 
 REQUIRED = (
@@ -343,8 +343,6 @@ def sh_rest_count_hint(path: str | os.PathLike) -> int | None:
     try:
         with open(path, "rb") as f:
             header = parse_ply_header(f)
-        from sogs_compressor.read.compressed_ply import is_compressed_header
-
         if is_compressed_header(header):
             return None
         return len(rest_names(vertex_element(header)))
@@ -357,11 +355,11 @@ def read_ply(path: str | os.PathLike) -> Scene:
     p, f, size = open_input(path)
     with f:
         header = parse_ply_header(f)
-        from sogs_compressor.read.compressed_ply import is_compressed_header, read_compressed_ply
-
-        if is_compressed_header(header):
+        if is_compressed_header(header):  # its own reader (read/compressed_ply.py), found by the format
             f.close()
-            return read_compressed_ply(p)
+            from sogs_compressor.read import read_scene
+
+            return read_scene(p)
         vertex = vertex_element(header)
         rest = rest_names(vertex)
         model = model_from_comments(header.comments)

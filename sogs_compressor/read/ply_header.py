@@ -194,3 +194,9 @@ def parse_ply_header(f: BinaryIO) -> PlyHeader:
     if fmt is None:
         raise NotAPlyError("PLY header has no 'format' line")
     return PlyHeader(fmt, version, elements, comments, obj_info, data_offset)
+
+
+def is_compressed_header(header: PlyHeader) -> bool:
+    """True for a compressed PLY: a ``chunk`` element and a vertex element of packed words."""
+    vertex = header.element("vertex")
+    return header.element("chunk") is not None and vertex is not None and "packed_position" in vertex.names
