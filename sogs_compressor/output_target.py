@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sogs_compressor.errors import OutputError, UsageError
+from sogs_compressor.formats import BUNDLE_SUFFIX, LOD_META_NAME, META_NAME, SCENE_SUFFIXES
 from sogs_compressor.write.sog import SogPlacement
-
-BUNDLE_SUFFIX = ".sog"
-META_NAME = "meta.json"
-LOD_META_NAME = "lod-meta.json"
-SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 
 
 def output_name(input_path: str | Path) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sogs_compressor.errors import InputError, Interrupted, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
+from sogs_compressor.formats import SCENE_SUFFIXES
 from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
@@ -35,7 +36,6 @@ from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
 from sogs_compressor.verify.metrics import beyond_counts
 
-SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 STAGING = ".sogs-staging"
 METADATA_LIMIT = 1024 * 1024
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from sogs_compressor.errors import InputError, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.fetch.waiting import StopCheck
-from sogs_compressor.output_target import LOD_META_NAME
+from sogs_compressor.formats import LOD_META_NAME
 from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
 
 CHUNK_FOLDER = re.compile(r"[0-9]+_[0-9]+")

@@ -21,10 +21,9 @@ from sogs_compressor.errors import (
     UnsupportedFormatError,
     UsageError,
 )
+from sogs_compressor.formats import LOD_META_NAME
 from sogs_compressor.splats import SplatSet
 
-FORMATS = ("ply", "compressed_ply", "sog", "sog_v1", "lod")
-LOD_META_NAME = "lod-meta.json"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -72,7 +71,7 @@ def _ply_format(path: Path) -> str:
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """One of FORMATS, decided by the file's content (magic bytes, header), not only its extension."""
+    """One of ``formats.INPUT_FORMATS``, decided by the file's content (magic bytes, header), not only its extension."""
     p = input_path(path)
     if p.is_dir():
         meta = p / "meta.json"

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from sogs_compressor.errors import CorruptSogError, InputNotFoundError, UsageError
+from sogs_compressor.formats import LOD_META_NAME
 from sogs_compressor.lod.pyramid import MAX_LEVELS
 from sogs_compressor.read.sog import MAX_TEXELS
 from sogs_compressor.read.sog_meta import FLOAT32_MAX, brief, parse_json_object
 from sogs_compressor.splats import COLUMNS, SplatSet
 
-LOD_META_NAME = "lod-meta.json"
 MAX_LOD_META_BYTES = 64 << 20
 """A 100M-splat scene cut into 8K-splat leaves has ~12K leaves, a few MB of JSON; more is refused unread."""
 MAX_FILES = 1 << 16

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from sogs_compressor.encode.sog import GENERATOR
 from sogs_compressor.errors import OutputError
+from sogs_compressor.formats import LOD_META_NAME
 from sogs_compressor.lod.chunks import Partition
 from sogs_compressor.result import OutputFile
 from sogs_compressor.write.sog import _atomic_write, write_sog
 
-LOD_META_NAME = "lod-meta.json"
 FORMAT_VERSION = 1
 """The ``version`` splat-transform 3.7.0 writes and reads (a missing one reads as a pre-versioning manifest)."""
 

@@ -1,0 +1,15 @@
+"""The names and file endings of the formats we read and write, in one place for the CLI, the job, the readers,
+the writers and the reports (each used to keep its own copy)."""
+
+from __future__ import annotations
+
+SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
+"""File endings of scene inputs a folder walk picks up, longest first (``.compressed.ply`` before ``.ply``)."""
+BUNDLE_SUFFIX = ".sog"
+"""A SOG bundle: the zip of meta.json and the textures."""
+META_NAME = "meta.json"
+"""A SOG's folder layout: this file beside its textures."""
+LOD_META_NAME = "lod-meta.json"
+"""A Streamed SOG: this file and its chunk folders."""
+INPUT_FORMATS = ("ply", "compressed_ply", "sog", "sog_v1", "lod")
+"""What ``read.detect_format`` can report."""
