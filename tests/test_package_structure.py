@@ -80,3 +80,11 @@ def test_the_job_does_not_import_the_command_line_module():
     graph = import_graph()
     job = [name for name in graph if name.startswith("sogs_compressor.job")]
     assert job and not [name for name in job if "sogs_compressor.cli" in graph[name]]
+
+
+def test_the_renderer_does_not_reach_into_the_quantizers():
+    """Whether a Triton kernel can run is one module's answer (triton_support.py), not the k-means module's."""
+    graph = import_graph()
+    render = [name for name in graph if name.startswith("sogs_compressor.render")]
+    assert render and not [(name, sorted(graph[name])) for name in render
+                           if any(t.startswith("sogs_compressor.quantize") for t in graph[name])]

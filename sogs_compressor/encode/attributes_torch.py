@@ -277,7 +277,7 @@ class DeviceOps:
 
     def group_counts(self, costs: np.ndarray, penalties: np.ndarray) -> np.ndarray:
         from sogs_compressor.quantize import dp_triton  # imports Triton: only on the device path
-        from sogs_compressor.quantize.assign_triton import kernels_runnable
+        from sogs_compressor.triton_support import kernels_runnable
 
         if self.kernel_usable and costs.shape[0] <= dp_triton.MAX_BOUNDS and kernels_runnable(self.device):
             try:

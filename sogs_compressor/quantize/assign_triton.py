@@ -13,7 +13,6 @@ interpreter, which is how the tests check it without a GPU.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 
@@ -25,6 +24,13 @@ try:  # Triton is optional: absent on CPU-only installs.
 except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
+
+from sogs_compressor.triton_support import (  # noqa: F401  (device_key, kernels_runnable: this module's API too)
+    device_key,
+    interpreting,
+    kernels_runnable,
+    triton_available,
+)
 
 PRECISIONS = ("ieee", "tf32", "tf32x3", "fp16")
 """``tl.dot`` input precisions: ``ieee`` = exact fp32 FMA (no tensor cores), ``tf32`` = tensor cores with
@@ -54,23 +60,6 @@ D = 24 and 45 (fp16 inputs on an H200: 75 / 89 ms; fp32 inputs (ieee, tf32, tf32
 for N = 4M, K = 65,536)."""
 
 
-def interpreting() -> bool:
-    """Whether Triton kernels run through its interpreter (``TRITON_INTERPRET=1``, e.g. on CPU tensors)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-MIN_CAPABILITY = (8, 0)
-"""Triton supports NVIDIA GPUs of compute capability 8.0 and newer (its README); since Triton 3.3 a ``tl.dot`` on
-older cards (T4, V100) compiles to plain FMA, no faster than the chunked PyTorch path, which those cards use."""
-
-
-def triton_available(device: torch.device) -> bool:
-    """True when ``device`` is a usable CUDA device of a capability Triton supports and Triton imports."""
-    if triton is None or device.type != "cuda" or not torch.cuda.is_available():
-        return False
-    return torch.cuda.get_device_capability(device) >= MIN_CAPABILITY
-
-
 SH_DIMS = (9, 24, 45)
 """Point dimensions of the SH palettes (degree 1, 2, 3): the kernel is compiled once per dimension."""
 
@@ -78,22 +67,6 @@ _compiled: dict[tuple[str, int], threading.Event] = {}
 """Per (device, dimension): set once a warm-up compiled (or gave up compiling) the kernel for it."""
 _warm_up_lock = threading.Lock()
 _WARM_UP_WAIT_S = 120.0
-
-
-def device_key(device: torch.device) -> str:
-    """One name per device (``cuda:N`` with the index made explicit), for per-device, per-process kernel state."""
-    if device.type != "cuda":
-        return str(device)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return f"cuda:{index}"
-
-
-def kernels_runnable(device: torch.device) -> bool:
-    """True where this package's Triton kernels run: a CUDA device Triton supports, or any device under the
-    interpreter (``TRITON_INTERPRET=1``)."""
-    if triton is None:
-        return False
-    return interpreting() or triton_available(device)
 
 
 def warm_up(device: torch.device, dims: tuple[int, ...] = SH_DIMS,

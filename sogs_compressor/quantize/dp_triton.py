@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-from sogs_compressor.quantize.assign_triton import device_key
+from sogs_compressor.triton_support import device_key
 
 BLOCK = 2048
 """Bin bounds (bins + 1) a program holds: ``codebook.DP_BINS`` (1,024) bins need 1,025; fixed, so the kernel is

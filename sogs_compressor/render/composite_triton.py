@@ -23,8 +23,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-from sogs_compressor.quantize.assign_triton import kernels_runnable
 from sogs_compressor.render import segments
+from sogs_compressor.triton_support import kernels_runnable
 
 TILE = 16
 TABLE_WIDTH = 9  # [u, v, conic a, b, c, log opacity, r, g, b] (rasterize._splat_table)

@@ -428,8 +428,8 @@ def _use_triton(compositor: str, device: torch.device) -> bool:
         raise ValueError(f"compositor must be one of {COMPOSITORS}, not {compositor!r}")
     if compositor == "torch" or (compositor == "auto" and device.type != "cuda"):
         return False
-    from sogs_compressor.quantize.assign_triton import triton_available
     from sogs_compressor.render.composite_triton import composite_available
+    from sogs_compressor.triton_support import triton_available
 
     if compositor == "triton":
         if not composite_available(device):
