@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sogs_compressor import device as compute  # noqa: E402
 from sogs_compressor.encode import attributes as attr  # noqa: E402
 from sogs_compressor.encode import attributes_torch as attr_torch  # noqa: E402
 from sogs_compressor.encode import sog  # noqa: E402
@@ -36,11 +37,11 @@ def encode(splats, device: torch.device, **settings) -> sog.EncodedSog:
 
 def reference(splats, **settings) -> sog.EncodedSog:
     """The numpy path on the host, whatever ``QUANTIZE_ON_DEVICE`` says (the --device cpu dry run widens it)."""
-    saved, sog.QUANTIZE_ON_DEVICE = sog.QUANTIZE_ON_DEVICE, frozenset()
+    saved, compute.QUANTIZE_ON_DEVICE = compute.QUANTIZE_ON_DEVICE, frozenset()
     try:
         return encode(splats, CPU, **settings)
     finally:
-        sog.QUANTIZE_ON_DEVICE = saved
+        compute.QUANTIZE_ON_DEVICE = saved
 
 
 def same_bytes(a: sog.EncodedSog, b: sog.EncodedSog) -> bool:
@@ -120,7 +121,7 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA GPU: run on a GPU machine, or pass --device cpu for a dry run of the torch path")
     if device.type == "cpu":
-        sog.QUANTIZE_ON_DEVICE = frozenset({"cpu", "cuda"})  # run the torch path on the CPU
+        compute.QUANTIZE_ON_DEVICE = frozenset({"cpu", "cuda"})  # run the torch path on the CPU
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (torch path)"
     print(f"device: {name}; torch {torch.__version__}")
 

@@ -1,4 +1,5 @@
-"""The one place that decides where tensors live (cpu or cuda[:N]).
+"""The one place that decides where work runs: the device (cpu or cuda[:N]) and, per stage, host or device
+(``quantize_device``, ``verify_on_device``); where Triton kernels can run is ``triton_support.py``.
 
 ``auto`` takes the first CUDA device when one is usable and the CPU otherwise. An explicit ``cuda`` never falls
 back to the CPU: it fails at once with a ``DeviceError`` that says why.
@@ -113,6 +114,17 @@ def out_of_memory_as(device: torch.device, stage: str) -> Iterator[None]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise out_of_memory_error(device, stage) from None
+
+
+QUANTIZE_ON_DEVICE = frozenset({"cuda"})
+"""Device types on which the per-splat quantize work runs in torch (``attributes_torch``: the host's bytes
+but for ~1 quats texel per million, bench/RESULTS.md); elsewhere the numpy reference runs on the host, which is
+faster than torch on a CPU."""
+
+
+def quantize_device(device: torch.device) -> torch.device | None:
+    """The device for the per-splat quantize work, or None for the numpy reference."""
+    return device if device.type in QUANTIZE_ON_DEVICE else None
 
 
 def verify_on_device(device: torch.device) -> bool:

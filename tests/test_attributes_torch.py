@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from sogs_compressor import device as compute
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as at
 from sogs_compressor.encode import sog
@@ -67,8 +68,8 @@ def test_encode_sog_bytes_identical(monkeypatch, rate_weight, position_bits, sh_
     kwargs = dict(palette_size=500 if sh_degree else 0, iterations=1, seed=3, device=CPU, rate_weight=rate_weight,
                   position_bits=position_bits)
     reference = sog.encode_sog(splats, **kwargs)
-    monkeypatch.setattr(sog, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
-    assert sog.quantize_device(CPU) == CPU
+    monkeypatch.setattr(compute, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
+    assert compute.quantize_device(CPU) == CPU
     on_device = sog.encode_sog(splats, **kwargs)
     assert on_device.meta == reference.meta
     assert repr(on_device.meta) == repr(reference.meta)
@@ -78,8 +79,8 @@ def test_encode_sog_bytes_identical(monkeypatch, rate_weight, position_bits, sh_
 
 
 def test_cpu_keeps_the_numpy_path():
-    assert sog.quantize_device(CPU) is None
-    assert sog.quantize_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
+    assert compute.quantize_device(CPU) is None
+    assert compute.quantize_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
 
 
 # --- positions ------------------------------------------------------------------------------------------------

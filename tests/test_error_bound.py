@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from sogs_compressor import device as compute
 from sogs_compressor import presets, target, tolerances
 from sogs_compressor.encode import sog
 from sogs_compressor.options import CompressOptions
@@ -139,7 +140,7 @@ def test_torch_quantize_path_gives_the_same_bounded_bytes(monkeypatch, wide):
     monkeypatch.setattr(sog, "CODEBOOK_SAMPLE", 9000)  # the sampled codebook with labels from the device
     kwargs = dict(palette_size=0, iterations=1, seed=3, device=CPU, rate_weight=2.0, position_bits=9)  # floor
     reference = sog.encode_sog(wide, **kwargs)
-    monkeypatch.setattr(sog, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
+    monkeypatch.setattr(compute, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
     on_device = sog.encode_sog(wide, **kwargs)
     assert repr(on_device.meta) == repr(reference.meta)
     for name, image in reference.images.items():

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sogs_compressor import __version__, tolerances
-from sogs_compressor.device import own_stream
+from sogs_compressor.device import own_stream, quantize_device
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
@@ -190,17 +190,6 @@ def encode_sh_palette(
         "files": ["shN_centroids.webp", "shN_labels.webp"],
     }
     return meta, int(centroids.shape[0]), result.method
-
-
-QUANTIZE_ON_DEVICE = frozenset({"cuda"})
-"""Device types on which the per-splat quantize work runs in torch (``attributes_torch``: the host's bytes
-but for ~1 quats texel per million, bench/RESULTS.md); elsewhere the numpy reference runs on the host, which is
-faster than torch on a CPU."""
-
-
-def quantize_device(device: torch.device) -> torch.device | None:
-    """The device for the per-splat quantize work, or None for the numpy reference."""
-    return device if device.type in QUANTIZE_ON_DEVICE else None
 
 
 def value_ops_for(device: torch.device | None) -> ValueOps:
