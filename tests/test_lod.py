@@ -211,6 +211,40 @@ def test_compare_takes_level_zero_of_a_streamed_sog(streamed):
     assert report["compressed"]["format"] == "lod" and report["compressed"]["splats"] == 4000
 
 
+
+def test_chunk_codebooks_are_shortest_float32_and_decode_the_same(streamed, tmp_path):
+    """Each chunk's codebooks are written as the shortest decimals of their float32 values (write.lod): the chunk
+    decodes to exactly what the same meta.json with every value as the float32's exact double gives, and its
+    meta.json is smaller."""
+    import shutil
+
+    from sogs_compressor.write.lod import shortest_float32
+
+    _, out, _ = streamed
+    chunk = out / "0_0"
+    compact = json.loads((chunk / "meta.json").read_text())
+    exact = {**compact}
+    for key in ("scales", "sh0", "shN"):
+        values = compact[key]["codebook"]
+        assert all(shortest_float32(v) == v and len(repr(v)) <= 16 for v in values), key
+        exact[key] = {**compact[key], "codebook": [float(np.float32(v)) for v in values]}
+    assert len(json.dumps(exact, separators=(",", ":"))) > 1.4 * (chunk / "meta.json").stat().st_size
+    shutil.copytree(chunk, tmp_path / "exact")
+    (tmp_path / "exact" / "meta.json").write_text(json.dumps(exact, separators=(",", ":")))
+    assert_same_splats(read_scene(chunk).splats, read_scene(tmp_path / "exact").splats)
+
+
+def test_shortest_float32_reads_back_through_a_double():
+    """The JSON parse a viewer does (decimal -> double -> float32) gives every float32 back, over all magnitudes."""
+    from sogs_compressor.write.lod import shortest_float32
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 0x7F800000, 200_000, dtype=np.uint32)  # every finite positive float32 pattern range
+    values = np.concatenate([bits.view(np.float32), -bits[:1000].view(np.float32), [0.0, 1.0, -13.3155584]])
+    for v in values.astype(np.float32):
+        written = json.dumps(shortest_float32(float(v)))
+        assert np.float32(json.loads(written)) == v, (v, written)
+
 # ---- splat-transform 3.7.0 reads it -------------------------------------------------------------------------------
 
 def test_splat_transform_reads_our_levels(streamed, splat_transform, tmp_path):
@@ -458,6 +492,22 @@ def test_symlinked_chunk_outside_the_folder_is_refused(streamed, tmp_path, capsy
     (tmp_path / "lod-meta.json").write_text(json.dumps(meta))
     assert main(["info", str(tmp_path / "lod-meta.json")]) == 17
     assert "leads outside" in capsys.readouterr().err
+
+
+def test_a_chunk_naming_a_texture_outside_its_folder_is_refused(streamed, tmp_path, capsys):
+    """A chunk meta.json that names a texture in another folder (``../0_1/sh0.webp``: the layout a palette file
+    shared between chunks would need) is refused, exit 17: a chunk reads only the files beside it, so a hostile
+    scene cannot make the reader open files elsewhere."""
+    _, out, _ = streamed
+    meta = json.loads((out / "lod-meta.json").read_text())
+    copy = _beside_copies_of_the_chunks(out, tmp_path, meta)
+    chunk_meta = tmp_path / "0_0" / "meta.json"
+    chunk = json.loads(chunk_meta.read_text())
+    chunk["sh0"]["files"] = ["../0_1/sh0.webp"]
+    chunk_meta.write_text(json.dumps(chunk))
+    assert main(["info", str(copy)]) == 17
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "outside its folder" in lines[0], lines
 
 
 def test_oversized_lod_meta_is_refused_unread(tmp_path, capsys):

@@ -3,7 +3,7 @@
 Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
 decimation; or the levels given, one file each: ``compress_levels``), the partition (``lod.chunks``:
 splat-transform's tree and chunk files), one ordinary SOG v2 per chunk (our encoder, each chunk with its own
-codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
+codebooks and palette, the codebooks written as shortest float32 decimals: ``write.lod.compact_codebooks``), then ``lod-meta.json`` last (``write.lod``). With
 verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
 our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
 single SOG), every level is rendered against the input from the distance at which the engine shows it
@@ -35,7 +35,7 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
-from sogs_compressor.write.lod import LOD_META_NAME, lod_meta, write_chunk, write_lod_meta
+from sogs_compressor.write.lod import LOD_META_NAME, compact_codebooks, lod_meta, write_chunk, write_lod_meta
 from sogs_compressor.write.sog import output_paths
 
 if TYPE_CHECKING:
@@ -184,14 +184,15 @@ def compress_streamed(
                 encoded, webps, _wait, _stats = encode_and_pack(rows, settings, options, effort, device, no_progress,
                                                                 checkpoint)
             palettes.append(encoded.palette_size)
+            chunk_meta = compact_codebooks(encoded.meta)
             encode_s += time.perf_counter() - t
             t = time.perf_counter()
             chunk_dir = folder / Path(chunk.name).parent
-            for path in output_paths(chunk_dir, "meta", "dir", encoded.meta):
+            for path in output_paths(chunk_dir, "meta", "dir", chunk_meta):
                 outputs.track(path)
-            files = write_chunk(folder, chunk.name, encoded.meta, webps)
+            files = write_chunk(folder, chunk.name, chunk_meta, webps)
             if options.verify:
-                confirm_written(files, encoded.meta, webps)
+                confirm_written(files, chunk_meta, webps)
             write_s += time.perf_counter() - t
             result.output_files.extend(files)
             per_level[chunk.level]["chunks"] += 1
