@@ -173,6 +173,7 @@ def compress_streamed(
     per_level = [{"level": level, "splats": count, "chunks": 0, "bytes": 0} for level, count in enumerate(counts)]
     encode_s = write_s = 0.0
     palettes = []
+    level_palettes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     with inflight.scene_outputs() as outputs:
         for done, chunk in enumerate(parts.files):
             checkpoint()
@@ -180,6 +181,12 @@ def compress_streamed(
             t = time.perf_counter()
             rows = levels[chunk.level].take(chunk.rows)
             settings = presets.encoder_settings(options, rows.count)
+            if options.lod_palette == "level" and rows.sh_degree > 0 and settings["palette_size"] > 0:
+                if chunk.level not in level_palettes:
+                    with out_of_memory_as(device, "encoding"):
+                        level_palettes[chunk.level] = level_palette(levels[chunk.level], options, device)
+                centroids, labels = level_palettes[chunk.level]
+                settings["palette"] = (centroids, labels[chunk.rows])
             with out_of_memory_as(device, "encoding"):
                 encoded, webps, _wait, _stats = encode_and_pack(rows, settings, options, effort, device, no_progress,
                                                                 checkpoint)
@@ -206,7 +213,7 @@ def compress_streamed(
         result.counts["levels"] = counts
         result.palette_size = max(palettes, default=0)
         result.lod = {"levels": per_level, "chunks": len(parts.files), "lod_meta_bytes": meta_file.bytes,
-                      "chunking": chunking}
+                      "chunking": chunking, "palette": options.lod_palette}
 
         if options.verify:
             checkpoint()
@@ -217,6 +224,22 @@ def compress_streamed(
                 _measure_levels(result, original, level0, folder, len(levels), options, device, progress)
         write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
     return finish_result(result, options, device)
+
+
+def level_palette(level: SplatSet, options: CompressOptions, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """``--lod-palette level``: one k-means of a whole level's SH (its palette size, footprint weights, as the
+    encoder clusters a chunk): (centroids, each splat's label). Each chunk then stores the entries its splats use,
+    with its own codebook: a file shared between chunks is not an option, as the engine frees a chunk's textures
+    when it evicts the chunk."""
+    from sogs_compressor.encode.sog import quantize_device
+    from sogs_compressor.quantize.kmeans import kmeans
+    from sogs_compressor.quantize.palette import palette_weights
+
+    size = presets.encoder_settings(options, level.count)["palette_size"]
+    weights = palette_weights(level.log_scales, level.opacity_logits, quantize_device(device))
+    result = kmeans(level.f_rest, min(size, level.count), iterations=options.iterations, seed=options.seed,
+                    device=device, weights=weights)
+    return result.centroids, result.labels
 
 
 def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: Path, original: SplatSet,
