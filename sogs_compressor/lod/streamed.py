@@ -226,11 +226,12 @@ def compress_streamed(
     return finish_result(result, options, device)
 
 
-def level_palette(level: SplatSet, options: CompressOptions, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def level_palette(level: SplatSet, options: CompressOptions, device: torch.device,
+                  method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """``--lod-palette level``: one k-means of a whole level's SH (its palette size, footprint weights, as the
     encoder clusters a chunk): (centroids, each splat's label). Each chunk then stores the entries its splats use,
     with its own codebook: a file shared between chunks is not an option, as the engine frees a chunk's textures
-    when it evicts the chunk."""
+    when it evicts the chunk. ``method``: the k-means method (``quantize.kmeans``; ``auto``, as the encoder)."""
     from sogs_compressor.encode.sog import quantize_device
     from sogs_compressor.quantize.kmeans import kmeans
     from sogs_compressor.quantize.palette import palette_weights
@@ -238,7 +239,7 @@ def level_palette(level: SplatSet, options: CompressOptions, device: torch.devic
     size = presets.encoder_settings(options, level.count)["palette_size"]
     weights = palette_weights(level.log_scales, level.opacity_logits, quantize_device(device))
     result = kmeans(level.f_rest, min(size, level.count), iterations=options.iterations, seed=options.seed,
-                    device=device, weights=weights)
+                    device=device, method=method, weights=weights)
     return result.centroids, result.labels
 
 
