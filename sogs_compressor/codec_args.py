@@ -8,6 +8,7 @@ import argparse
 from sogs_compressor.options import (
     INVALID_POLICIES,
     LAYOUTS,
+    LOD_PALETTES,
     ORDERS,
     PALETTE_ORDERS,
     PALETTE_POLICIES,
@@ -67,6 +68,9 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
                         help="--layout lod: split chunks wider than U world units (default 16, as splat-transform)")
     parser.add_argument("--lod-chunk-min", type=int, default=None, metavar="K",
                         help="--layout lod: ... unless they hold K x 1024 splats or fewer (default 8)")
+    parser.add_argument("--lod-palette", choices=LOD_PALETTES, default=None,
+                        help="--layout lod: cluster the SH palette per chunk (chunk, default: best picture for its "
+                             "bytes) or once per level (level: faster; each chunk keeps the entries it uses)")
     parser.add_argument("--no-error-bound", action="store_true",
                         help="let codebooks move single splats past the per-splat tolerances (tolerances.py) for "
                              "slightly smaller files; the reports still count them")
@@ -76,7 +80,7 @@ CODEC_OPTION_FIELDS = (
     "layout", "device", "sh_bands", "iterations", "palette_size", "seed", "invalid", "order", "preset",
     "webp_method", "quality_check", "rate_weight", "palette_rate_weight", "position_bits", "target_psnr", "palette",
     "palette_order", "viewer", "viewer_engine", "lod_levels", "lod_min_splats", "lod_chunk_count",
-    "lod_chunk_extent", "lod_chunk_min",
+    "lod_chunk_extent", "lod_chunk_min", "lod_palette",
 )
 """CompressOptions fields set by the codec flags of the same (argparse) name."""
 

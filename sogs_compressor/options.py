@@ -11,6 +11,7 @@ PRESETS = ("fast", "balanced", "max")
 QUALITY_CHECKS = ("off", "fast", "full")
 PALETTE_POLICIES = ("auto", "st")
 PALETTE_ORDERS = ("auto", "frequency", "first-use", "pca")
+LOD_PALETTES = ("chunk", "level")
 VIEWER_CHOICES = ("on", "off")
 
 
@@ -55,6 +56,9 @@ class CompressOptions:
     lod_chunk_count / lod_chunk_extent / lod_chunk_min: its chunking, as splat-transform's ``--lod-chunk-*``
         (``lod.chunks``): K splats per chunk file, world units a leaf may span, K splats below which a leaf is
         not split for its extent.
+    lod_palette: where a Streamed SOG's SH palettes are clustered: ``chunk`` (each chunk its own k-means) or
+        ``level`` (one k-means per level; each chunk stores the entries its splats use). Either way every chunk
+        holds its own palette file: the engine cannot share one between chunks (bench/RESULTS.md).
     cameras: a 3DGS training ``cameras.json`` whose cameras the quality check adds to its views (None = one lying
         next to the input, if any).
     """
@@ -88,6 +92,7 @@ class CompressOptions:
     lod_chunk_count: int = 512
     lod_chunk_extent: float = 16.0
     lod_chunk_min: int = 8
+    lod_palette: str = "chunk"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> CompressOptions:
@@ -104,6 +109,7 @@ class CompressOptions:
             ("--order", ORDERS[0] if self.order is None else self.order, ORDERS), ("--preset", self.preset, PRESETS),
             ("--quality-check", self.quality_check, QUALITY_CHECKS), ("--palette", self.palette, PALETTE_POLICIES),
             ("--palette-order", self.palette_order, PALETTE_ORDERS), ("--viewer", self.viewer, VIEWER_CHOICES),
+            ("--lod-palette", self.lod_palette, LOD_PALETTES),
         )
         for flag, value, allowed in choices:
             if value not in allowed:

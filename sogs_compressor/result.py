@@ -26,7 +26,7 @@ class CompressionResult:
     timings: seconds per stage, plus "total"
     textures: per texture file: WebP method, quality, bytes, seconds encoding and waiting for a worker
     lod: a Streamed SOG's (``--layout lod``) levels: {"levels": [{level, splats, chunks, bytes}], "chunks": n,
-        "leaves": n, "chunking": {...}}; with the quality check each level also has its rendered quality from
+        "leaves": n, "chunking": {...}, "palette": "chunk" | "level"}; with the quality check each level also has its rendered quality from
         the distance the engine shows it at (``distance``, ``psnr``, ``psnr_content``, ...; ``lod.quality``) and
         "quality" says how it was measured; empty for the other layouts
     """

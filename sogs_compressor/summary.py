@@ -48,6 +48,8 @@ def human_summary(result: CompressionResult) -> str:
     if result.lod:
         levels = result.lod["levels"]
         given = ", as given: one input per level" if result.lod.get("input") == "levels" else ""
+        if result.lod.get("palette") == "level":
+            given += ", one SH palette per level"
         lines.append(f"  levels: {len(levels)} in {result.lod['chunks']} chunks (lod-meta.json "
                      f"{human_bytes(result.lod['lod_meta_bytes'])}{given})")
         from sogs_compressor.report.scene import level_quality_text

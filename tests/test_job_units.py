@@ -154,6 +154,10 @@ def test_lod_settings_from_env_and_flags(tmp_path):
         load_config(parse(), {**env, "SOGS_LOD_LEVELS": "2.5"})
     with pytest.raises(ConfigError, match="--target-psnr is not supported with --layout lod"):
         load_config(parse("--target-psnr", "40"), env)
+    assert load_config(parse(), {**env, "SOGS_LOD_PALETTE": "level"}).options.lod_palette == "level"
+    assert load_config(parse("--lod-palette", "chunk"), {**env, "SOGS_LOD_PALETTE": "level"}).options.lod_palette == "chunk"
+    with pytest.raises(ConfigError, match="SOGS_LOD_PALETTE"):
+        load_config(parse(), {**env, "SOGS_LOD_PALETTE": "shared"})
 
 
 def test_bad_config_is_one_clear_error(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from test_conformance import assert_same_splats
 
 from sogs_compressor.cli import main
@@ -132,7 +133,7 @@ def test_cli_writes_lod_meta_and_chunk_sogs(streamed):
     assert manifest.counts == meta["counts"]
     # the report: levels, chunks, splats and bytes per level; the bytes are the files'
     lod = result["lod"]
-    assert [lvl["splats"] for lvl in lod["levels"]] == meta["counts"]
+    assert [lvl["splats"] for lvl in lod["levels"]] == meta["counts"] and lod["palette"] == "chunk"
     assert sum(lvl["chunks"] for lvl in lod["levels"]) == lod["chunks"] == len(meta["filenames"])
     for lvl in lod["levels"]:
         files = [p for name in meta["filenames"] if name.startswith(f"{lvl['level']}_")
@@ -211,6 +212,40 @@ def test_compare_takes_level_zero_of_a_streamed_sog(streamed):
     assert report["compressed"]["format"] == "lod" and report["compressed"]["splats"] == 4000
 
 
+
+def test_chunk_codebooks_are_shortest_float32_and_decode_the_same(streamed, tmp_path):
+    """Each chunk's codebooks are written as the shortest decimals of their float32 values (write.lod): the chunk
+    decodes to exactly what the same meta.json with every value as the float32's exact double gives, and its
+    meta.json is smaller."""
+    import shutil
+
+    from sogs_compressor.write.lod import shortest_float32
+
+    _, out, _ = streamed
+    chunk = out / "0_0"
+    compact = json.loads((chunk / "meta.json").read_text())
+    exact = {**compact}
+    for key in ("scales", "sh0", "shN"):
+        values = compact[key]["codebook"]
+        assert all(shortest_float32(v) == v and len(repr(v)) <= 16 for v in values), key
+        exact[key] = {**compact[key], "codebook": [float(np.float32(v)) for v in values]}
+    assert len(json.dumps(exact, separators=(",", ":"))) > 1.4 * (chunk / "meta.json").stat().st_size
+    shutil.copytree(chunk, tmp_path / "exact")
+    (tmp_path / "exact" / "meta.json").write_text(json.dumps(exact, separators=(",", ":")))
+    assert_same_splats(read_scene(chunk).splats, read_scene(tmp_path / "exact").splats)
+
+
+def test_shortest_float32_reads_back_through_a_double():
+    """The JSON parse a viewer does (decimal -> double -> float32) gives every float32 back, over all magnitudes."""
+    from sogs_compressor.write.lod import shortest_float32
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 0x7F800000, 200_000, dtype=np.uint32)  # every finite positive float32 pattern range
+    values = np.concatenate([bits.view(np.float32), -bits[:1000].view(np.float32), [0.0, 1.0, -13.3155584]])
+    for v in values.astype(np.float32):
+        written = json.dumps(shortest_float32(float(v)))
+        assert np.float32(json.loads(written)) == v, (v, written)
+
 # ---- splat-transform 3.7.0 reads it -------------------------------------------------------------------------------
 
 def test_splat_transform_reads_our_levels(streamed, splat_transform, tmp_path):
@@ -220,6 +255,66 @@ def test_splat_transform_reads_our_levels(streamed, splat_transform, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     info = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
     assert info["format"] == "lod" and info["numLods"] == LEVELS and info["lodCounts"] == [4000, 2000, 1000]
+    for level in range(LEVELS):
+        target = tmp_path / f"level{level}.ply"
+        proc = subprocess.run([*splat_transform, "-q", "-w", str(out / "lod-meta.json"), "-L", str(level),
+                               str(target)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert_same_splats(read_scene(out / "lod-meta.json", level).splats, read_scene(target).splats)
+
+
+
+@pytest.fixture(scope="module")
+def streamed_level_palette(streamed, tmp_path_factory) -> tuple[Path, dict]:
+    """The ``streamed`` scene written with ``--lod-palette level``: one k-means per level."""
+    ply, _, _ = streamed
+    out = tmp_path_factory.mktemp("lodpal") / "out"
+    proc = cli("compress", ply, "-o", out, "--layout", "lod", *STREAMED_FLAGS, "--lod-palette", "level", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)
+
+
+def test_level_palette_chunks_index_one_palette_per_level(streamed, streamed_level_palette):
+    """Each chunk of a level stores the entries its splats use of that level's one k-means palette (64 entries
+    here): every splat decodes to its entry of the level palette, up to the chunk's codebook rounding, which the
+    per-chunk palettes of the default output do not. The files and ranges are the default output's."""
+    from sogs_compressor import presets
+    from sogs_compressor.errors import SogsError
+    from sogs_compressor.lod.chunks import partition as plan
+    from sogs_compressor.lod.streamed import level_palette
+    from sogs_compressor.options import CompressOptions
+
+    ply, out_chunk, _ = streamed
+    out, result = streamed_level_palette
+    assert result["lod"]["palette"] == "level"
+    proc = cli("compress", ply, "-o", out.parent / "x", "--layout", "lod", "--lod-palette", "shared")
+    assert proc.returncode == 2 and "--lod-palette" in proc.stderr, proc.stderr
+    with pytest.raises(SogsError, match="--lod-palette must be one of chunk, level"):
+        CompressOptions(lod_palette="shared").validate()
+    meta = json.loads((out / "lod-meta.json").read_text())
+    assert meta == json.loads((out_chunk / "lod-meta.json").read_text())
+    options = presets.resolve(CompressOptions(preset="fast", palette_size=64, device="cpu").validate())
+    scene = read_scene(ply).splats
+    levels = build_pyramid(scene, level_counts(scene.count, levels=LEVELS), seed=0)
+    parts = plan(levels, CHUNK_K, 16.0, 8)
+    for level, splats in enumerate(levels):
+        centroids, labels = level_palette(splats, options, torch.device("cpu"))
+        order = np.concatenate([f.rows for f in parts.level_files(level)])
+        expected = centroids[labels[order]]
+        ours = np.abs(read_scene(out / "lod-meta.json", level).splats.f_rest - expected)
+        theirs = np.abs(read_scene(out_chunk / "lod-meta.json", level).splats.f_rest - expected)
+        counts = [json.loads((out / f.name).read_text())["shN"]["count"] for f in parts.level_files(level)]
+        assert all(c <= 64 for c in counts) and (level > 0 or len(counts) > 1), (level, counts)
+        assert ours.max() < 0.05 and np.sqrt((ours ** 2).mean()) < 0.2 * np.sqrt((theirs ** 2).mean()), level
+
+
+def test_splat_transform_reads_our_level_palettes(streamed_level_palette, splat_transform, tmp_path):
+    out, _ = streamed_level_palette
+    proc = subprocess.run([*splat_transform, str(out / "lod-meta.json"), "--info", "json", "null"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    assert info["numLods"] == LEVELS and info["lodCounts"] == [4000, 2000, 1000]
     for level in range(LEVELS):
         target = tmp_path / f"level{level}.ply"
         proc = subprocess.run([*splat_transform, "-q", "-w", str(out / "lod-meta.json"), "-L", str(level),
@@ -458,6 +553,22 @@ def test_symlinked_chunk_outside_the_folder_is_refused(streamed, tmp_path, capsy
     (tmp_path / "lod-meta.json").write_text(json.dumps(meta))
     assert main(["info", str(tmp_path / "lod-meta.json")]) == 17
     assert "leads outside" in capsys.readouterr().err
+
+
+def test_a_chunk_naming_a_texture_outside_its_folder_is_refused(streamed, tmp_path, capsys):
+    """A chunk meta.json that names a texture in another folder (``../0_1/sh0.webp``: the layout a palette file
+    shared between chunks would need) is refused, exit 17: a chunk reads only the files beside it, so a hostile
+    scene cannot make the reader open files elsewhere."""
+    _, out, _ = streamed
+    meta = json.loads((out / "lod-meta.json").read_text())
+    copy = _beside_copies_of_the_chunks(out, tmp_path, meta)
+    chunk_meta = tmp_path / "0_0" / "meta.json"
+    chunk = json.loads(chunk_meta.read_text())
+    chunk["sh0"]["files"] = ["../0_1/sh0.webp"]
+    chunk_meta.write_text(json.dumps(chunk))
+    assert main(["info", str(copy)]) == 17
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "outside its folder" in lines[0], lines
 
 
 def test_oversized_lod_meta_is_refused_unread(tmp_path, capsys):

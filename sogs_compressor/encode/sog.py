@@ -56,10 +56,15 @@ def encode_sog(
     palette_rate_weight: float = 0.0,
     position_bits: int = 16,
     error_bound: bool = True,
+    palette: tuple[np.ndarray, np.ndarray] | None = None,
     on_image: ImageSink | None = None,
     progress: ProgressCallback = no_progress,
 ) -> EncodedSog:
     """Encode every attribute; ``palette_size`` 0 or SH degree 0 writes no shN.
+
+    palette: (centroids, each splat's label) clustered beforehand, e.g. one k-means over a whole level of a
+    Streamed SOG (``--lod-palette level``): used instead of clustering these splats; entries no splat uses are
+    dropped, and the codebook of the centroid values is these splats' own.
 
     palette_order: how palette entries are stored (``quantize.palette.order_palette``: ``auto``, ``frequency``,
     ``first-use`` or ``pca``).
@@ -131,11 +136,11 @@ def encode_sog(
             meta["model"] = splats.model
         meta["means"] = {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]}
         encoded = EncodedSog(meta=meta, images=images, timings=timings)
-        if splats.sh_degree > 0 and palette_size > 0:
+        if splats.sh_degree > 0 and (palette_size > 0 or palette is not None):
             meta["shN"], encoded.palette_size, encoded.kmeans_method = encode_sh_palette(
                 splats, min(palette_size, splats.count), iterations=iterations, seed=seed, device=device,
                 kmeans_method=kmeans_method, palette_order=palette_order, rate_weight=palette_rate_weight,
-                emit=emit, timings=timings, progress=progress)
+                emit=emit, timings=timings, progress=progress, given=palette)
 
         t2 = time.perf_counter()
         waiting = not (scales_future.done() and colors_future.done())
@@ -156,8 +161,10 @@ def encode_sog(
 def encode_sh_palette(
     splats: SplatSet, size: int, *, iterations: int, seed: int, device: torch.device, kmeans_method: str,
     palette_order: str, rate_weight: float, emit: Callable[..., None], timings: dict, progress: ProgressCallback,
+    given: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict, int, str]:
     """The SH palette: k-means of ``f_rest``, its labels and centroid textures; (shN meta, entries, k-means method).
+    ``given``: (centroids, labels) clustered beforehand instead of the k-means (method ``given``).
 
     The k-means weights each splat by its footprint (``palette.palette_weights``): the entries go where SH error
     shows. The labels texture, the largest image, goes to ``emit`` first so its WebP encoding overlaps the
@@ -171,9 +178,15 @@ def encode_sh_palette(
     progress("kmeans", 0.0)
     on = quantize_device(device)
     weights = palette_weights(splats.log_scales, splats.opacity_logits, on)
-    result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method,
-                    weights=weights, progress=lambda fraction: progress("kmeans", fraction))
-    centroids, labels = order_palette(result.centroids, result.labels, palette_order)
+    if given is None:
+        result = kmeans(splats.f_rest, size, iterations=iterations, seed=seed, device=device, method=kmeans_method,
+                        weights=weights, progress=lambda fraction: progress("kmeans", fraction))
+        clustered, assigned, method = result.centroids, result.labels, result.method
+    else:
+        (clustered, assigned), method = given, "given"
+        if assigned.shape != (splats.count,) or clustered.shape[1:] != splats.f_rest.shape[1:]:
+            raise ValueError("the given palette does not fit these splats")
+    centroids, labels = order_palette(clustered, assigned, palette_order)
     timings["kmeans"] = time.perf_counter() - t
     progress("kmeans", 1.0)
     emit("shN_labels.webp", attr.encode_labels(labels))
@@ -189,7 +202,7 @@ def encode_sh_palette(
         "codebook": _floats(codebook),
         "files": ["shN_centroids.webp", "shN_labels.webp"],
     }
-    return meta, int(centroids.shape[0]), result.method
+    return meta, int(centroids.shape[0]), method
 
 
 def value_ops_for(device: torch.device | None) -> ValueOps:

@@ -153,6 +153,7 @@ CODEC_ENV = (  # (variable, CompressOptions field, type, flag)
     ("SOGS_LOD_CHUNK_COUNT", "lod_chunk_count", int, "--lod-chunk-count"),
     ("SOGS_LOD_CHUNK_EXTENT", "lod_chunk_extent", float, "--lod-chunk-extent"),
     ("SOGS_LOD_CHUNK_MIN", "lod_chunk_min", int, "--lod-chunk-min"),
+    ("SOGS_LOD_PALETTE", "lod_palette", str, "--lod-palette"),
 )
 """Codec settings the environment may give, each as its flag (which wins over it)."""
 

@@ -3,7 +3,7 @@
 Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
 decimation; or the levels given, one file each: ``compress_levels``), the partition (``lod.chunks``:
 splat-transform's tree and chunk files), one ordinary SOG v2 per chunk (our encoder, each chunk with its own
-codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With
+codebooks and palette, the codebooks written as shortest float32 decimals: ``write.lod.compact_codebooks``), then ``lod-meta.json`` last (``write.lod``). With
 verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
 our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
 single SOG), every level is rendered against the input from the distance at which the engine shows it
@@ -35,7 +35,7 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
-from sogs_compressor.write.lod import LOD_META_NAME, lod_meta, write_chunk, write_lod_meta
+from sogs_compressor.write.lod import LOD_META_NAME, compact_codebooks, lod_meta, write_chunk, write_lod_meta
 from sogs_compressor.write.sog import output_paths
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ def compress_streamed(
     per_level = [{"level": level, "splats": count, "chunks": 0, "bytes": 0} for level, count in enumerate(counts)]
     encode_s = write_s = 0.0
     palettes = []
+    level_palettes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     with inflight.scene_outputs() as outputs:
         for done, chunk in enumerate(parts.files):
             checkpoint()
@@ -180,18 +181,25 @@ def compress_streamed(
             t = time.perf_counter()
             rows = levels[chunk.level].take(chunk.rows)
             settings = presets.encoder_settings(options, rows.count)
+            if options.lod_palette == "level" and rows.sh_degree > 0 and settings["palette_size"] > 0:
+                if chunk.level not in level_palettes:
+                    with out_of_memory_as(device, "encoding"):
+                        level_palettes[chunk.level] = level_palette(levels[chunk.level], options, device)
+                centroids, labels = level_palettes[chunk.level]
+                settings["palette"] = (centroids, labels[chunk.rows])
             with out_of_memory_as(device, "encoding"):
                 encoded, webps, _wait, _stats = encode_and_pack(rows, settings, options, effort, device, no_progress,
                                                                 checkpoint)
             palettes.append(encoded.palette_size)
+            chunk_meta = compact_codebooks(encoded.meta)
             encode_s += time.perf_counter() - t
             t = time.perf_counter()
             chunk_dir = folder / Path(chunk.name).parent
-            for path in output_paths(chunk_dir, "meta", "dir", encoded.meta):
+            for path in output_paths(chunk_dir, "meta", "dir", chunk_meta):
                 outputs.track(path)
-            files = write_chunk(folder, chunk.name, encoded.meta, webps)
+            files = write_chunk(folder, chunk.name, chunk_meta, webps)
             if options.verify:
-                confirm_written(files, encoded.meta, webps)
+                confirm_written(files, chunk_meta, webps)
             write_s += time.perf_counter() - t
             result.output_files.extend(files)
             per_level[chunk.level]["chunks"] += 1
@@ -205,7 +213,7 @@ def compress_streamed(
         result.counts["levels"] = counts
         result.palette_size = max(palettes, default=0)
         result.lod = {"levels": per_level, "chunks": len(parts.files), "lod_meta_bytes": meta_file.bytes,
-                      "chunking": chunking}
+                      "chunking": chunking, "palette": options.lod_palette}
 
         if options.verify:
             checkpoint()
@@ -216,6 +224,23 @@ def compress_streamed(
                 _measure_levels(result, original, level0, folder, len(levels), options, device, progress)
         write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
     return finish_result(result, options, device)
+
+
+def level_palette(level: SplatSet, options: CompressOptions, device: torch.device,
+                  method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """``--lod-palette level``: one k-means of a whole level's SH (its palette size, footprint weights, as the
+    encoder clusters a chunk): (centroids, each splat's label). Each chunk then stores the entries its splats use,
+    with its own codebook: a file shared between chunks is not an option, as the engine frees a chunk's textures
+    when it evicts the chunk. ``method``: the k-means method (``quantize.kmeans``; ``auto``, as the encoder)."""
+    from sogs_compressor.encode.sog import quantize_device
+    from sogs_compressor.quantize.kmeans import kmeans
+    from sogs_compressor.quantize.palette import palette_weights
+
+    size = presets.encoder_settings(options, level.count)["palette_size"]
+    weights = palette_weights(level.log_scales, level.opacity_logits, quantize_device(device))
+    result = kmeans(level.f_rest, min(size, level.count), iterations=options.iterations, seed=options.seed,
+                    device=device, method=method, weights=weights)
+    return result.centroids, result.labels
 
 
 def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: Path, original: SplatSet,
