@@ -3,6 +3,8 @@ the writers and the reports (each used to keep its own copy)."""
 
 from __future__ import annotations
 
+import re
+
 SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
 """File endings of scene inputs a folder walk picks up, longest first (``.compressed.ply`` before ``.ply``)."""
 BUNDLE_SUFFIX = ".sog"
@@ -13,3 +15,14 @@ LOD_META_NAME = "lod-meta.json"
 """A Streamed SOG: this file and its chunk folders."""
 INPUT_FORMATS = ("ply", "compressed_ply", "sog", "sog_v1", "lod")
 """What ``read.detect_format`` can report."""
+CHUNK_FOLDER = re.compile(r"[0-9]+_[0-9]+")
+"""The name of a Streamed SOG's chunk folder: ``L_I`` (level, file index), as ``lod.chunks.ChunkFile.name``."""
+
+
+def is_chunk_folder(name: str) -> bool:
+    return CHUNK_FOLDER.fullmatch(name) is not None
+
+
+def is_sog_folder_file(name: str) -> bool:
+    """A file a SOG folder (a chunk) holds: its ``meta.json`` and WebP textures."""
+    return name == META_NAME or name.endswith(".webp")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from sogs_compressor.formats import CHUNK_FOLDER
 from sogs_compressor.job import cache
 from sogs_compressor.job.batch import chunk_folder_clashes, make_scene
 from sogs_compressor.job.promote import (
-    CHUNK_FOLDER,
     LocalFolder,
     OutputClash,
     promote,

@@ -585,3 +585,24 @@ def test_a_streamed_sog_as_input_is_its_level_zero(streamed, tmp_path):
     proc = cli("compress", tmp_path / "half.ply", "-o", tmp_path / "x", "--layout", "lod", "--lod-levels", "16",
                "--device", "cpu")
     assert proc.returncode == 2 and "--lod-levels 16" in proc.stderr, proc.stderr
+
+
+def test_a_rerun_with_fewer_chunks_leaves_no_stale_chunk_folders(streamed, tmp_path):
+    """The same scene written again into the same folder with 4x larger chunks: the chunk folders the new
+    lod-meta.json does not name are gone, a chunk-named folder holding anything but a SOG's files is kept, and the
+    folder reads back as the new output."""
+    ply, first, _ = streamed
+    out = tmp_path / "out"
+    proc = cli("compress", ply, "-o", out, "--layout", "lod", *STREAMED_FLAGS, "--viewer", "off")
+    assert proc.returncode == 0, proc.stderr
+    before = {p.name for p in out.iterdir() if p.is_dir()}
+    (out / "9_9").mkdir()
+    (out / "9_9" / "notes.txt").write_text("not a chunk")
+    flags = [str(f) for f in STREAMED_FLAGS]
+    flags[flags.index("--lod-chunk-count") + 1] = str(4 * CHUNK_K)
+    proc = cli("compress", ply, "-o", out, "--layout", "lod", *flags, "--viewer", "off")
+    assert proc.returncode == 0, proc.stderr
+    named = {Path(name).parent.name for name in json.loads((out / "lod-meta.json").read_text())["filenames"]}
+    after = {p.name for p in out.iterdir() if p.is_dir()}
+    assert len(named) < len(before) and after == named | {"9_9"}, (before, named, after)
+    assert read_scene(out / "lod-meta.json").splats.count == read_scene(first / "lod-meta.json").splats.count

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from sogs_compressor.errors import InputError, Interrupted, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
-from sogs_compressor.formats import SCENE_SUFFIXES
+from sogs_compressor.formats import SCENE_SUFFIXES, is_chunk_folder
 from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
 from sogs_compressor.job.naming import fit_path, look_alike
-from sogs_compressor.job.promote import LocalFolder, S3Prefix, is_chunk_folder, promote, staged_files
+from sogs_compressor.job.promote import LocalFolder, S3Prefix, promote, staged_files
 from sogs_compressor.job.read_ahead import ReadAhead
 from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.scene_progress import ThrottledProgress

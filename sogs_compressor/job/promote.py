@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sogs_compressor.errors import InputError, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.fetch.waiting import StopCheck
-from sogs_compressor.formats import LOD_META_NAME
+from sogs_compressor.formats import LOD_META_NAME, is_chunk_folder, is_sog_folder_file
 from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
-
-CHUNK_FOLDER = re.compile(r"[0-9]+_[0-9]+")
-"""The name of a Streamed SOG's chunk folder: ``L_I`` (level, file index), as ``lod.chunks.ChunkFile.name``."""
 
 LOD_META_LIMIT = 64 * 1024 * 1024  # as read.lod.MAX_LOD_META_BYTES: a larger one is no Streamed SOG of ours
 
@@ -48,15 +44,6 @@ class OutputClash(InputError):
     """Two scenes' outputs would share files: a Streamed SOG's chunk folder is another scene's output folder."""
 
     exit_code = 3
-
-
-def is_chunk_folder(name: str) -> bool:
-    return CHUNK_FOLDER.fullmatch(name) is not None
-
-
-def is_sog_folder_file(name: str) -> bool:
-    """A file a SOG folder (a chunk) holds: its ``meta.json`` and WebP textures."""
-    return name == "meta.json" or name.endswith(".webp")
 
 
 def writing_order(paths: list[str]) -> list[str]:

@@ -35,7 +35,14 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
-from sogs_compressor.write.lod import LOD_META_NAME, compact_codebooks, lod_meta, write_chunk, write_lod_meta
+from sogs_compressor.write.lod import (
+    LOD_META_NAME,
+    compact_codebooks,
+    lod_meta,
+    remove_stale_chunks,
+    write_chunk,
+    write_lod_meta,
+)
 from sogs_compressor.write.sog import output_paths
 
 if TYPE_CHECKING:
@@ -208,6 +215,7 @@ def compress_streamed(
         timings["encode_chunks"], timings["write"] = encode_s, write_s
         outputs.track(folder / LOD_META_NAME)
         meta_file = write_lod_meta(folder, meta)
+        remove_stale_chunks(folder, {Path(chunk.name).parent.name for chunk in parts.files})
         result.output_files.insert(0, meta_file)
         result.counts["output"] = int(sum(counts))
         result.counts["levels"] = counts

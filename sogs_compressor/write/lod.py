@@ -11,13 +11,14 @@ renamed into place: a folder without it is an interrupted run, never a scene tha
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from sogs_compressor.encode.sog import GENERATOR
 from sogs_compressor.errors import OutputError
-from sogs_compressor.formats import LOD_META_NAME
+from sogs_compressor.formats import LOD_META_NAME, is_chunk_folder, is_sog_folder_file
 from sogs_compressor.lod.chunks import Partition
 from sogs_compressor.result import OutputFile
 from sogs_compressor.write.sog import _atomic_write, write_sog
@@ -88,3 +89,20 @@ def write_lod_meta(output_dir: Path, meta: dict) -> OutputFile:
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
     return OutputFile(path=str(path), bytes=path.stat().st_size, role="lod-meta")
+
+
+def remove_stale_chunks(output_dir: Path, keep: set[str]) -> list[str]:
+    """Remove the chunk folders of an earlier Streamed SOG in ``output_dir`` that the new lod-meta.json does not
+    name (``keep``): a rerun with fewer chunks would otherwise leave them beside it, to be uploaded with it. Only
+    a folder named as the writer names chunks that holds nothing but a SOG folder's files goes (the job's rule,
+    ``job/promote.py``): anything else there is somebody else's. Called after lod-meta.json is written, so a
+    viewer never sees it name a chunk being removed. The names removed, sorted."""
+    removed = []
+    for child in sorted(output_dir.iterdir()):
+        if not child.is_dir() or child.is_symlink() or not is_chunk_folder(child.name) or child.name in keep:
+            continue
+        entries = list(child.iterdir())
+        if all(e.is_file() and not e.is_symlink() and is_sog_folder_file(e.name) for e in entries):
+            shutil.rmtree(child)
+            removed.append(child.name)
+    return removed
