@@ -26,3 +26,11 @@ def is_chunk_folder(name: str) -> bool:
 def is_sog_folder_file(name: str) -> bool:
     """A file a SOG folder (a chunk) holds: its ``meta.json`` and WebP textures."""
     return name == META_NAME or name.endswith(".webp")
+
+
+def chunk_contents(files: list[str], has_subfolders: bool) -> set[str] | None:
+    """A chunk-named folder's files when it is a plain SOG folder (only a SOG folder's files, no subfolder), else
+    None: the one rule by which the job and the writer tell a chunk folder from somebody else's folder."""
+    if has_subfolders or not all(is_sog_folder_file(name) for name in files):
+        return None
+    return set(files)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -235,24 +236,21 @@ def encode_positions(
     """means_l / means_u bytes and the log-domain mins / maxs, coarsened below 16 bits for faint splats
     (``codebook_rd.position_bits``) where their move stays small next to their size (``size_position_bits``),
     never below ``min_bits`` (the error bound's ``tolerances.MIN_POSITION_BITS``)."""
-    by_opacity = splats.opacity_logits if rd.POSITION_SHIFT_BY_OPACITY else None
     if device is None:
-        low, high, mins, maxs = attr.encode_means(splats.positions)
-        if position_bits < 16:
-            kept = np.maximum.reduce([rd.position_bits(splats.opacity_logits, position_bits),
-                                      rd.size_position_bits(splats.positions, splats.log_scales, mins, maxs, rd.POSITION_SHIFT,
-                                                            by_opacity),
-                                      np.full(splats.count, min_bits, np.int64)])
-            low, high = rd.coarsen_grid(low, high, kept)
-        return low, high, mins, maxs
-    low, high, mins, maxs = attr_torch.encode_means(splats.positions, device)
+        means, opacity_bits, size_bits, coarsen = attr.encode_means, rd.position_bits, rd.size_position_bits, \
+            rd.coarsen_grid
+    else:
+        means, opacity_bits, size_bits, coarsen = (
+            partial(f, device=device) for f in (attr_torch.encode_means, attr_torch.position_bits,
+                                                attr_torch.size_position_bits, attr_torch.coarsen_grid))
+    low, high, mins, maxs = means(splats.positions)
     if position_bits < 16:
+        by_opacity = splats.opacity_logits if rd.POSITION_SHIFT_BY_OPACITY else None
         kept = np.maximum.reduce([
-            attr_torch.position_bits(splats.opacity_logits, position_bits, device),
-            attr_torch.size_position_bits(splats.positions, splats.log_scales, mins, maxs, device,
-                                          rd.POSITION_SHIFT, by_opacity),
+            opacity_bits(splats.opacity_logits, position_bits),
+            size_bits(splats.positions, splats.log_scales, mins, maxs, shift=rd.POSITION_SHIFT, opacity_logits=by_opacity),
             np.full(splats.count, min_bits, np.int64)])
-        low, high = attr_torch.coarsen_grid(low, high, kept, device)
+        low, high = coarsen(low, high, kept)
     return low, high, mins, maxs
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from sogs_compressor.errors import InputError, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.fetch.waiting import StopCheck
-from sogs_compressor.formats import LOD_META_NAME, is_chunk_folder, is_sog_folder_file
+from sogs_compressor.formats import LOD_META_NAME, chunk_contents, is_chunk_folder
 from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
 
 LOD_META_LIMIT = 64 * 1024 * 1024  # as read.lod.MAX_LOD_META_BYTES: a larger one is no Streamed SOG of ours
@@ -66,13 +66,6 @@ class Existing:
     chunk_folders: dict[str, set[str] | None] = field(default_factory=dict)
     """Subfolders named like chunk folders: their file names when they hold only a SOG folder's files and no
     subfolder (this scene's, to replace or remove), None otherwise (another scene's: never touched)."""
-
-
-def chunk_contents(files: list[str], has_subfolders: bool) -> set[str] | None:
-    """A chunk-named folder's files when it is a plain SOG folder, else None (see ``Existing``)."""
-    if has_subfolders or not all(is_sog_folder_file(name) for name in files):
-        return None
-    return set(files)
 
 
 def plan_removals(new: list[str], existing: Existing, where: str) -> list[str]:

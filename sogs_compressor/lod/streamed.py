@@ -3,7 +3,8 @@
 Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
 decimation; or the levels given, one file each: ``compress_levels``), the partition (``lod.chunks``:
 splat-transform's tree and chunk files), one ordinary SOG v2 per chunk (our encoder, each chunk with its own
-codebooks and palette, the codebooks written as shortest float32 decimals: ``write.lod.compact_codebooks``), then ``lod-meta.json`` last (``write.lod``). With
+codebooks and palette, the codebooks written as shortest float32 decimals: ``write.lod.compact_codebooks``), then
+``lod-meta.json`` last (``write.lod``). With
 verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
 our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
 single SOG), every level is rendered against the input from the distance at which the engine shows it
@@ -240,7 +241,7 @@ def level_palette(level: SplatSet, options: CompressOptions, device: torch.devic
     encoder clusters a chunk): (centroids, each splat's label). Each chunk then stores the entries its splats use,
     with its own codebook: a file shared between chunks is not an option, as the engine frees a chunk's textures
     when it evicts the chunk. ``method``: the k-means method (``quantize.kmeans``; ``auto``, as the encoder)."""
-    from sogs_compressor.encode.sog import quantize_device
+    from sogs_compressor.device import quantize_device
     from sogs_compressor.quantize.kmeans import kmeans
     from sogs_compressor.quantize.palette import palette_weights
 

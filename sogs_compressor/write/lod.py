@@ -18,7 +18,7 @@ import numpy as np
 
 from sogs_compressor.encode.sog import GENERATOR
 from sogs_compressor.errors import OutputError
-from sogs_compressor.formats import LOD_META_NAME, is_chunk_folder, is_sog_folder_file
+from sogs_compressor.formats import LOD_META_NAME, chunk_contents, is_chunk_folder
 from sogs_compressor.lod.chunks import Partition
 from sogs_compressor.result import OutputFile
 from sogs_compressor.write.sog import _atomic_write, write_sog
@@ -102,7 +102,8 @@ def remove_stale_chunks(output_dir: Path, keep: set[str]) -> list[str]:
         if not child.is_dir() or child.is_symlink() or not is_chunk_folder(child.name) or child.name in keep:
             continue
         entries = list(child.iterdir())
-        if all(e.is_file() and not e.is_symlink() and is_sog_folder_file(e.name) for e in entries):
+        plain = [e.name for e in entries if e.is_file() and not e.is_symlink()]
+        if chunk_contents(plain, has_subfolders=len(plain) < len(entries)) is not None:  # links count as folders
             shutil.rmtree(child)
             removed.append(child.name)
     return removed
