@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from sogs_compressor.sample import tile_scene
 from sogs_compressor.write.ply import write_ply
 
 REPO = Path(__file__).resolve().parents[1]
-GUITAR = REPO.parent / "shared" / "data" / "real" / "guitar.compressed.ply"
+GUITAR = Path(os.environ.get("SOGS_REAL_DATA", REPO.parent / "shared" / "data" / "real")) / "guitar.compressed.ply"
 SPLAT_TRANSFORM = REPO / ".peer" / "node_modules" / ".bin" / "splat-transform"
 MEASURE = ("import json, resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
            "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr); "

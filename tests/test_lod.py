@@ -169,7 +169,7 @@ def _digest(folder: Path) -> str:
 
 
 def test_each_level_decodes_to_what_was_encoded(streamed):
-    ply, out, _ = streamed
+    ply, out, result = streamed
     from sogs_compressor.lod.chunks import partition as plan
     from sogs_compressor.verify.metrics import attribute_errors
 
@@ -182,9 +182,37 @@ def test_each_level_decodes_to_what_was_encoded(streamed):
         errors = attribute_errors(splats.take(order), decoded)
         assert errors["position_rel_max"] < 1e-3 and errors["rotation_deg_p99"] < 1.0, (level, errors)
         assert errors["f_dc_rmse"] < 0.02 and errors["log_scale_rmse"] < 0.05, (level, errors)
+        if level == 0:  # the verifier decoded the chunks from their textures: the disk reader's numbers
+            assert result["errors"] == json.loads(json.dumps(errors))
     everything = read_scene(out).splats  # the folder, all levels in order
     assert everything.count == 7000
     np.testing.assert_array_equal(everything.positions[4000:6000], read_scene(out / "lod-meta.json", 1).splats.positions)
+
+
+def test_the_verifier_refuses_a_lod_meta_that_does_not_name_the_written_chunks(streamed):
+    from sogs_compressor.errors import OutputError
+    from sogs_compressor.lod.written import WrittenLevels
+
+    _, out, _ = streamed
+    meta = json.loads((out / "lod-meta.json").read_text())
+    names = meta["filenames"]
+    chunk_metas = [json.loads((out / name).read_text()) for name in names]
+    levels = [int(Path(name).parent.name.split("_")[0]) for name in names]
+
+    def written(levels=levels, names=names, metas=chunk_metas) -> WrittenLevels:
+        chunks = WrittenLevels()
+        for level, name, chunk_meta in zip(levels, names, metas, strict=True):
+            chunks.add(level, name, chunk_meta, {})
+        return chunks
+
+    written().check_manifest(out / "lod-meta.json")  # what was written passes
+    with pytest.raises(OutputError, match="chunk files, not the .* written"):
+        written(levels[:-1], names[:-1], chunk_metas[:-1]).check_manifest(out / "lod-meta.json")
+    short = [dict(chunk_metas[0], count=chunk_metas[0]["count"] - 1), *chunk_metas[1:]]
+    with pytest.raises(OutputError, match=f"gives chunk {names[0]} level 0 and"):
+        written(metas=short).check_manifest(out / "lod-meta.json")
+    with pytest.raises(OutputError, match="does not read back"):
+        written().check_manifest(out / "missing-lod-meta.json")
 
 
 def test_info_and_decompress_select_a_level(streamed, tmp_path):

@@ -45,6 +45,7 @@ from sogs_compressor.render.camera import Camera, look_at, orbit_frame, robust_b
 from sogs_compressor.render.errors import RenderError
 from sogs_compressor.render.quality import MODES, quality_check, render_views
 from sogs_compressor.splats import SplatSet
+from sogs_compressor.splats_torch import SplatTensors
 
 LOD_BASE_DISTANCE = 5.0
 """The engine's default ``lodBaseDistance`` (world units): level 0 ends here."""
@@ -118,7 +119,7 @@ def level_cameras(positions, level: int, count: int, size: int, up: np.ndarray |
     return cameras, gap
 
 
-def measure_levels(original: SplatSet, decode_level: Callable[[int], SplatSet], levels: int, mode: str,
+def measure_levels(original: SplatSet, decode_level: Callable[[int], SplatSet | SplatTensors], levels: int, mode: str,
                    device: torch.device, progress: Callable[[float], None] | None = None) -> tuple[list[dict], dict]:
     """Render every level (``decode_level(L)``: level ``L`` as a viewer reads it) against ``original`` from that
     level's cameras: per level (in order) its distances and PSNR / content PSNR / SSIM over its views, and a

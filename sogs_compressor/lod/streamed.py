@@ -32,10 +32,12 @@ from sogs_compressor.lod.pyramid import (
     level_counts,
     naming_the_file,
 )
+from sogs_compressor.lod.written import WrittenLevels
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
+from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.write.lod import (
     LOD_META_NAME,
     compact_codebooks,
@@ -181,6 +183,7 @@ def compress_streamed(
     per_level = [{"level": level, "splats": count, "chunks": 0, "bytes": 0} for level, count in enumerate(counts)]
     encode_s = write_s = 0.0
     palettes = []
+    written = WrittenLevels() if options.verify else None
     level_palettes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     with inflight.scene_outputs() as outputs:
         for done, chunk in enumerate(parts.files):
@@ -206,8 +209,9 @@ def compress_streamed(
             for path in output_paths(chunk_dir, "meta", "dir", chunk_meta):
                 outputs.track(path)
             files = write_chunk(folder, chunk.name, chunk_meta, webps)
-            if options.verify:
+            if written is not None:
                 confirm_written(files, chunk_meta, webps)
+                written.add(chunk.level, chunk.name, chunk_meta, encoded.images)
             write_s += time.perf_counter() - t
             result.output_files.extend(files)
             per_level[chunk.level]["chunks"] += 1
@@ -224,13 +228,13 @@ def compress_streamed(
         result.lod = {"levels": per_level, "chunks": len(parts.files), "lod_meta_bytes": meta_file.bytes,
                       "chunking": chunking, "palette": options.lod_palette}
 
-        if options.verify:
+        if written is not None:
             checkpoint()
-            level0 = _verify_level0(result, levels[0], parts, folder, original, options, device, output_dir, name,
-                                    cameras_near, outputs, progress)
+            level0 = _verify_level0(result, levels[0], parts, written, folder, original, options, device,
+                                    output_dir, name, cameras_near, outputs, progress)
             if options.quality_check != "off":
                 checkpoint()
-                _measure_levels(result, original, level0, folder, len(levels), options, device, progress)
+                _measure_levels(result, original, level0, written, len(levels), options, device, progress)
         write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
     return finish_result(result, options, device)
 
@@ -252,21 +256,30 @@ def level_palette(level: SplatSet, options: CompressOptions, device: torch.devic
     return result.centroids, result.labels
 
 
-def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: Path, original: SplatSet,
-                   options: CompressOptions, device: torch.device, output_dir: Path, name: str,
-                   cameras_near: Path | None, outputs: inflight.SceneOutputs, progress: ProgressCallback) -> SplatSet:
-    """Decode level 0 through our lod-meta.json reader (as a user would), measure its attribute errors against the
-    input in the same order and, unless the quality check is off, render it against the original; returns the
-    decoded level 0."""
-    from sogs_compressor.read.lod import read_lod
+def _verify_level0(result: CompressionResult, level0: SplatSet, parts, written: WrittenLevels, folder: Path,
+                   original: SplatSet, options: CompressOptions, device: torch.device, output_dir: Path, name: str,
+                   cameras_near: Path | None, outputs: inflight.SceneOutputs,
+                   progress: ProgressCallback) -> SplatSet | SplatTensors:
+    """Check the written lod-meta.json against the chunks, decode level 0 as a reader would (``lod.written``),
+    measure its attribute errors against the input in the same order and, unless the quality check is off,
+    render it against the original; returns the decoded level 0 (on the device where the verifier runs there)."""
+    from sogs_compressor.device import verify_on_device
     from sogs_compressor.steps import measure_quality
     from sogs_compressor.verify.metrics import attribute_errors
+    from sogs_compressor.verify.metrics_torch import attribute_errors_torch
 
     t = time.perf_counter()
     progress("verify", 0.0)
-    decoded = read_lod(folder / LOD_META_NAME, 0).splats
+    written.check_manifest(folder / LOD_META_NAME)
     order = np.concatenate([f.rows for f in parts.level_files(0)])
-    result.errors = attribute_errors(level0.take(order), decoded)
+    on_device = verify_on_device(device)
+    with out_of_memory_as(device, "verification"):
+        decoded = written.decode(0, device if on_device else torch.device("cpu"))
+        if on_device:
+            result.errors = attribute_errors_torch(level0.take(order), decoded)
+        else:
+            decoded = decoded.to_splats()
+            result.errors = attribute_errors(level0.take(order), decoded)
     result.timings["verify"] = time.perf_counter() - t
     progress("verify", 1.0)
     if options.quality_check == "off":
@@ -287,15 +300,20 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, folder: P
     return decoded
 
 
-def _measure_levels(result: CompressionResult, original: SplatSet, level0: SplatSet, folder: Path, levels: int,
-                    options: CompressOptions, device: torch.device, progress: ProgressCallback) -> None:
-    """The quality check per level (``lod.quality``): every level, read through our lod-meta.json reader, rendered
-    against the original from the distance at which the engine shows it; into ``result.lod``."""
+def _measure_levels(result: CompressionResult, original: SplatSet, level0: SplatSet | SplatTensors,
+                    written: WrittenLevels, levels: int, options: CompressOptions, device: torch.device,
+                    progress: ProgressCallback) -> None:
+    """The quality check per level (``lod.quality``): every level, decoded as a reader would (``lod.written``),
+    rendered against the original from the distance at which the engine shows it; into ``result.lod``."""
+    from sogs_compressor.device import verify_on_device
     from sogs_compressor.lod.quality import measure_levels
-    from sogs_compressor.read.lod import read_lod
 
-    def decode(level: int) -> SplatSet:
-        return level0 if level == 0 else read_lod(folder / LOD_META_NAME, level).splats
+    def decode(level: int) -> SplatSet | SplatTensors:
+        if level == 0:
+            return level0
+        if verify_on_device(device):
+            return written.decode(level, device)
+        return written.decode(level, torch.device("cpu")).to_splats()
 
     t = time.perf_counter()
     progress("level_quality", 0.0)
