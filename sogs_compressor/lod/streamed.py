@@ -211,7 +211,9 @@ def compress_streamed(
             files = write_chunk(folder, chunk.name, chunk_meta, webps)
             if written is not None:
                 confirm_written(files, chunk_meta, webps)
-                written.add(chunk.level, chunk.name, chunk_meta, encoded.images)
+                # textures kept only for the levels the verifier or the quality check will decode
+                needed = chunk.level == 0 or options.quality_check != "off"
+                written.add(chunk.level, chunk.name, chunk_meta, encoded.images if needed else {})
             write_s += time.perf_counter() - t
             result.output_files.extend(files)
             per_level[chunk.level]["chunks"] += 1
