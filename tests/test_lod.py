@@ -97,6 +97,18 @@ def test_partition_covers_every_splat_once_in_contiguous_ranges():
             assert ends[-2] <= CHUNK_K * 1024
 
 
+def test_ellipsoid_boxes_are_the_rotated_scales_box():
+    scene = generate_scene(5000, sh_degree=0, seed=4)
+    q = scene.rotations.astype(np.float64) / np.linalg.norm(scene.rotations.astype(np.float64), axis=1, keepdims=True)
+    rotation = torch.tensor(q)
+    from sogs_compressor.splats_torch import rotation_matrices
+
+    half = np.einsum("nij,nj->ni", np.abs(rotation_matrices(rotation).numpy()), np.exp(scene.log_scales.astype(np.float64)))
+    low, high = ellipsoid_boxes(scene)
+    np.testing.assert_allclose(low, scene.positions - half, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(high, scene.positions + half, rtol=1e-12, atol=1e-12)
+
+
 def test_partition_splits_for_extent_like_splat_transform():
     scene = generate_scene(20000, sh_degree=0, seed=4)  # spans ~20 units
     one_chunk = partition([scene], chunk_count=512, chunk_extent=1e9, chunk_min=8)
