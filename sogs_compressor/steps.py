@@ -48,17 +48,32 @@ def finish_result(result: CompressionResult, options: CompressOptions, device: t
     return result
 
 
-def encode_and_pack(
+def start_encode(
     ordered: SplatSet, settings: dict, options: CompressOptions, effort: Effort, device: torch.device,
-    progress: ProgressCallback, checkpoint: Callable[[], None],
-) -> tuple[EncodedSog, dict[str, bytes], float, dict]:
-    """Quantize and WebP-encode (each texture compressed as soon as it is ready, with its own ``effort``):
-    (encoded, WebP bytes by name, seconds waited for the WebP encoders after the quantizers were done, what
-    each texture's encoding cost: ``WebpEncoder.stats``)."""
+    progress: ProgressCallback,
+) -> tuple[EncodedSog, WebpEncoder]:
+    """Quantize ``ordered`` and submit each texture's WebP (with its own ``effort``) as soon as it is ready; the
+    encodes go on after this returns, so that the caller can start its next piece of work before
+    ``WebpEncoder.results`` (the chunks of a Streamed SOG: one chunk's WebPs beside the next one's quantizers)."""
     encoder = WebpEncoder(effort, round_trip=options.verify)
     try:
         encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed, device=device,
                              on_image=encoder.submit, progress=progress)
+    except BaseException:
+        encoder.cancel()
+        raise
+    return encoded, encoder
+
+
+def encode_and_pack(
+    ordered: SplatSet, settings: dict, options: CompressOptions, effort: Effort, device: torch.device,
+    progress: ProgressCallback, checkpoint: Callable[[], None],
+) -> tuple[EncodedSog, dict[str, bytes], float, dict]:
+    """Quantize and WebP-encode (``start_encode``), then wait for the encoders: (encoded, WebP bytes by name,
+    seconds waited for the WebP encoders after the quantizers were done, what each texture's encoding cost:
+    ``WebpEncoder.stats``)."""
+    encoded, encoder = start_encode(ordered, settings, options, effort, device, progress)
+    try:
         checkpoint()
         t = time.perf_counter()
         progress("webp", 0.0)

@@ -130,7 +130,7 @@ def compress_streamed(
     (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``.
 
     ``levels``: the pyramid as given (level 0 first, ``splats`` itself), written without decimation."""
-    from sogs_compressor.steps import encode_and_pack, finish_result, write_viewer_page
+    from sogs_compressor.steps import finish_result, start_encode, write_viewer_page
     from sogs_compressor.verify.decode import confirm_written
 
     effort = presets.webp_effort(options.validate())
@@ -181,30 +181,16 @@ def compress_streamed(
     meta = lod_meta(parts, chunking)
 
     per_level = [{"level": level, "splats": count, "chunks": 0, "bytes": 0} for level, count in enumerate(counts)]
-    encode_s = write_s = 0.0
     palettes = []
     written = WrittenLevels() if options.verify else None
     level_palettes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     with inflight.scene_outputs() as outputs:
-        for done, chunk in enumerate(parts.files):
-            checkpoint()
-            progress("chunks", done / len(parts.files))
+
+        def finish(chunk, encoded, encoder) -> float:
+            """Wait for ``chunk``'s WebPs, then write and confirm it; the seconds the writing took."""
+            webps = encoder.results()
             t = time.perf_counter()
-            rows = levels[chunk.level].take(chunk.rows)
-            settings = presets.encoder_settings(options, rows.count)
-            if options.lod_palette == "level" and rows.sh_degree > 0 and settings["palette_size"] > 0:
-                if chunk.level not in level_palettes:
-                    with out_of_memory_as(device, "encoding"):
-                        level_palettes[chunk.level] = level_palette(levels[chunk.level], options, device)
-                centroids, labels = level_palettes[chunk.level]
-                settings["palette"] = (centroids, labels[chunk.rows])
-            with out_of_memory_as(device, "encoding"):
-                encoded, webps, _wait, _stats = encode_and_pack(rows, settings, options, effort, device, no_progress,
-                                                                checkpoint)
-            palettes.append(encoded.palette_size)
             chunk_meta = compact_codebooks(encoded.meta)
-            encode_s += time.perf_counter() - t
-            t = time.perf_counter()
             chunk_dir = folder / Path(chunk.name).parent
             for path in output_paths(chunk_dir, "meta", "dir", chunk_meta):
                 outputs.track(path)
@@ -214,12 +200,42 @@ def compress_streamed(
                 # textures kept only for the levels the verifier or the quality check will decode
                 needed = chunk.level == 0 or options.quality_check != "off"
                 written.add(chunk.level, chunk.name, chunk_meta, encoded.images if needed else {})
-            write_s += time.perf_counter() - t
             result.output_files.extend(files)
             per_level[chunk.level]["chunks"] += 1
             per_level[chunk.level]["bytes"] += sum(f.bytes for f in files)
+            return time.perf_counter() - t
+
+        # One chunk's WebPs encode while the next chunk is quantized: each chunk is written once its own
+        # encoders are done and the next one's quantizers have run (chunks are written in file order).
+        started, write_s, pending = time.perf_counter(), 0.0, None
+        try:
+            for done, chunk in enumerate(parts.files):
+                checkpoint()
+                progress("chunks", done / len(parts.files))
+                rows = levels[chunk.level].take(chunk.rows)
+                settings = presets.encoder_settings(options, rows.count)
+                if options.lod_palette == "level" and rows.sh_degree > 0 and settings["palette_size"] > 0:
+                    if chunk.level not in level_palettes:
+                        with out_of_memory_as(device, "encoding"):
+                            level_palettes[chunk.level] = level_palette(levels[chunk.level], options, device)
+                    centroids, labels = level_palettes[chunk.level]
+                    settings["palette"] = (centroids, labels[chunk.rows])
+                with out_of_memory_as(device, "encoding"):
+                    encoded, encoder = start_encode(rows, settings, options, effort, device, no_progress)
+                palettes.append(encoded.palette_size)
+                if pending is not None:
+                    write_s += finish(*pending)
+                pending = (chunk, encoded, encoder)
+                checkpoint()
+            if pending is not None:
+                write_s += finish(*pending)
+                pending = None
+        except BaseException:
+            if pending is not None:
+                pending[2].cancel()
+            raise
+        timings["encode_chunks"], timings["write"] = time.perf_counter() - started - write_s, write_s
         progress("chunks", 1.0)
-        timings["encode_chunks"], timings["write"] = encode_s, write_s
         outputs.track(folder / LOD_META_NAME)
         meta_file = write_lod_meta(folder, meta)
         remove_stale_chunks(folder, {Path(chunk.name).parent.name for chunk in parts.files})
