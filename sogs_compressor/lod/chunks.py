@@ -18,10 +18,12 @@ Defaults are splat-transform's: 512 K splats per chunk, 16 world units, 8 K.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sogs_compressor.cpus import thread_count
 from sogs_compressor.order.morton import morton_order
 from sogs_compressor.splats import SplatSet
 
@@ -36,6 +38,9 @@ DEFAULT_CHUNK_MIN = 8
 
 KD_LEAF = 256
 """splat-transform's kd-tree stops at this many splats: no leaf is split below it."""
+
+MAX_THREADS = 8
+"""Leaves (and levels' boxes) worked on at once; each leaf's Morton sort also uses torch's own threads."""
 
 
 @dataclass(eq=False)
@@ -118,61 +123,93 @@ def partition(levels: list[SplatSet], chunk_count: int = DEFAULT_CHUNK_COUNT,
     sizes = [lvl.count for lvl in levels]
     base = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     centres = np.concatenate([lvl.positions for lvl in levels]).astype(np.float32)
-    boxes = [ellipsoid_boxes(lvl) for lvl in levels]
-    box_low = np.concatenate([b[0] for b in boxes])
-    box_high = np.concatenate([b[1] for b in boxes])
-    usable = np.isfinite(box_low).all(axis=1) & np.isfinite(box_high).all(axis=1)  # splat-transform skips others
+    with ThreadPoolExecutor(min(MAX_THREADS, thread_count()), thread_name_prefix="partition") as pool:
+        boxes = list(pool.map(ellipsoid_boxes, levels))
+        box_low = np.concatenate([b[0] for b in boxes])
+        box_high = np.concatenate([b[1] for b in boxes])
+        del boxes
+        usable = np.isfinite(box_low).all(axis=1) & np.isfinite(box_high).all(axis=1)  # splat-transform skips others
+
+        def shape(indices: np.ndarray) -> dict:
+            """The subtree over ``indices`` (ascending: the order the median split and the leaves see); each leaf
+            holds its ``indices`` until ``place`` fills it in."""
+            points = centres[indices]
+            extent = _column_max(points) - _column_min(points)
+            count = indices.size
+            if count > KD_LEAF and (count > bin_size or (float(extent.max()) > chunk_extent and count > bin_min)):
+                mid = count >> 1
+                split = np.argpartition(points[:, int(np.argmax(extent))], mid, kind="introselect")
+                lower = np.zeros(count, bool)
+                lower[split[:mid]] = True  # each half keeps the ascending order of ``indices`` without a sort
+                return {"children": [shape(indices[lower]), shape(indices[~lower])]}
+            return {"indices": indices}
+
+        def leaf_contents(indices: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], dict]:
+            """A leaf's rows per level (in Morton order) and its bound: each leaf's alone, so leaves run at once."""
+            per_level = []
+            level_of = np.searchsorted(base, indices, side="right") - 1
+            for level in np.unique(level_of):
+                level = int(level)
+                rows = indices[level_of == level] - base[level]  # ascending, as ``indices``
+                per_level.append((level, rows[morton_order(levels[level].positions[rows])]))
+            kept = indices[usable[indices]]
+            if kept.size:
+                bound = _bound(_column_min(box_low[kept]), _column_max(box_high[kept]))
+            else:  # nothing measurable: the centres' box
+                bound = _bound(_column_min(centres[indices]), _column_max(centres[indices]))
+            return per_level, bound
+
+        tree = shape(np.arange(base[-1], dtype=np.int64))
+        leaves = list(_leaves(tree))
+        contents = list(pool.map(leaf_contents, [node.pop("indices") for node in leaves]))
+    files = _assign_files(leaves, contents, bin_size)
+    _bound_inner_nodes(tree)
+    return Partition(tree=tree, files=files)
+
+
+def _leaves(node: dict):
+    """The leaves under ``node``, in the tree walk's order (first child first)."""
+    if "children" in node:
+        for child in node["children"]:
+            yield from _leaves(child)
+    else:
+        yield node
+
+
+def _assign_files(leaves: list[dict], contents: list, bin_size: int) -> list[ChunkFile]:
+    """Give each leaf's rows of each level a range in that level's current file, in the tree walk's order: a file
+    that has grown past ``bin_size`` splats is closed after that leaf (splat-transform's rule)."""
     open_files: dict[int, ChunkFile] = {}
     open_rows: dict[int, list[np.ndarray]] = {}
     open_size: dict[int, int] = {}
     files: list[ChunkFile] = []
-
-    def chunk_of(level: int) -> ChunkFile:
-        if level not in open_files:
-            index = sum(1 for f in files if f.level == level)
-            open_files[level] = ChunkFile(level, index, np.zeros(0, np.int64))
-            open_rows[level], open_size[level] = [], 0
-            files.append(open_files[level])
-        return open_files[level]
-
-    def leaf(indices: np.ndarray) -> dict:
+    for node, (per_level, bound) in zip(leaves, contents, strict=True):
         lods: dict[str, dict] = {}
-        level_of = np.searchsorted(base, indices, side="right") - 1
-        for level in np.unique(level_of):
-            level = int(level)
-            rows = indices[level_of == level] - base[level]  # ascending, as ``indices``
-            rows = rows[morton_order(levels[level].positions[rows])]
-            chunk = chunk_of(level)
+        for level, rows in per_level:
+            if level not in open_files:
+                index = sum(1 for f in files if f.level == level)
+                open_files[level] = ChunkFile(level, index, np.zeros(0, np.int64))
+                open_rows[level], open_size[level] = [], 0
+                files.append(open_files[level])
+            chunk = open_files[level]
             lods[str(level)] = {"file": files.index(chunk), "offset": open_size[level], "count": int(rows.size)}
             open_rows[level].append(rows)
             open_size[level] += int(rows.size)
             if open_size[level] > bin_size:  # close it: the level's next leaf starts a new file
                 chunk.rows = np.concatenate(open_rows.pop(level))
                 del open_files[level], open_size[level]
-        kept = indices[usable[indices]]
-        if kept.size:
-            bound = _bound(_column_min(box_low[kept]), _column_max(box_high[kept]))
-        else:  # nothing measurable: the centres' box
-            bound = _bound(_column_min(centres[indices]), _column_max(centres[indices]))
-        return {"bound": bound, "lods": lods}
-
-    def build(indices: np.ndarray) -> dict:
-        """The subtree over ``indices`` (ascending: the order the median split and the leaves see)."""
-        points = centres[indices]
-        extent = _column_max(points) - _column_min(points)
-        count = indices.size
-        if count > KD_LEAF and (count > bin_size or (float(extent.max()) > chunk_extent and count > bin_min)):
-            mid = count >> 1
-            split = np.argpartition(points[:, int(np.argmax(extent))], mid, kind="introselect")
-            lower = np.zeros(count, bool)
-            lower[split[:mid]] = True  # each half keeps the ascending order of ``indices`` without a sort
-            children = [build(indices[lower]), build(indices[~lower])]
-            low = [min(a, b) for a, b in zip(*(c["bound"]["min"] for c in children), strict=True)]
-            high = [max(a, b) for a, b in zip(*(c["bound"]["max"] for c in children), strict=True)]
-            return {"bound": {"min": low, "max": high}, "children": children}
-        return leaf(indices)
-
-    tree = build(np.arange(base[-1], dtype=np.int64))
+        node["bound"], node["lods"] = bound, lods
     for level in list(open_files):
         open_files[level].rows = np.concatenate(open_rows[level])
-    return Partition(tree=tree, files=files)
+    return files
+
+
+def _bound_inner_nodes(node: dict) -> dict:
+    """Every inner node's bound: the union of its children's (leaves have theirs); returns ``node``'s."""
+    if "children" in node:
+        children = node.pop("children")  # re-added after "bound": the key order lod-meta.json is written in
+        bounds = [_bound_inner_nodes(child) for child in children]
+        low = [min(a, b) for a, b in zip(*(b["min"] for b in bounds), strict=True)]
+        high = [max(a, b) for a, b in zip(*(b["max"] for b in bounds), strict=True)]
+        node["bound"], node["children"] = {"min": low, "max": high}, children
+    return node["bound"]
