@@ -1,10 +1,12 @@
-"""Where a Streamed SOG's host and GPU memory go: ``compress --layout lod`` in this process, stage by stage.
+"""Where a compress's host and GPU memory go, stage by stage, in this process (``--layout lod``: a Streamed SOG).
 
 A thread samples this process's resident set (``/proc/self/status`` VmRSS) every few milliseconds and charges it
 to the stage the progress callback last named; at each stage change the GPU's peak allocation so far is noted.
-The issue's budget for a Streamed SOG of 10M splats at SH 3 is 16 GB of host and of GPU memory.
+Budgets: a Streamed SOG of 10M splats at SH 3 within 16 GB of host and of GPU memory (issue 14); the single-file
+path's host peak within 1.5 x the PLY's bytes + the process floor (issue 11).
 
-    python bench/lod_memory.py --tile-scene 4000000 --device cuda          # the guitar tiled to 4M, SH 3
+    python bench/memory_by_stage.py --tile-scene 4000000 --device cuda --layout lod   # the guitar tiled to 4M, SH 3
+    python bench/memory_by_stage.py --tile-scene 10000000 --device cuda --quality-check fast      # one .sog
 """
 
 from __future__ import annotations
@@ -80,13 +82,14 @@ def main() -> None:
     parser.add_argument("--tile-scene", type=int, default=None, metavar="N")
     parser.add_argument("--device", default=None)
     parser.add_argument("--quality-check", default="off")
+    parser.add_argument("--layout", default="bundle")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(args.scene)
         if args.tile_scene:
             scene = Path(tmp) / "tiled.ply"
             write_ply(tile_scene(read_scene(args.scene).splats, args.tile_scene, seed=1, sh_degree=3), scene)
-        options = CompressOptions(layout="lod", device=args.device, quality_check=args.quality_check, viewer="off")
+        options = CompressOptions(layout=args.layout, device=args.device, quality_check=args.quality_check, viewer="off")
         started = time.perf_counter()
         with StagePeaks() as peaks:
             result = compress_file(scene, Path(tmp) / "out", options, progress=peaks.progress)
@@ -96,7 +99,8 @@ def main() -> None:
             "timings": {k: round(v, 2) for k, v in result.timings.items()},
             "peak_rss_gib_by_stage": {s: round(peaks.rss.get(s, 0) / gib, 3) for s in peaks.order},
             "gpu_peak_gib_at_stage_end": {s: round(v / gib, 3) for s, v in peaks.gpu.items()},
-            "chunks": result.lod["chunks"], "levels": result.counts.get("levels"),
+            "layout": args.layout, "bytes": sum(f.bytes for f in result.output_files),
+            "chunks": (result.lod or {}).get("chunks"), "levels": result.counts.get("levels"),
         }, indent=1))
 
 
