@@ -157,7 +157,7 @@ def test_only_the_local_disk_has_local_files(backend: Backend):
         assert found is None
     else:
         assert found is not None and found.read_bytes() == b"bb"
-        assert backend.storage.local_file("missing.ply") is None
+        assert not backend.storage.local_file("missing.ply").exists()  # the place it would be
 
 
 # ---- what is particular to one back end ----------------------------------------------------------------------

@@ -72,5 +72,7 @@ class Storage(Protocol):
         ...
 
     def local_file(self, key: str) -> Path | None:
-        """The object as a file on this machine, when it is one (the local disk); None for a remote store."""
+        """Where the object's file is on this machine, for a store that is this machine's disk (the file may have
+        gone since it was listed: the reader finds out); None for a remote store, whose objects must be
+        downloaded."""
         ...

@@ -129,5 +129,4 @@ class LocalStorage:
             folder = folder.parent
 
     def local_file(self, key: str) -> Path | None:
-        path = self._path(key)
-        return path if path.is_file() else None
+        return self._path(key)
