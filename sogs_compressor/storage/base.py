@@ -20,6 +20,11 @@ class StoredObject:
     size: int
 
 
+Listing = tuple[list[StoredObject], list[str]]
+"""One level of a folder: its objects, and the names of its subfolders (named once, before a class's ``list``
+method would hide the builtin in annotations)."""
+
+
 def join_key(folder: str, name: str) -> str:
     """``name`` inside ``folder`` (``""`` being the root)."""
     return f"{folder}/{name}" if folder else name
@@ -43,7 +48,7 @@ class Storage(Protocol):
         """Every object below the folder ``prefix``, at any depth, in a stable order."""
         ...
 
-    def list_level(self, prefix: str = "") -> tuple[list[StoredObject], list[str]]:
+    def list_level(self, prefix: str = "") -> Listing:
         """The objects directly in the folder ``prefix``, and the names of its subfolders; what the subfolders
         hold is not listed (a scene's folder may hold other scenes' folders, of any size)."""
         ...

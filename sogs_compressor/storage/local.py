@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from sogs_compressor.errors import OutputError, StorageError
-from sogs_compressor.storage.base import StoredObject, join_key
+from sogs_compressor.storage.base import Listing, StoredObject, join_key
 
 
 class LocalStorage:
@@ -58,7 +58,7 @@ class LocalStorage:
                     found.append(StoredObject(path.relative_to(self.root).as_posix(), path.stat().st_size))
         return found
 
-    def list_level(self, prefix: str = "") -> tuple[list[StoredObject], list[str]]:
+    def list_level(self, prefix: str = "") -> Listing:
         objects, folders = [], []
         try:
             with os.scandir(self._path(prefix)) as entries:

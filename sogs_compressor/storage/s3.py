@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sogs_compressor.fetch.paths import relative_key
 from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.fetch.waiting import StopCheck
-from sogs_compressor.storage.base import StoredObject
+from sogs_compressor.storage.base import Listing, StoredObject
 
 if TYPE_CHECKING:  # boto3 is imported only once a job talks to S3
     from sogs_compressor.fetch.s3 import S3Manager
@@ -46,7 +46,7 @@ class S3Storage:
         found = self.manager.list_objects(self._uri(prefix).as_prefix(), self.should_stop)
         return sorted((StoredObject(self._relative(o.key), o.size) for o in found), key=lambda o: o.key)
 
-    def list_level(self, prefix: str = "") -> tuple[list[StoredObject], list[str]]:
+    def list_level(self, prefix: str = "") -> Listing:
         objects, folders = self.manager.list_level(self._uri(prefix).as_prefix(), self.should_stop)
         return [StoredObject(self._relative(o.key), o.size) for o in objects], folders
 
