@@ -13,13 +13,14 @@ from sogs_compressor.formats import CHUNK_FOLDER
 from sogs_compressor.job import cache
 from sogs_compressor.job.batch import chunk_folder_clashes, make_scene
 from sogs_compressor.job.promote import (
-    LocalFolder,
     OutputClash,
+    SceneFolder,
     promote,
     staged_files,
     writing_order,
 )
 from sogs_compressor.report.hashing import sha256_file
+from sogs_compressor.storage.local import LocalStorage
 
 CHUNK_FILES = ("meta.json", "means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp")
 REPORTS = ("compression_report.txt", "compression_report.json")
@@ -44,11 +45,15 @@ def lod_output(chunks: list[str], tag: str) -> dict[str, str]:
     return files
 
 
-class Recorded(LocalFolder):
-    """LocalFolder that records what it does, and can fail on one put (a promote cut short)."""
+def local_folder(staging: Path, root: Path, rel: str) -> SceneFolder:
+    return SceneFolder(LocalStorage(root), staging, rel)
 
-    def __init__(self, *args, fail_on: str | None = None) -> None:
-        super().__init__(*args)
+
+class Recorded(SceneFolder):
+    """A local scene folder that records what it does, and can fail on one put (a promote cut short)."""
+
+    def __init__(self, staging: Path, root: Path, rel: str, fail_on: str | None = None) -> None:
+        super().__init__(LocalStorage(root), staging, rel)
         self.steps: list[tuple[str, str]] = []
         self.fail_on = fail_on
 
@@ -143,7 +148,7 @@ def test_a_promote_cut_short_leaves_no_marker_and_the_next_one_cleans_up(tmp_pat
     # the rerun writes fewer chunks: the half-promoted ones of the cut run do not survive beside it
     new = lod_output(["0_0", "1_0"], "rerun")
     staging = stage(tmp_path, new)
-    promote(LocalFolder(staging, tmp_path / "out", "a"), staged_files(staging))
+    promote(local_folder(staging, tmp_path / "out", "a"), staged_files(staging))
     assert {k: v for k, v in tree(earlier).items() if not k.startswith(("b/", "2_7/", "3_0/"))} == new
 
 
@@ -151,11 +156,11 @@ def test_another_scenes_folder_where_a_chunk_goes_is_a_clash_and_nothing_changes
     before = tree(earlier)
     staging = stage(tmp_path, lod_output(["0_0", "2_7"], "new"))  # 2_7/ holds a/2_7.ply's output
     with pytest.raises(OutputClash, match=r"a/2_7/ holds another scene's output"):
-        promote(LocalFolder(staging, tmp_path / "out", "a"), staged_files(staging))
+        promote(local_folder(staging, tmp_path / "out", "a"), staged_files(staging))
     assert tree(earlier) == before  # the old marker included
     staging = stage(tmp_path, lod_output(["3_0"], "new"))  # a scene below 3_0/
     with pytest.raises(OutputClash):
-        promote(LocalFolder(staging, tmp_path / "out", "a"), staged_files(staging))
+        promote(local_folder(staging, tmp_path / "out", "a"), staged_files(staging))
     assert tree(earlier) == before
 
 
@@ -165,20 +170,27 @@ def test_a_scene_folder_that_is_a_chunk_folder_above_is_a_clash(tmp_path, earlie
     before = tree(earlier)
     staging = stage(tmp_path, {"0_1.sog": "bundle", **{name: "r" for name in REPORTS}})
     with pytest.raises(OutputClash, match=r"a/0_1/ is a chunk folder of the Streamed SOG in a/ \(its lod-meta"):
-        promote(LocalFolder(staging, tmp_path / "out", "a/0_1"), staged_files(staging))
+        promote(local_folder(staging, tmp_path / "out", "a/0_1"), staged_files(staging))
     with pytest.raises(OutputClash, match=r"a/0_1/c/ lies in a/0_1/, a chunk folder"):
-        promote(LocalFolder(staging, tmp_path / "out", "a/0_1/c"), staged_files(staging))
+        promote(local_folder(staging, tmp_path / "out", "a/0_1/c"), staged_files(staging))
     assert tree(earlier) == before
     # a chunk-named folder that the lod-meta.json above does not name is an ordinary scene folder
-    promote(LocalFolder(staging, tmp_path / "out", "a/1_1"), staged_files(staging))
+    promote(local_folder(staging, tmp_path / "out", "a/1_1"), staged_files(staging))
     assert {p.name for p in (earlier / "1_1").iterdir()} == {"0_1.sog", *REPORTS}
 
 
 def test_promote_refuses_a_folder_outside_the_output(tmp_path):
     from sogs_compressor.errors import OutputError
 
+    staging = stage(tmp_path, {"a.sog": "bundle", **{name: "r" for name in REPORTS}})
+    with pytest.raises(OutputError, match="outside"):
+        promote(local_folder(staging, tmp_path / "out", "../elsewhere"), staged_files(staging))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "link").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(OutputError, match="outside the output folder"):
-        LocalFolder(tmp_path / "s", tmp_path / "out", "../elsewhere")
+        promote(local_folder(staging, tmp_path / "out", "link"), staged_files(staging))
+    assert list((tmp_path / "elsewhere").iterdir()) == [] and sorted(staged_files(staging)) == sorted(
+        ["a.sog", *REPORTS])
 
 
 def test_in_one_batch_a_scene_in_a_chunk_folders_place_fails_before_compressing(tmp_path):
@@ -199,12 +211,12 @@ def test_cache_takes_chunk_files_below_the_scene_folder_and_nothing_outside(tmp_
                for rel in ("lod-meta.json", "0_0/meta.json")]
     report = {"status": "ok", "input": {"sha256": "abc"}, "cache_key": "k", "outputs": outputs}
     (folder / "compression_report.json").write_text(json.dumps(report))
-    assert cache.find_local(folder, "abc", "k") is not None
+    assert cache.find(LocalStorage(tmp_path), "a", "abc", "k") is not None
     (folder / "0_0/meta.json").write_text("CHUNK")  # same size, other bytes
-    assert cache.find_local(folder, "abc", "k") is None
+    assert cache.find(LocalStorage(tmp_path), "a", "abc", "k") is None
     (folder / "0_0/meta.json").write_text("chunk")
     write_files(tmp_path, {"outside.json": "{}"})
     for name in ("../outside.json", "/etc/hostname", "0_0/../../outside.json", "0_0//meta.json"):
         bad = {**report, "outputs": [*outputs, {"name": name, "bytes": 2, "sha256": "x"}]}
         (folder / "compression_report.json").write_text(json.dumps(bad))
-        assert cache.find_local(folder, "abc", "k") is None, name
+        assert cache.find(LocalStorage(tmp_path), "a", "abc", "k") is None, name

@@ -14,16 +14,17 @@ from sogs_compressor.errors import DeviceError, InvalidValuesError, SizeMismatch
 from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
 from sogs_compressor.fetch.uri import S3Uri, names_one_object, parse_s3_uri
 from sogs_compressor.job import cache
-from sogs_compressor.job.batch import discover_scenes, duplicates, read_metadata, scene_stem
+from sogs_compressor.job.batch import duplicates, read_metadata, scene_stem
 from sogs_compressor.job.config import ConfigError, host_sort_key, load_config
 from sogs_compressor.job.failure import error_record, format_message, job_exit_code, write_message
-from sogs_compressor.job.inputs import labels_for, sidecars_for
+from sogs_compressor.job.inputs import gather, labels_for, sidecars_for
 from sogs_compressor.job.log import configure_logging, get_logger, redact_env
 from sogs_compressor.job.main import build_parser
 from sogs_compressor.job.naming import NAME_LIMIT, fit_name, fit_path, look_alike
 from sogs_compressor.job.sharding import assignment_report, host_index
 from sogs_compressor.job.workers import plan_devices
 from sogs_compressor.options import CompressOptions
+from sogs_compressor.storage.local import LocalStorage
 
 
 # ---- URIs and paths ------------------------------------------------------------------------------------
@@ -248,21 +249,30 @@ def test_scene_stem():
     assert scene_stem("notes.txt") is None and scene_stem(".ply") is None
 
 
+def local_scenes(*inputs):
+    """The scenes the job gathers from local inputs (no S3 is reached for them)."""
+    return gather([str(path) for path in inputs], inputs[0], lambda: pytest.fail("S3 for a local input")).scenes
+
+
 def test_discovery_is_recursive_sorted_and_skips_hidden(tmp_path):
     for rel in ("b.ply", "a/c.compressed.ply", "a/d.sog", ".hidden/x.ply", "a/.e.ply", "a/readme.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
-    scenes = discover_scenes([("", tmp_path, "")])
+    scenes = local_scenes(tmp_path)
     assert [(s.rel, s.out_rel) for s in scenes] == [("b.ply", "b"), ("a/c.compressed.ply", "a/c"),
                                                     ("a/d.sog", "a/d")]
-    labelled = discover_scenes([("in", tmp_path / "b.ply", "s3://b/in")])
-    assert [(s.rel, s.out_rel) for s in labelled] == [("in/b.ply", "in/b")]
+    assert [(s.path, s.source) for s in scenes[:2]] == [(tmp_path / "b.ply", str(tmp_path / "b.ply")),
+                                                        (tmp_path / "a/c.compressed.ply",
+                                                         str(tmp_path / "a/c.compressed.ply"))]
+    labelled = local_scenes(tmp_path / "b.ply", tmp_path / "a")
+    assert [(s.rel, s.out_rel) for s in labelled] == [("b.ply/b.ply", "b.ply/b"), ("a/c.compressed.ply", "a/c"),
+                                                      ("a/d.sog", "a/d")]
 
 
 def test_duplicate_output_folders_are_reported(tmp_path):
     for rel in ("a.ply", "a.sog", "b.ply"):
         (tmp_path / rel).write_bytes(b"")
-    clashes = duplicates(discover_scenes([("", tmp_path, "")]))
+    clashes = duplicates(local_scenes(tmp_path))
     assert list(clashes) == ["a.sog"] and "already used by a.ply" in clashes["a.sog"]
 
 
@@ -271,7 +281,7 @@ def test_nfc_and_nfd_names_are_a_clash_like_case(tmp_path):
     nfc, nfd = "caf\u00e9", "cafe\u0301"
     for name in (f"{nfc}.ply", f"{nfd}.ply", "Case.ply", "case.ply", "other.ply"):
         (tmp_path / name).write_bytes(b"")
-    clashes = duplicates(discover_scenes([("", tmp_path, "")]))
+    clashes = duplicates(local_scenes(tmp_path))
     assert len(clashes) == 2
     unicode_clash = next(m for rel, m in clashes.items() if rel.startswith("caf"))
     assert "Unicode normalisation" in unicode_clash and ascii(nfc) in unicode_clash and ascii(nfd) in unicode_clash
@@ -311,13 +321,13 @@ def test_local_cache_requires_intact_outputs(tmp_path):
     report = {"status": "ok", "input": {"sha256": "abc"}, "cache_key": "k",
               "outputs": [{"name": "s.sog", "bytes": 9, "sha256": sha256_file(tmp_path / "s.sog")}]}
     (tmp_path / "compression_report.json").write_text(json.dumps(report))
-    assert cache.find_local(tmp_path, "abc", "k") is None  # the text report is missing: not complete
+    assert cache.find(LocalStorage(tmp_path.parent), tmp_path.name, "abc", "k") is None  # no text report: incomplete
     (tmp_path / "compression_report.txt").write_text("report")
-    assert cache.find_local(tmp_path, "abc", "k") is not None
-    assert cache.find_local(tmp_path, "abd", "k") is None
-    assert cache.find_local(tmp_path, "abc", "other") is None
+    assert cache.find(LocalStorage(tmp_path.parent), tmp_path.name, "abc", "k") is not None
+    assert cache.find(LocalStorage(tmp_path.parent), tmp_path.name, "abd", "k") is None
+    assert cache.find(LocalStorage(tmp_path.parent), tmp_path.name, "abc", "other") is None
     (tmp_path / "s.sog").write_bytes(b"SOG-bytes")  # same size, different content
-    assert cache.find_local(tmp_path, "abc", "k") is None
+    assert cache.find(LocalStorage(tmp_path.parent), tmp_path.name, "abc", "k") is None
 
 
 # ---- logging ----------------------------------------------------------------------------------------------

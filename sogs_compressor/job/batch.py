@@ -1,9 +1,9 @@
 """Find the scenes under the inputs and compress each into its own output folder, one failure at a time.
 
 Every scene ``INPUT/<rel>.<ext>`` becomes ``OUTPUT/<rel>/`` holding the SOG (or a Streamed SOG's lod-meta.json
-and chunk folders) and its two reports. A scene is built in ``OUTPUT/.sogs-staging/<hash>/`` and only moved
-(local output) or uploaded (S3 output) once all its files exist, the JSON report last (``job/promote.py``): an
-output folder holding that report is complete.
+and chunk folders) and its two reports. A scene is built in ``OUTPUT/.sogs-staging/<hash>/`` and only put in
+the output storage (moved on the local disk, uploaded to S3) once all its files exist, the JSON report last
+(``job/promote.py``): an output folder holding that report is complete.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
 from sogs_compressor.job.naming import fit_path, look_alike
-from sogs_compressor.job.promote import LocalFolder, S3Prefix, promote, staged_files
+from sogs_compressor.job.promote import SceneFolder, promote, staged_files
 from sogs_compressor.job.read_ahead import ReadAhead
 from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.scene_progress import ThrottledProgress
@@ -34,6 +33,8 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import interval_from_env
 from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
+from sogs_compressor.storage.base import Storage
+from sogs_compressor.storage.location import open_output
 from sogs_compressor.verify.metrics import beyond_counts
 
 STAGING = ".sogs-staging"
@@ -75,41 +76,6 @@ def plain_output(rel: str) -> str:
 def make_scene(path: Path, rel: str, source: str) -> Scene:
     """A scene whose output folder is ``rel`` without its extension, each part shortened when too long."""
     return Scene(path, rel, fit_path(plain_output(rel)), source)
-
-
-def _walk_files(root: Path):
-    """Regular files below ``root`` in sorted order; hidden entries and links leaving ``root`` are skipped."""
-    real_root = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if name.startswith(".") or not path.is_file():
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                continue
-            yield path
-
-
-def discover_scenes(roots: list[tuple[str, Path, str]]) -> list[Scene]:
-    """Scenes under each (label, local root, source) input, in sorted order; ``label`` prefixes ``rel``."""
-    scenes = []
-    for label, root, source in roots:
-        if root.is_file():
-            if scene_stem(root.name) is not None:
-                scenes.append(make_scene(root, _join(label, root.name), source))
-            continue
-        for path in _walk_files(root):
-            if scene_stem(path.name) is None:
-                continue
-            rel = path.relative_to(root).as_posix()
-            src = source.rstrip("/") + "/" + rel if source else str(path)
-            scenes.append(make_scene(path, _join(label, rel), src))
-    return scenes
-
-
-def _join(label: str, rel: str) -> str:
-    return f"{label}/{rel}" if label else rel
 
 
 def duplicates(scenes: list[Scene]) -> dict[str, str]:
@@ -254,8 +220,8 @@ class SceneRunner:
         self.ctx = ctx
         self.compress = compress
         self.should_stop = should_stop
-        self.s3_factory = s3_factory
-        self._s3 = None
+        self.s3_factory = s3_factory  # makes the S3 connection of an S3 output (once, on first use)
+        self._output: Storage | None = None
         self.current_staging: Path | None = None
         self.current: Scene | None = None  # the scene being run (the watchdog reports it as interrupted)
         self.log = get_logger()
@@ -264,10 +230,11 @@ class SceneRunner:
         self._prefetched = None
 
     @property
-    def s3(self):
-        if self._s3 is None and self.s3_factory is not None:
-            self._s3 = self.s3_factory()
-        return self._s3
+    def output(self) -> Storage:
+        """Where scenes go: the S3 output prefix, or the local output folder."""
+        if self._output is None:
+            self._output = open_output(self.ctx.s3_output, self.ctx.output_root, self.s3_factory, self.should_stop)
+        return self._output
 
     def run(self, scene: Scene, clash: str | None = None) -> dict:
         """Compress ``scene``; failures become a ``failed`` outcome; ``Interrupted`` propagates after clean-up."""
@@ -300,25 +267,21 @@ class SceneRunner:
         if not scene.path.is_file():
             raise InputError(f"{scene.rel}: input file vanished before it could be read")
         input_bytes = scene.path.stat().st_size
-        final = ctx.output_root / scene.out_rel
-        target = ctx.s3_output.join(scene.out_rel) if ctx.s3_output else None
 
         input_sha: str | None = None
-        if not ctx.force and self._may_be_cached(final, target, input_bytes):
+        if not ctx.force and self._may_be_cached(scene.out_rel, input_bytes):
             input_sha = sha256_file(scene.path, self.should_stop)
-            hit = self._cached(final, target, input_sha)
+            hit = self._cached(scene.out_rel, input_sha)
             if hit is not None:
-                location = str(target) if target else str(final)
+                location = self.output.describe(scene.out_rel)
                 self.log.info("cache_hit", scene=scene.rel, location=location)
                 return _outcome_from_report(scene, "reused", hit, time.monotonic() - start, location)
         with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hashing:
             # Nothing earlier to compare with: the digest (for the report) is computed beside the codec.
             digest = hashing.submit(sha256_file, scene.path, self.should_stop) if input_sha is None else None
-            return self._compress(scene, start, input_bytes, digest.result if digest else (lambda: input_sha),
-                                  final, target)
+            return self._compress(scene, start, input_bytes, digest.result if digest else (lambda: input_sha))
 
-    def _compress(self, scene: Scene, start: float, input_bytes: int, input_sha: Callable[[], str], final: Path,
-                  target: S3Uri | None) -> dict:
+    def _compress(self, scene: Scene, start: float, input_bytes: int, input_sha: Callable[[], str]) -> dict:
         ctx = self.ctx
 
         metadata, warning = read_metadata(scene.path)
@@ -348,13 +311,9 @@ class SceneRunner:
             write_scene_reports(staging, report)
             # The order and what is removed: job/promote.py. Only keys that exist are deleted (in a versioned
             # bucket, deleting a missing key still leaves a delete marker).
-            if target is not None:
-                destination = S3Prefix(self.s3, staging, ctx.s3_output, scene.out_rel, self.should_stop)
-            else:
-                destination = LocalFolder(staging, ctx.output_root, scene.out_rel)
-            promote(destination, staged_files(staging))
+            promote(SceneFolder(self.output, staging, scene.out_rel), staged_files(staging))
             _remove(staging)
-            location = str(target) if target is not None else str(final)
+            location = self.output.describe(scene.out_rel)
         except BaseException:
             _remove(staging)
             raise
@@ -377,15 +336,11 @@ class SceneRunner:
 
         return hear
 
-    def _may_be_cached(self, final: Path, target: S3Uri | None, input_bytes: int) -> bool:
+    def _may_be_cached(self, folder: str, input_bytes: int) -> bool:
         """Whether an earlier report for this scene exists with the same input size and cache key: only then is
         the input hashed before compressing (a multi-GB hash costs seconds)."""
         try:
-            if target is not None:
-                earlier = cache.parse_report(self.s3.read_small(target.join(JSON_NAME), should_stop=self.should_stop))
-            else:
-                report_path = final / JSON_NAME
-                earlier = cache.parse_report(report_path.read_bytes()) if report_path.is_file() else None
+            earlier = cache.parse_report(self.output.read(f"{folder}/{JSON_NAME}", cache.MAX_REPORT_BYTES))
         except Interrupted:
             raise
         except (OSError, SogsError) as error:  # as in _cached: a failed look-up is a miss
@@ -393,12 +348,9 @@ class SceneRunner:
             return False
         return cache.may_match(earlier, input_bytes, self.ctx.cache_key)
 
-    def _cached(self, final: Path, target: S3Uri | None, input_sha: str) -> dict | None:
+    def _cached(self, folder: str, input_sha: str) -> dict | None:
         try:
-            if target is not None:
-                return cache.find_s3(self.s3, target, input_sha, self.ctx.cache_key, self.should_stop)
-            if (final / JSON_NAME).is_file():
-                return cache.find_local(final, input_sha, self.ctx.cache_key)
+            return cache.find(self.output, folder, input_sha, self.ctx.cache_key)
         except Interrupted:
             raise
         except SogsError as error:  # a cache look-up failure is a miss, not a scene failure

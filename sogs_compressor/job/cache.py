@@ -4,21 +4,23 @@ A scene folder is complete when its ``compression_report.json`` exists (it is wr
 It is a cache hit when that report names the same input sha256 and the same cache key (the codec settings
 that change the output bytes, plus the tool version), every output file it lists is still there with the
 recorded size (and, on local disk, the recorded sha256), and the text report is there too: a rerun notices a
-missing piece and compresses again. Output names are paths relative to the scene folder (a Streamed SOG's chunk
-files: ``L_I/meta.json`` ...); a name that could lead outside it makes the report no match.
+missing piece and compresses again. The look-up is one, whatever the output storage (``storage/``). Output
+names are paths relative to the scene folder (a Streamed SOG's chunk files: ``L_I/meta.json`` ...); a name that
+could lead outside it makes the report no match.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from sogs_compressor.errors import Interrupted, StorageError
+from sogs_compressor.errors import Interrupted, OutputError, StorageError
 from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
-from sogs_compressor.fetch.uri import S3Uri
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
+from sogs_compressor.storage.base import Storage, join_key
+
+MAX_REPORT_BYTES = 4 * 1024 * 1024  # a scene report is a few kB; a larger one is no report of ours
 
 # Settings that never change the output bytes.
 NOT_IN_KEY = ("device", "name")
@@ -70,41 +72,29 @@ def output_names(report: dict) -> list[str] | None:
     return names
 
 
-def find_local(folder: Path, input_sha256: str, key: str) -> dict | None:
-    """The earlier report in ``folder`` when it is a complete, intact output of this input and key."""
-    report = parse_report((folder / JSON_NAME).read_bytes()) if (folder / JSON_NAME).is_file() else None
-    if not report_matches(report, input_sha256, key) or not (folder / TEXT_NAME).is_file():
-        return None
-    names = output_names(report)
-    if names is None:
-        return None
-    inside = folder.resolve()
-    for name, item in zip(names, report["outputs"], strict=True):
-        path = folder / name
-        if not path.resolve().is_relative_to(inside) or not path.is_file() or path.stat().st_size != item.get("bytes"):
-            return None
-        if sha256_file(path) != item.get("sha256"):
-            return None
-    return report
-
-
-def find_s3(s3, prefix: S3Uri, input_sha256: str, key: str, should_stop=None) -> dict | None:
-    """The same check against an S3 prefix (sizes only: S3 ETags are not sha256)."""
-    report = parse_report(s3.read_small(prefix.join(JSON_NAME), should_stop=should_stop))
+def find(storage: Storage, folder: str, input_sha256: str, key: str) -> dict | None:
+    """The earlier report in the scene folder ``folder`` of the output storage when it is a complete, intact output
+    of this input and key: every output there with its recorded size, and with its recorded sha256 where the file
+    is on this machine (S3 ETags are not sha256, and downloading the outputs to hash them would cost more than
+    compressing again)."""
+    report = parse_report(storage.read(join_key(folder, JSON_NAME), MAX_REPORT_BYTES))
     if not report_matches(report, input_sha256, key):
         return None
     names = output_names(report)
     if names is None:
         return None
-    expected = [(name, item.get("bytes")) for name, item in zip(names, report["outputs"], strict=True)]
     try:
-        if s3.head(prefix.join(TEXT_NAME), should_stop) is None:
+        if storage.head(join_key(folder, TEXT_NAME)) is None:
             return None
-        for name, size in expected:
-            if s3.head(prefix.join(name), should_stop) != size:
+        for name, item in zip(names, report["outputs"], strict=True):
+            found = storage.head(join_key(folder, name))
+            if found is None or found.size != item.get("bytes"):
+                return None
+            local = storage.local_file(join_key(folder, name))
+            if local is not None and sha256_file(local) != item.get("sha256"):
                 return None
     except Interrupted:
         raise
-    except StorageError:
+    except (StorageError, OutputError):  # unreachable, or a link that leads out of the output folder: no match
         return None
     return report

@@ -1,8 +1,9 @@
 """Turn the configured inputs (local folders/files or s3:// URIs) into the scenes of this host.
 
-Local inputs are walked (``batch.discover_scenes``). S3 inputs are listed by the job itself ("self-listing"):
-with several hosts each scene key goes to the host chosen by ``sharding.host_index`` (a hash of the scene's
-name, never its position in a listing). Each scene key of this host is downloaded into a folder of its own,
+Every input is listed through its storage (``storage/``). A local input's files are all this host's and are
+read where they are. S3 inputs are listed by the job itself ("self-listing"): with several hosts each scene key
+goes to the host chosen by ``sharding.host_index`` (a hash of the scene's name, never its position in a
+listing). Each scene key of this host is downloaded into a folder of its own,
 ``<work>/input/<label>/<digest of the key>/<name>`` with its metadata sidecars beside it, under a name that fits
 the file system (``naming.fit_name``): keys such as ``a.ply`` and ``a.ply/b.ply`` (a file and a folder of the same
 name locally) or a 251-byte name cannot collide or overflow. A key that is unsafe or cannot be downloaded fails
@@ -17,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sogs_compressor.errors import InputNotFoundError, Interrupted, OutputError, SogsError
-from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts, relative_key
-from sogs_compressor.fetch.uri import S3Uri, is_s3_uri, names_one_object, parse_s3_uri
+from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
 from sogs_compressor.job import sharding
 from sogs_compressor.job.batch import (
     Scene,
-    discover_scenes,
     make_scene,
     plain_output,
     scene_stem,
@@ -31,6 +30,8 @@ from sogs_compressor.job.batch import (
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
 from sogs_compressor.job.naming import fit_name, fit_path
+from sogs_compressor.storage.base import Storage
+from sogs_compressor.storage.location import open_input
 
 KEY_DIGEST_CHARS = 16
 
@@ -78,71 +79,73 @@ def failed_outcome(rel: str, source: str, error: SogsError, output: str | None =
     return {"scene": rel, "source": source, "output": output, "status": "failed", "error": error_record(error)}
 
 
-class S3Input:
-    """One s3:// input: list it, keep this host's scene keys, download each with its sidecars."""
+class ListedInput:
+    """One input: the scene objects its storage holds, each made a local file (a remote one is downloaded, with
+    its sidecars, into a folder of its own)."""
 
-    def __init__(self, text: str, label: str, dest: Path, s3, should_stop: Callable[[], bool] | None) -> None:
-        self.uri = parse_s3_uri(text)
+    def __init__(self, storage: Storage, key: str, label: str, dest: Path) -> None:
+        self.storage = storage
+        self.key = key  # the one object the input names, "" when it names a folder or prefix
         self.label = label
         self.dest = dest
-        self.s3 = s3
-        self.should_stop = should_stop
-        self.prefix = ""  # the prefix relative keys hang from
         self.sizes: dict[str, int] = {}  # every listed key -> its size
 
     def list_scenes(self) -> list[str]:
-        """List the input; its scene keys, sorted."""
-        if names_one_object(self.uri):
-            self.prefix = self.uri.key.rsplit("/", 1)[0] + "/" if "/" in self.uri.key else ""
-            size = self.s3.head(self.uri, self.should_stop)
-            if size is None:
-                raise InputNotFoundError(f"input {self.uri} does not exist")
-            self.sizes = {self.uri.key: size}
+        """List the input; its scene keys, in the storage's order."""
+        if self.key:
+            found = self.storage.head(self.key)
+            if found is None:
+                raise InputNotFoundError(f"input {self.storage.describe(self.key)} does not exist")
+            listed = [found]
         else:
-            self.prefix = self.uri.as_prefix().key
-            self.sizes = {o.key: o.size for o in self.s3.list_objects(self.uri.as_prefix(), self.should_stop)}
-        return sorted(k for k in self.sizes if scene_stem(k.rsplit("/", 1)[-1]) is not None)
+            listed = self.storage.list()
+        self.sizes = {o.key: o.size for o in listed}
+        return [k for k in self.sizes if scene_stem(k.rsplit("/", 1)[-1]) is not None]
 
     def rel(self, key: str) -> str:
-        """The scene's ``rel``: the key below the input prefix, with the input's label."""
-        return _join(self.label, relative_key(key, self.prefix))
+        """The scene's ``rel``: the key below the input, with the input's label."""
+        return _join(self.label, key)
 
     def source(self, key: str) -> str:
-        return str(S3Uri(self.uri.bucket, key))
+        return self.storage.describe(key)
 
     def fetch(self, key: str) -> Scene:
-        """Download one scene key and its sidecars into their own folder; the scene's names come from the key."""
-        key_parts(relative_key(key, self.prefix))  # an unsafe key fails here, before any download
+        """The scene of one key: its file read where it is on this machine, or downloaded (after its key is
+        checked) with its sidecars into their own folder; the scene's names come from the key."""
+        local = self.storage.local_file(key)
+        if local is None:
+            local = self._download(key)
+        return make_scene(local, self.rel(key), self.source(key))
+
+    def _download(self, key: str) -> Path:
+        key_parts(key)  # an unsafe key fails here, before any download
         name = key.rsplit("/", 1)[-1]
         folder = local_scene_folder(self.dest, key)
         local = folder / fit_name(name, scene_suffix(name))
-        self.s3.download_file(S3Uri(self.uri.bucket, key), local, self.sizes[key], self.should_stop)
+        self.storage.download(key, local, self.sizes[key])
         for sidecar in sidecars_for(key, self.sizes.keys()):
             own = sidecar.rsplit("/", 1)[-1] != "metadata.json"
             local_name = f"{scene_stem(local.name)}.metadata.json" if own else "metadata.json"
-            self.s3.download_file(S3Uri(self.uri.bucket, sidecar), folder / local_name, self.sizes[sidecar],
-                                  self.should_stop)
-        return make_scene(local, self.rel(key), self.source(key))
+            self.storage.download(sidecar, folder / local_name, self.sizes[sidecar])
+        return local
 
 
 def gather(inputs: list[str], work_dir: Path, s3_factory: Callable, hosts: list[str] | None = None,
            host: str = "local", shard_s3: bool = True, should_stop: Callable[[], bool] | None = None
            ) -> GatheredInputs:
-    """This host's scenes from every input, downloading S3 inputs into ``work_dir``."""
+    """This host's scenes from every input, downloading remote ones into ``work_dir``."""
     log = get_logger()
     hosts = hosts or [host]
     gathered = GatheredInputs()
     identities: dict[str, str] = {}  # listed scene URI -> output folder (for the sharding report)
     for label, text in zip(labels_for(inputs), inputs, strict=True):
-        if not is_s3_uri(text):
-            path = Path(text)
-            if not path.exists():
-                raise InputNotFoundError(f"input {text} does not exist")
-            gathered.scenes += discover_scenes([(label, path, "")])
+        storage, key = open_input(text, s3_factory, should_stop)
+        one = ListedInput(storage, key, label, work_dir / "input" / (label or "main"))
+        scene_keys = one.list_scenes()
+        if not storage.remote:  # files on this host's disk: all of them are this host's (SageMaker shared them)
+            gathered.scenes += [one.fetch(key) for key in scene_keys]
             continue
         gathered.self_listed = True
-        one = S3Input(text, label, work_dir / "input" / (label or "main"), s3_factory(), should_stop)
-        scene_keys = one.list_scenes()
         gathered.listed_scenes += len(scene_keys)
         mine = []
         for key in scene_keys:

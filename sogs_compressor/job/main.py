@@ -44,6 +44,7 @@ from sogs_compressor.job.log import bind_job, configure_logging, get_logger
 from sogs_compressor.job.signals import StopFlag
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
+from sogs_compressor.storage.s3 import S3Storage
 from sogs_compressor.units import human_bytes
 
 DEFAULT_COMPRESS = "sogs_compressor.pipeline:compress_file"
@@ -315,9 +316,11 @@ class JobRun:
     def _upload_report(self, paths: list[Path], prefix) -> None:
         """Upload the job report (text, then JSON); after a stop signal, only until the exit deadline."""
 
+        output = S3Storage(self.s3, prefix)  # no stop check: after a stop signal the deadline bounds it
+
         def upload() -> None:
             for path in paths:
-                self.s3.upload_file(path, prefix.join(path.name))
+                output.upload(path, path.name)
 
         if not self.stop.is_set:
             upload()

@@ -1,5 +1,5 @@
-"""Put a finished scene in place: moved into ``OUTPUT/<rel>/`` (local output) or uploaded below the scene's S3
-prefix, for every layout, a Streamed SOG's tree of chunk folders included.
+"""Put a finished scene in place in the output storage (``storage/``): moved into ``OUTPUT/<rel>/`` on the local
+disk or uploaded below the scene's S3 prefix, for every layout, a Streamed SOG's tree of chunk folders included.
 
 What a reader may rely on:
 
@@ -26,16 +26,13 @@ in, a chunk folder named by the ``lod-meta.json`` of the folder above that chunk
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sogs_compressor.errors import InputError, OutputError, SogsError
-from sogs_compressor.fetch.uri import S3Uri
-from sogs_compressor.fetch.waiting import StopCheck
+from sogs_compressor.errors import InputError, SogsError
 from sogs_compressor.formats import LOD_META_NAME, chunk_contents, is_chunk_folder
 from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
+from sogs_compressor.storage.base import Storage, join_key
 
 LOD_META_LIMIT = 64 * 1024 * 1024  # as read.lod.MAX_LOD_META_BYTES: a larger one is no Streamed SOG of ours
 
@@ -98,31 +95,36 @@ def names_chunk_folder(lod_meta: bytes | None, name: str) -> bool:
     return isinstance(filenames, list) and any(isinstance(f, str) and f.startswith(f"{name}/") for f in filenames)
 
 
-class Destination:
-    """Where a scene goes (``rel``, its folder below the output root): what is there now, and removing and
-    putting one path relative to it."""
+class SceneFolder:
+    """A scene's output folder ``rel`` (below the output storage's root), filled with the files of ``staging``:
+    moved there on the local disk, uploaded to S3."""
 
-    rel: str
-    label: str  # the folder as people see it, for messages
+    def __init__(self, storage: Storage, staging: Path, rel: str) -> None:
+        self.storage, self.staging, self.rel = storage, staging, rel
 
     def existing(self) -> Existing:
-        raise NotImplementedError
+        """What the folder holds now: its files, and what its chunk-named subfolders hold."""
+        found = Existing()
+        objects, folders = self.storage.list_level(self.rel)
+        found.files = {o.key[len(self.rel) + 1:] for o in objects}
+        for folder in folders:
+            if is_chunk_folder(folder):
+                inner, deeper = self.storage.list_level(join_key(self.rel, folder))
+                found.chunk_folders[folder] = chunk_contents([o.key.rsplit("/", 1)[-1] for o in inner], bool(deeper))
+        return found
 
     def lod_meta_of(self, folder: str) -> bytes | None:
         """The raw ``lod-meta.json`` of ``folder`` (relative to the output root), None when there is none."""
-        raise NotImplementedError
+        return self.storage.read(join_key(folder, LOD_META_NAME), LOD_META_LIMIT)
 
     def remove(self, rel: str) -> None:
-        raise NotImplementedError
+        self.storage.delete(join_key(self.rel, rel))
 
     def put(self, rel: str) -> None:
-        raise NotImplementedError
-
-    def finish(self, removed: list[str]) -> None:
-        """After the removals: drop what they left empty (local folders)."""
+        self.storage.upload(self.staging / rel, join_key(self.rel, rel), consume=True)
 
 
-def check_not_in_a_chunk(destination: Destination) -> None:
+def check_not_in_a_chunk(destination: SceneFolder) -> None:
     """``OutputClash`` when the scene's folder is, or lies in, a chunk folder named by the ``lod-meta.json`` of
     the folder above that chunk folder (``a/0_1.ply`` or ``a/0_1/c.ply`` beside ``a.ply``'s Streamed SOG)."""
     parts = destination.rel.split("/")
@@ -136,7 +138,7 @@ def check_not_in_a_chunk(destination: Destination) -> None:
                               f"{above}/ (its {LOD_META_NAME} names it); rename one")
 
 
-def promote(destination: Destination, staged: list[str]) -> None:
+def promote(destination: SceneFolder, staged: list[str]) -> None:
     """Replace what ``destination`` holds by the ``staged`` files (relative paths), in the order the module
     docstring gives; a clash is found before anything changes."""
     check_not_in_a_chunk(destination)
@@ -144,80 +146,6 @@ def promote(destination: Destination, staged: list[str]) -> None:
     stale = plan_removals(staged, existing, destination.rel)
     first = [rel for rel in (JSON_NAME, LOD_META_NAME) if rel in existing.files]
     for rel in first + [rel for rel in stale if rel not in first]:
-        destination.remove(rel)
-    destination.finish(stale)
+        destination.remove(rel)  # a chunk folder this empties goes with its last file
     for rel in writing_order(staged):
         destination.put(rel)
-
-
-class LocalFolder(Destination):
-    """``root/rel`` on local disk, filled by moving the files out of ``staging``."""
-
-    def __init__(self, staging: Path, root: Path, rel: str) -> None:
-        self.staging, self.root, self.rel, self.label = staging, root, rel, rel
-        self.final = root / rel
-        if not self.final.resolve().is_relative_to(root.resolve()):
-            raise OutputError(f"refusing to write outside the output folder: {self.final}")
-
-    def existing(self) -> Existing:
-        found = Existing()
-        if not self.final.is_dir():
-            return found
-        with os.scandir(self.final) as entries:
-            for entry in entries:
-                if not entry.is_dir(follow_symlinks=False):
-                    found.files.add(entry.name)
-                elif is_chunk_folder(entry.name):
-                    with os.scandir(entry.path) as inner:
-                        listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in inner]
-                    found.chunk_folders[entry.name] = chunk_contents([n for n, d in listed if not d],
-                                                                     any(d for _, d in listed))
-        return found
-
-    def lod_meta_of(self, folder: str) -> bytes | None:
-        path = self.root / folder / LOD_META_NAME
-        if not path.is_file() or path.stat().st_size > LOD_META_LIMIT:
-            return None
-        return path.read_bytes()
-
-    def remove(self, rel: str) -> None:
-        (self.final / rel).unlink(missing_ok=True)
-
-    def finish(self, removed: list[str]) -> None:
-        for folder in sorted({rel.split("/", 1)[0] for rel in removed if "/" in rel}):
-            with contextlib.suppress(OSError):  # only when the removals emptied it
-                (self.final / folder).rmdir()
-
-    def put(self, rel: str) -> None:
-        target = self.final / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.staging / rel, target)
-
-
-class S3Prefix(Destination):
-    """``root/rel/`` under an ``s3://`` output, filled by uploading the files of ``staging``."""
-
-    def __init__(self, s3, staging: Path, root: S3Uri, rel: str, should_stop: StopCheck = None) -> None:
-        self.s3, self.staging, self.root, self.rel, self.should_stop = s3, staging, root.as_prefix(), rel, should_stop
-        self.target = self.root.join(rel).as_prefix()
-        self.label = str(self.target).rstrip("/")
-
-    def existing(self) -> Existing:
-        found = Existing()
-        objects, folders = self.s3.list_level(self.target, self.should_stop)
-        found.files = {o.key[len(self.target.key):] for o in objects}
-        for folder in folders:
-            if is_chunk_folder(folder):
-                inner, deeper = self.s3.list_level(self.target.join(folder), self.should_stop)
-                prefix = self.target.join(folder).as_prefix().key
-                found.chunk_folders[folder] = chunk_contents([o.key[len(prefix):] for o in inner], bool(deeper))
-        return found
-
-    def lod_meta_of(self, folder: str) -> bytes | None:
-        return self.s3.read_small(self.root.join(folder).join(LOD_META_NAME), LOD_META_LIMIT, self.should_stop)
-
-    def remove(self, rel: str) -> None:
-        self.s3.delete(self.target.join(rel), self.should_stop)
-
-    def put(self, rel: str) -> None:
-        self.s3.upload_file(self.staging / rel, self.target.join(rel), self.should_stop)
