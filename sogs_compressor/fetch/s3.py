@@ -240,23 +240,6 @@ class S3Manager:
         except Exception as error:  # a clean-up: never the reason a scene fails
             log.warning("S3 multipart clean-up failed for %s: %s", uri, describe_client_error(error, "clean-up", uri))
 
-    def upload_dir(self, folder: Path, uri: S3Uri, last: tuple[str, ...] = (),
-                   should_stop: StopCheck = None) -> list[S3Uri]:
-        """Upload every regular file below ``folder`` (symlinks are not followed), one at a time; the names in
-        ``last`` go last, in that order.
-
-        Putting the reports last, the completion marker the very last, means a reader who sees the marker also
-        sees every file it describes, and a failed upload of anything leaves no marker.
-        """
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
-        files.sort(key=lambda p: last.index(p.name) + 1 if p.name in last else 0)
-        uploaded = []
-        for path in files:
-            target = uri.join(path.relative_to(folder).as_posix())
-            self.upload_file(path, target, should_stop)
-            uploaded.append(target)
-        return uploaded
-
     def _wait(self, future, done: _Done, should_stop: StopCheck, action: str, uri: S3Uri) -> None:
         """Wait for a transfer; cancel it and raise ``Interrupted`` when ``should_stop`` says so."""
         while should_stop is None or not should_stop():
