@@ -1,8 +1,8 @@
 """A SOG's files (v2, or the v1 layout of sogs 1.1.0) -> a splat set, each attribute through its module's decoder.
 
-The whole meta.json is checked first; then each texture's size is read from its WebP header and checked against ``count``
-before it is decoded, and its bytes are read under a limit that ``count`` sets. Memory and time follow the scene
-the meta.json describes, never what a texture or a ZIP entry claims.
+The whole meta.json is checked first; then each texture's size is read from its WebP header and checked against
+``count`` before it is decoded, and its bytes are read under a limit that ``count`` sets. Memory and time follow
+the scene the meta.json describes, never what a texture or a ZIP entry claims.
 """
 
 from __future__ import annotations
