@@ -29,12 +29,12 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_size_quality import OUT, SCENES, scene_splats  # noqa: E402
 
 from sogs_compressor import presets  # noqa: E402
-from sogs_compressor.encode.sog import encode_sog  # noqa: E402
 from sogs_compressor.options import CompressOptions  # noqa: E402
 from sogs_compressor.pipeline import order_splats  # noqa: E402
+from sogs_compressor.sog.encode import encode_sog  # noqa: E402
+from sogs_compressor.sog.webp import WebpEncoder  # noqa: E402
 from sogs_compressor.verify.decode import decode_on_device  # noqa: E402
 from sogs_compressor.verify.metrics import attribute_errors, beyond_counts  # noqa: E402
-from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
 
 CPU = torch.device("cpu")
 

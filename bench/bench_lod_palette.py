@@ -40,17 +40,6 @@ import numpy as np
 
 from sogs_compressor import presets
 from sogs_compressor.device import resolve_device
-from sogs_compressor.encode import attributes as attr
-from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha
-from sogs_compressor.encode.sog import (
-    COLOUR_WINDOW,
-    PALETTE_CODEBOOK_SAMPLE,
-    SCALE_WINDOW,
-    SharedFootprints,
-    _floats,
-    codebook_for,
-    encode_sog,
-)
 from sogs_compressor.lod.chunks import partition
 from sogs_compressor.lod.pyramid import build_pyramid, level_counts
 from sogs_compressor.lod.quality import measure_levels
@@ -64,9 +53,16 @@ from sogs_compressor.read.lod import read_lod
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.render.quality import quality_check
 from sogs_compressor.sample import tile_scene
+from sogs_compressor.sog.codebook import codebook_for
+from sogs_compressor.sog.colour import COLOUR_WINDOW, encode_opacity
+from sogs_compressor.sog.encode import PALETTE_CODEBOOK_SAMPLE, SharedFootprints, encode_sog
+from sogs_compressor.sog.layout import rows_to_image, texture_size, with_alpha
+from sogs_compressor.sog.meta import codebook_floats
+from sogs_compressor.sog.scales import SCALE_WINDOW
+from sogs_compressor.sog.sh_palette import centroid_image, encode_labels
+from sogs_compressor.sog.webp import WebpEncoder
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.write.lod import compact_codebooks, lod_meta, write_chunk, write_lod_meta
-from sogs_compressor.write.webp import WebpEncoder
 
 VARIANTS = ("chunk", "chunk-short", "level-codebooks", "level-palette", "level-palette-flat", "level-palette-full")
 
@@ -93,7 +89,7 @@ def palette_part(centroids: np.ndarray, labels: np.ndarray, weights: np.ndarray,
             codebook, centroid_labels = codebook_for(ordered, float(options.palette_rate_weight or 0.0), options.seed,
                                                      sample_size=PALETTE_CODEBOOK_SAMPLE,
                                                      weights=lambda rows: served[rows])
-            cache["full"] = (codebook, attr.centroid_image(centroid_labels, coeffs), order_labels, ordered.shape[0])
+            cache["full"] = (codebook, centroid_image(centroid_labels, coeffs), order_labels, ordered.shape[0])
         codebook, image, remap, count = cache["full"]
         chunk_labels = remap[labels]
     else:
@@ -101,10 +97,10 @@ def palette_part(centroids: np.ndarray, labels: np.ndarray, weights: np.ndarray,
         served = np.bincount(chunk_labels, weights=weights, minlength=ordered.shape[0])
         codebook, centroid_labels = codebook_for(ordered, float(options.palette_rate_weight or 0.0), options.seed,
                                                  sample_size=PALETTE_CODEBOOK_SAMPLE, weights=lambda rows: served[rows])
-        image, count = attr.centroid_image(centroid_labels, coeffs), ordered.shape[0]
-    meta = {"count": int(count), "bands": bands, "codebook": _floats(codebook),
+        image, count = centroid_image(centroid_labels, coeffs), ordered.shape[0]
+    meta = {"count": int(count), "bands": bands, "codebook": codebook_floats(codebook),
             "files": ["shN_centroids.webp", "shN_labels.webp"]}
-    return meta, image, attr.encode_labels(chunk_labels)
+    return meta, image, encode_labels(chunk_labels)
 
 
 def write_variant(variant: str, levels: list[SplatSet], parts, options: CompressOptions, effort, device,
@@ -135,10 +131,10 @@ def write_variant(variant: str, levels: list[SplatSet], parts, options: Compress
             scales, colours = entry["codebooks"]
             images["scales.webp"] = rows_to_image(with_alpha(HOST.nearest(rows.log_scales, scales).astype(np.uint8)),
                                                   width, height)
-            alpha = attr.encode_opacity(rows.opacity_logits)
+            alpha = encode_opacity(rows.opacity_logits)
             images["sh0.webp"] = rows_to_image(with_alpha(HOST.nearest(rows.f_dc, colours).astype(np.uint8), alpha),
                                                width, height)
-            meta["scales"]["codebook"], meta["sh0"]["codebook"] = _floats(scales), _floats(colours)
+            meta["scales"]["codebook"], meta["sh0"]["codebook"] = codebook_floats(scales), codebook_floats(colours)
         if "palette" in entry:
             centroids, labels, weights = entry["palette"]
             shn, image, label_rows = palette_part(centroids, labels[chunk.rows], weights[chunk.rows],

@@ -37,7 +37,6 @@ sys.path.insert(0, str(REPO))
 
 from sogs_compressor import presets  # noqa: E402
 from sogs_compressor.device import resolve_device  # noqa: E402
-from sogs_compressor.encode.sog import encode_sog  # noqa: E402
 from sogs_compressor.options import CompressOptions  # noqa: E402
 from sogs_compressor.pipeline import compress_splats, order_splats  # noqa: E402
 from sogs_compressor.quantize import codebook_rd as rd  # noqa: E402
@@ -46,11 +45,12 @@ from sogs_compressor.read import read_scene  # noqa: E402
 from sogs_compressor.read.sog import read_sog  # noqa: E402
 from sogs_compressor.render.quality import default_cameras, quality_check, render_views  # noqa: E402
 from sogs_compressor.sample import generate_scene, tile_scene, wide_range_scene  # noqa: E402
+from sogs_compressor.sog.encode import encode_sog  # noqa: E402
+from sogs_compressor.sog.webp import WebpEncoder  # noqa: E402
 from sogs_compressor.splats import SplatSet  # noqa: E402
 from sogs_compressor.verify.metrics import attribute_errors, beyond_counts  # noqa: E402
 from sogs_compressor.write.ply import write_ply  # noqa: E402
 from sogs_compressor.write.sog import write_sog  # noqa: E402
-from sogs_compressor.write.webp import WebpEncoder  # noqa: E402
 
 REAL = Path(os.environ.get("SOGS_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
 PEER = REPO / ".peer" / "node_modules" / ".bin" / "splat-transform"

@@ -1,7 +1,7 @@
 """GPU quantize stage (issue 4): same bytes as the CPU path, and how long it takes.
 
 1. Encodes a generated scene (default 200K splats) with device cpu (numpy reference) and cuda (torch,
-   ``encode/attributes_torch.py``), with the exact and the rate-aware settings, and once with the codebook
+   the ``*_on_device`` twins in ``sog/``), with the exact and the rate-aware settings, and once with the codebook
    sample lowered so the device labels every value; asserts identical textures and meta.json.
 2. Times the "quantize" stage of ``encode_sog`` at 1M and 4M splats on both, plus its parts on the device.
 
@@ -22,10 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sogs_compressor import device as compute  # noqa: E402
-from sogs_compressor.encode import attributes as attr  # noqa: E402
-from sogs_compressor.encode import attributes_torch as attr_torch  # noqa: E402
-from sogs_compressor.encode import sog  # noqa: E402
 from sogs_compressor.sample import generate_scene  # noqa: E402
+from sogs_compressor.sog import codebook, colour, means, quats  # noqa: E402
+from sogs_compressor.sog import encode as sog  # noqa: E402
 
 CPU = torch.device("cpu")
 SETTINGS = ({"rate_weight": 0.0, "position_bits": 16}, {"rate_weight": 2.0, "position_bits": 15})
@@ -73,8 +72,8 @@ def check(count: int, device: torch.device) -> bool:
         same = same_bytes(got, expected)
         identical &= same
         print(f"{count} splats, {settings}: {'identical' if same else describe_difference(got, expected)}")
-    full = sog.CODEBOOK_SAMPLE
-    sog.CODEBOOK_SAMPLE = 1 << 16  # sampled codebooks: every value labelled on the device
+    full = codebook.CODEBOOK_SAMPLE
+    codebook.CODEBOOK_SAMPLE = 1 << 16  # sampled codebooks: every value labelled on the device
     try:
         for settings in SETTINGS:
             expected = reference(splats, **settings)
@@ -84,7 +83,7 @@ def check(count: int, device: torch.device) -> bool:
             print(f"{count} splats, sampled codebooks, {settings}: "
                   f"{'identical' if same else describe_difference(got, expected)}")
     finally:
-        sog.CODEBOOK_SAMPLE = full
+        codebook.CODEBOOK_SAMPLE = full
     return identical
 
 
@@ -97,12 +96,12 @@ def timed(fn) -> float:
 def parts(splats, device: torch.device) -> dict[str, float]:
     """Device seconds of each piece of the stage (rate-aware settings, like the balanced preset)."""
     return {
-        "means+coarsen": timed(lambda: sog.encode_positions(splats, 15, device)),
-        "quats": timed(lambda: attr_torch.encode_quats(splats.rotations, device)),
-        "opacity": timed(lambda: attr_torch.encode_opacity(splats.opacity_logits, device)),
-        "scales codebook": timed(lambda: sog.codebook_for(splats.log_scales, 2.0, 0, ops=sog.value_ops_for(device))),
-        "sh0 codebook": timed(lambda: sog.codebook_for(splats.f_dc, 2.0, 0, ops=sog.value_ops_for(device))),
-        "numpy quats (ref)": timed(lambda: attr.encode_quats(splats.rotations)),
+        "means+coarsen": timed(lambda: means.encode_positions(splats, 15, device)),
+        "quats": timed(lambda: quats.encode_quats_on_device(splats.rotations, device)),
+        "opacity": timed(lambda: colour.encode_opacity_on_device(splats.opacity_logits, device)),
+        "scales codebook": timed(lambda: codebook.codebook_for(splats.log_scales, 2.0, 0, ops=codebook.value_ops_for(device))),
+        "sh0 codebook": timed(lambda: codebook.codebook_for(splats.f_dc, 2.0, 0, ops=codebook.value_ops_for(device))),
+        "numpy quats (ref)": timed(lambda: quats.encode_quats(splats.rotations)),
     }
 
 

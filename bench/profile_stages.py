@@ -84,10 +84,11 @@ def main() -> int:
 
     from sogs_compressor.options import CompressOptions
     from sogs_compressor.pipeline import compress_file, quality_cameras
-    from sogs_compressor.read.sog import open_sog, read_meta, read_sog
+    from sogs_compressor.read.sog import read_sog
     from sogs_compressor.render.metrics import compare_images
     from sogs_compressor.render.rasterize import prepare, render
-    from sogs_compressor.write.webp import decode_webp
+    from sogs_compressor.sog.decode import open_sog, read_meta
+    from sogs_compressor.sog.webp import decode_webp
 
     device = torch.device(args.device)
 

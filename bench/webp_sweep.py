@@ -27,11 +27,11 @@ from bench_codec import prepare_scenes  # noqa: E402
 
 from sogs_compressor import presets  # noqa: E402
 from sogs_compressor.device import resolve_device  # noqa: E402
-from sogs_compressor.encode.sog import encode_sog  # noqa: E402
 from sogs_compressor.options import CompressOptions  # noqa: E402
 from sogs_compressor.pipeline import order_splats  # noqa: E402
 from sogs_compressor.read import read_scene  # noqa: E402
-from sogs_compressor.write.webp import encode_webp  # noqa: E402
+from sogs_compressor.sog.encode import encode_sog  # noqa: E402
+from sogs_compressor.sog.webp import encode_webp  # noqa: E402
 
 GRID = [(m, q) for m in range(7) for q in (0, 25, 50, 75, 100) if (m, q) != (6, 100)]
 

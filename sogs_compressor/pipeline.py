@@ -23,7 +23,6 @@ from sogs_compressor.device import (
     resolve_device,
     verify_on_device,
 )
-from sogs_compressor.encode.sog import EncodedSog, encode_sog
 from sogs_compressor.errors import Interrupted, OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
@@ -33,6 +32,8 @@ from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.read import read_one_level
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.result import CompressionResult, OutputFile
+from sogs_compressor.sog.encode import EncodedSog, encode_sog
+from sogs_compressor.sog.webp import Effort, RoundTripError, WebpEncoder
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.steps import (
@@ -46,15 +47,14 @@ from sogs_compressor.steps import (
 from sogs_compressor.verify.decode import confirm_written
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import SogPlacement, output_paths, write_sog
-from sogs_compressor.write.webp import Effort, RoundTripError, WebpEncoder
 
 
 def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int,
                  progress: ProgressCallback = no_progress) -> np.ndarray:
     """The permutation that puts splats in texture order (PLAS reports its passes as stage ``order``)."""
     if order == "plas":
-        from sogs_compressor.encode.layout import texture_size
         from sogs_compressor.order.plas import plas_features, plas_order
+        from sogs_compressor.sog.layout import texture_size
 
         width, _ = texture_size(splats.count)
         return plas_order(plas_features(splats), seed=seed, device=device, width=width,

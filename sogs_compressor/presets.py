@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.quantize.palette import palette_size
-from sogs_compressor.write.webp import Effort, uniform_effort
+from sogs_compressor.sog.webp import Effort, uniform_effort
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,16 @@ import torch
 
 from sogs_compressor import __version__, inflight
 from sogs_compressor.device import requested_device, resolve_device
-from sogs_compressor.encode.sog import EncodedSog, encode_sog
 from sogs_compressor.errors import DeviceError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.progress import ProgressCallback
 from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.result import CompressionResult
+from sogs_compressor.sog.encode import EncodedSog, encode_sog
+from sogs_compressor.sog.webp import Effort, WebpEncoder
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
 from sogs_compressor.splats_torch import SplatTensors
-from sogs_compressor.write.webp import Effort, WebpEncoder
 
 
 def write_viewer_page(result: CompressionResult, output_dir: Path, name: str, positions: np.ndarray,

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sogs_compressor.encode import attributes as attr
-from sogs_compressor.encode.sog import encode_sog
+from sogs_compressor.sog.encode import encode_sog
+from sogs_compressor.sog.means import encode_means
+from sogs_compressor.sog.quats import encode_quats
+from sogs_compressor.sog.sh_palette import centroid_image, encode_labels
+from sogs_compressor.sog.webp import encode_webp
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.write.sog import write_sog
-from sogs_compressor.write.webp import encode_webp
 
 
 def write_v2(splats: SplatSet, folder: Path, layout: str = "both", palette: int = 64) -> Path:
@@ -46,12 +48,12 @@ def write_v1(splats: SplatSet, folder: Path, clusters: int = 64) -> Path:
             image[: rows.shape[0], 3] = 255
         (folder / name).write_bytes(encode_webp(image.reshape(height, width, 4), method=0, quality=0))
 
-    low, high, mins, maxs = attr.encode_means(splats.positions)
+    low, high, mins, maxs = encode_means(splats.positions)
     save("means_l.webp", low, n, n)
     save("means_u.webp", high, n, n)
     s_lo, s_hi = splats.log_scales.min(0), splats.log_scales.max(0)
     save("scales.webp", _minmax_bytes(splats.log_scales, s_lo, s_hi), n, n)
-    save("quats.webp", attr.encode_quats(splats.rotations), n, n)
+    save("quats.webp", encode_quats(splats.rotations), n, n)
     sh0 = np.concatenate([splats.f_dc, splats.opacity_logits[:, None]], axis=1)
     c_lo, c_hi = sh0.min(0), sh0.max(0)
     save("sh0.webp", _minmax_bytes(sh0, c_lo, c_hi), n, n)
@@ -70,8 +72,8 @@ def write_v1(splats: SplatSet, folder: Path, clusters: int = 64) -> Path:
         lo, hi = float(splats.f_rest.min()), float(splats.f_rest.max())
         indices = _minmax_bytes(splats.f_rest, lo, hi)
         (folder / "shN_centroids.webp").write_bytes(
-            encode_webp(attr.centroid_image(indices, coeffs), method=0, quality=0))
-        labels = attr.encode_labels(np.arange(splats.count))[:, :3]
+            encode_webp(centroid_image(indices, coeffs), method=0, quality=0))
+        labels = encode_labels(np.arange(splats.count))[:, :3]
         save("shN_labels.webp", labels, n, n)
         meta["shN"] = {"shape": [splats.count, 3 * coeffs], "dtype": "float32", "mins": lo, "maxs": hi,
                        "quantization": 8, "files": ["shN_centroids.webp", "shN_labels.webp"]}

@@ -1,4 +1,4 @@
-"""The torch quantize stage (encode/attributes_torch.py) gives the numpy reference's bytes, bit for bit.
+"""The torch quantize stage (the ``*_on_device`` twins in sog/) gives the numpy reference's bytes, bit for bit.
 
 Runs torch on the CPU: its log1p/exp differ from numpy's in the last bit for a few percent of values (as CUDA's
 do), so the guard bands are exercised here too; each guard test also shows that without the guard the bytes
@@ -12,19 +12,18 @@ import pytest
 import torch
 
 from sogs_compressor import device as compute
-from sogs_compressor.encode import attributes as attr
-from sogs_compressor.encode import attributes_torch as at
-from sogs_compressor.encode import sog
 from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.codebook import nearest_codebook_index, quantize_1d
 from sogs_compressor.sample import generate_scene
+from sogs_compressor.sog import codebook as codec_codebook
+from sogs_compressor.sog import colour, encode, means, quats
 
 CPU = torch.device("cpu")
 
 
 def assert_means_equal(positions: np.ndarray) -> None:
-    expected = attr.encode_means(positions)
-    got = at.encode_means(positions, CPU)
+    expected = means.encode_means(positions)
+    got = means.encode_means_on_device(positions, CPU)
     assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert got[0].dtype == np.uint8 and got[1].shape == positions.shape
     assert repr(got[2:]) == repr(expected[2:])  # the meta.json floats, to the last digit
@@ -44,17 +43,17 @@ def near_half_points(values_of_r, top: int, count: int, seed: int) -> np.ndarray
 def test_generated_scene_matches_numpy(count, seed):
     s = generate_scene(count, sh_degree=0, seed=seed)
     assert_means_equal(s.positions)
-    assert np.array_equal(at.encode_quats(s.rotations, CPU), attr.encode_quats(s.rotations))
-    assert np.array_equal(at.encode_opacity(s.opacity_logits, CPU), attr.encode_opacity(s.opacity_logits))
+    assert np.array_equal(quats.encode_quats_on_device(s.rotations, CPU), quats.encode_quats(s.rotations))
+    assert np.array_equal(colour.encode_opacity_on_device(s.opacity_logits, CPU), colour.encode_opacity(s.opacity_logits))
     for bits in (8, 14, 15, 16):
         kept = rd.position_bits(s.opacity_logits, bits)
-        assert np.array_equal(at.position_bits(s.opacity_logits, bits, CPU), kept)
-        low, high, _, _ = attr.encode_means(s.positions)
-        for got, want in zip(at.coarsen_grid(low, high, kept, CPU), rd.coarsen_grid(low, high, kept), strict=True):
+        assert np.array_equal(means.position_bits_on_device(s.opacity_logits, bits, CPU), kept)
+        low, high, _, _ = means.encode_means(s.positions)
+        for got, want in zip(means.coarsen_grid_on_device(low, high, kept, CPU), rd.coarsen_grid(low, high, kept), strict=True):
             assert np.array_equal(got, want)
     for values in (s.log_scales, s.f_dc):
         codebook, _ = rd.quantize_1d_rd(values, 2.0)
-        assert np.array_equal(at.nearest_codebook_index(values, codebook, CPU),
+        assert np.array_equal(codec_codebook.nearest_codebook_index_on_device(values, codebook, CPU),
                               nearest_codebook_index(values, codebook))
 
 
@@ -64,13 +63,13 @@ def test_encode_sog_bytes_identical(monkeypatch, rate_weight, position_bits, sh_
     """The whole quantize stage through encode_sog: same textures and meta.json with the torch path on
     (with SH: the palette's codebook built from every centroid value, its labels on the device)."""
     splats = generate_scene(6000, sh_degree=sh_degree, seed=7)
-    monkeypatch.setattr(sog, "CODEBOOK_SAMPLE", 4000)  # 18K pooled values: the sampled codebook + labelling path
+    monkeypatch.setattr(codec_codebook, "CODEBOOK_SAMPLE", 4000)  # 18K pooled values: the sampled codebook + labelling path
     kwargs = dict(palette_size=500 if sh_degree else 0, iterations=1, seed=3, device=CPU, rate_weight=rate_weight,
                   position_bits=position_bits)
-    reference = sog.encode_sog(splats, **kwargs)
+    reference = encode.encode_sog(splats, **kwargs)
     monkeypatch.setattr(compute, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
     assert compute.quantize_device(CPU) == CPU
-    on_device = sog.encode_sog(splats, **kwargs)
+    on_device = encode.encode_sog(splats, **kwargs)
     assert on_device.meta == reference.meta
     assert repr(on_device.meta) == repr(reference.meta)
     assert on_device.images.keys() == reference.images.keys()
@@ -110,20 +109,20 @@ def _means_near_half(seed: int) -> np.ndarray:
     return np.concatenate([np.zeros((1, 3)), np.ones((1, 3)), inner])
 
 
-def off_by_one_ulp(monkeypatch, name: str, direction: float) -> None:
-    """Make ``attributes_torch.<name>`` one ulp off, as another device's log1p / exp may be."""
-    exact = getattr(at, name)
-    monkeypatch.setattr(at, name, lambda x: torch.nextafter(exact(x), torch.tensor(direction, dtype=x.dtype)))
+def off_by_one_ulp(monkeypatch, module, name: str, direction: float) -> None:
+    """Make ``module.<name>`` one ulp off, as another device's log1p / exp may be."""
+    exact = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda x: torch.nextafter(exact(x), torch.tensor(direction, dtype=x.dtype)))
 
 
 @pytest.mark.parametrize("direction", [np.inf, -np.inf])
 def test_means_guard_decides_half_points_like_numpy(monkeypatch, direction):
     positions = _means_near_half(5)
     assert_means_equal(positions)
-    off_by_one_ulp(monkeypatch, "log_transform", direction)
+    off_by_one_ulp(monkeypatch, means, "log_transform_on_device", direction)
     assert_means_equal(positions)
-    monkeypatch.setattr(at, "EPS", -1.0)  # no guard band: the device's log1p decides the doubtful ones
-    assert not np.array_equal(at.encode_means(positions, CPU)[0], attr.encode_means(positions)[0])
+    monkeypatch.setattr(means, "EPS", -1.0)  # no guard band: the device's log1p decides the doubtful ones
+    assert not np.array_equal(means.encode_means_on_device(positions, CPU)[0], means.encode_means(positions)[0])
 
 
 # --- rotations ------------------------------------------------------------------------------------------------
@@ -135,34 +134,34 @@ def test_quats_awkward_rotations():
         [3e38, 3e38, -3e38, 1], [1e-38, 0, -1e-38, 1e-45], [1e-45, 0, 0, 0],  # huge, tiny, subnormal
         [0.3, -0.9, 0.3, 0.1], [2, -1, 2, -1],
     ], np.float32)
-    assert np.array_equal(at.encode_quats(q, CPU), attr.encode_quats(q))
+    assert np.array_equal(quats.encode_quats_on_device(q, CPU), quats.encode_quats(q))
 
 
 def test_quats_random_and_on_byte_boundaries():
     rng = np.random.default_rng(12)
     q = (rng.standard_normal((40_000, 4)) * rng.uniform(1e-3, 1e3, (40_000, 1))).astype(np.float32)
     # components on the 8-bit grid: 255 * (sqrt2 * c * 0.5 + 0.5) lands on or next to k + 0.5
-    grid = ((rng.integers(0, 255, (2000, 3)) + 0.5) / 255.0 - 0.5) / attr.SQRT2
+    grid = ((rng.integers(0, 255, (2000, 3)) + 0.5) / 255.0 - 0.5) / quats.SQRT2
     w = np.sqrt(np.maximum(0.0, 1.0 - np.sum(grid * grid, axis=1)))[:, None] + 0.8
     q = np.concatenate([q, np.concatenate([w, grid], axis=1).astype(np.float32)])
-    assert np.array_equal(at.encode_quats(q, CPU), attr.encode_quats(q))
+    assert np.array_equal(quats.encode_quats_on_device(q, CPU), quats.encode_quats(q))
 
 
 # --- opacity --------------------------------------------------------------------------------------------------
 
 def test_opacity_awkward_logits():
     x = np.array([0.0, -0.0, np.inf, -np.inf, 88.0, -88.0, 3e38, -3e38, 1e-45, -1e-45, 5.5, -5.5], np.float32)
-    assert np.array_equal(at.encode_opacity(x, CPU), attr.encode_opacity(x))
+    assert np.array_equal(colour.encode_opacity_on_device(x, CPU), colour.encode_opacity(x))
 
 
 @pytest.mark.parametrize("direction", [np.inf, -np.inf])
 def test_opacity_guard_decides_half_points_like_numpy(monkeypatch, direction):
     logits = near_half_points(lambda r: np.log(r / (255.0 - r)), 255, 20_000, 6)
-    assert np.array_equal(at.encode_opacity(logits, CPU), attr.encode_opacity(logits))
-    off_by_one_ulp(monkeypatch, "sigmoid", direction)
-    assert np.array_equal(at.encode_opacity(logits, CPU), attr.encode_opacity(logits))
-    monkeypatch.setattr(at, "OPACITY_GUARD", -1.0)
-    assert not np.array_equal(at.encode_opacity(logits, CPU), attr.encode_opacity(logits))
+    assert np.array_equal(colour.encode_opacity_on_device(logits, CPU), colour.encode_opacity(logits))
+    off_by_one_ulp(monkeypatch, colour, "sigmoid_on_device", direction)
+    assert np.array_equal(colour.encode_opacity_on_device(logits, CPU), colour.encode_opacity(logits))
+    monkeypatch.setattr(colour, "OPACITY_GUARD", -1.0)
+    assert not np.array_equal(colour.encode_opacity_on_device(logits, CPU), colour.encode_opacity(logits))
 
 
 def test_position_bits_guard_decides_thresholds_like_numpy(monkeypatch):
@@ -172,11 +171,11 @@ def test_position_bits_guard_decides_thresholds_like_numpy(monkeypatch):
     base = np.repeat(np.log(np.array(rd.TRANSLUCENT_ALPHA) / (1.0 - np.array(rd.TRANSLUCENT_ALPHA))), 3000)
     logits = base + rng.integers(-6, 7, base.size) * np.spacing(base)
     for bits in (9, 15):
-        assert np.array_equal(at.position_bits(logits, bits, CPU), rd.position_bits(logits, bits))
-    off_by_one_ulp(monkeypatch, "logistic", 1.0)
-    assert np.array_equal(at.position_bits(logits, 15, CPU), rd.position_bits(logits, 15))
-    monkeypatch.setattr(at, "THRESHOLD_GUARD", -1.0)
-    assert not np.array_equal(at.position_bits(logits, 15, CPU), rd.position_bits(logits, 15))
+        assert np.array_equal(means.position_bits_on_device(logits, bits, CPU), rd.position_bits(logits, bits))
+    off_by_one_ulp(monkeypatch, means, "logistic_on_device", 1.0)
+    assert np.array_equal(means.position_bits_on_device(logits, 15, CPU), rd.position_bits(logits, 15))
+    monkeypatch.setattr(means, "THRESHOLD_GUARD", -1.0)
+    assert not np.array_equal(means.position_bits_on_device(logits, 15, CPU), rd.position_bits(logits, 15))
 
 
 @pytest.mark.parametrize("device", [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else []))
@@ -185,15 +184,15 @@ def test_size_position_bits_match_numpy(device):
     from sogs_compressor.sample import wide_range_scene
 
     for s in (generate_scene(50_000, sh_degree=0, seed=4), wide_range_scene(20_000, seed=2)):
-        _, _, mins, maxs = attr.encode_means(s.positions)
+        _, _, mins, maxs = means.encode_means(s.positions)
         for logits in (None, s.opacity_logits):
             want = rd.size_position_bits(s.positions, s.log_scales, mins, maxs, opacity_logits=logits)
-            got = at.size_position_bits(s.positions, s.log_scales, mins, maxs, device, opacity_logits=logits)
+            got = means.size_position_bits_on_device(s.positions, s.log_scales, mins, maxs, device, opacity_logits=logits)
             assert np.array_equal(got, want)
             assert len(np.unique(want)) > 3  # the scenes span several allowances: the comparison means something
     point = np.zeros((5, 3), np.float32)
     scales = np.full((5, 3), -2.0, np.float32)
-    assert np.array_equal(at.size_position_bits(point, scales, [0.0] * 3, [0.0] * 3, device),
+    assert np.array_equal(means.size_position_bits_on_device(point, scales, [0.0] * 3, [0.0] * 3, device),
                           rd.size_position_bits(point, scales, [0.0] * 3, [0.0] * 3))
 
 
@@ -212,18 +211,18 @@ def test_size_position_bits_guard_decides_integers_like_numpy(monkeypatch):
     middle = middle + rng.integers(-3, 4, count) * np.spacing(middle)
     log_scales = np.stack([middle - 1.0, middle, middle + 1.0], axis=1)
     want = rd.size_position_bits(positions, log_scales, mins, maxs)
-    assert np.array_equal(at.size_position_bits(positions, log_scales, mins, maxs, CPU), want)
+    assert np.array_equal(means.size_position_bits_on_device(positions, log_scales, mins, maxs, CPU), want)
     for direction in (np.inf, -np.inf):
         with monkeypatch.context() as patch:
-            off_by_one_ulp(patch, "log2", direction)
-            assert np.array_equal(at.size_position_bits(positions, log_scales, mins, maxs, CPU), want)
-            patch.setattr(at, "SIZE_GUARD", -1.0)
-            assert not np.array_equal(at.size_position_bits(positions, log_scales, mins, maxs, CPU), want)
+            off_by_one_ulp(patch, means, "log2_on_device", direction)
+            assert np.array_equal(means.size_position_bits_on_device(positions, log_scales, mins, maxs, CPU), want)
+            patch.setattr(means, "SIZE_GUARD", -1.0)
+            assert not np.array_equal(means.size_position_bits_on_device(positions, log_scales, mins, maxs, CPU), want)
 
 
 def test_position_bits_rejects_what_the_reference_rejects():
     with pytest.raises(ValueError, match="8..16"):
-        at.position_bits(np.zeros(3, np.float32), 7, CPU)
+        means.position_bits_on_device(np.zeros(3, np.float32), 7, CPU)
 
 
 def test_coarsen_every_grid_value_and_bit_count():
@@ -232,7 +231,7 @@ def test_coarsen_every_grid_value_and_bit_count():
     high = np.repeat((q >> 8).astype(np.uint8)[:, None], 3, axis=1)
     for bits in range(8, 17):
         kept = np.full(q.size, bits, np.int64)
-        for got, want in zip(at.coarsen_grid(low, high, kept, CPU), rd.coarsen_grid(low, high, kept), strict=True):
+        for got, want in zip(means.coarsen_grid_on_device(low, high, kept, CPU), rd.coarsen_grid(low, high, kept), strict=True):
             assert np.array_equal(got, want)
 
 
@@ -249,7 +248,7 @@ def test_nearest_index_ties_infinities_and_nan(dtype):
             mids, np.nextafter(mids, -np.inf), np.nextafter(mids, np.inf), book,
             [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30], rng.standard_normal(3000) * 4,
         ]).astype(dtype)
-        got = at.nearest_codebook_index(values.reshape(-1, 2) if values.size % 2 == 0 else values, book, CPU)
+        got = codec_codebook.nearest_codebook_index_on_device(values.reshape(-1, 2) if values.size % 2 == 0 else values, book, CPU)
         want = nearest_codebook_index(values.reshape(-1, 2) if values.size % 2 == 0 else values, book)
         assert got.dtype == np.uint8 and got.shape == want.shape
         assert np.array_equal(got, want)
@@ -257,7 +256,7 @@ def test_nearest_index_ties_infinities_and_nan(dtype):
 
 def test_nearest_index_rejects_bad_codebooks():
     with pytest.raises(ValueError, match="1..256"):
-        at.nearest_codebook_index(np.zeros(3, np.float32), np.zeros(257), CPU)
+        codec_codebook.nearest_codebook_index_on_device(np.zeros(3, np.float32), np.zeros(257), CPU)
 
 
 # --- the codebook builds' passes over all values (quantize/value_ops.py) -------------------------------------
@@ -278,7 +277,7 @@ def awkward_values(seed: int) -> np.ndarray:
 def test_device_ops_equal_host_ops(device):
     from sogs_compressor.quantize.value_ops import HOST
 
-    ops = at.DeviceOps(device)
+    ops = codec_codebook.DeviceOps(device)
     values = awkward_values(0)
     order = ops.stable_argsort(values)
     assert np.array_equal(order, HOST.stable_argsort(values))
@@ -296,12 +295,12 @@ def test_device_ops_equal_host_ops(device):
 @pytest.mark.parametrize("device", ops_devices())
 def test_codebooks_built_with_device_ops_are_the_hosts(device):
     """The rate-aware, sampled and error-bounded codebooks: the same codebook and labels on either side."""
-    ops = at.DeviceOps(device)
+    ops = codec_codebook.DeviceOps(device)
     values = awkward_values(1)[:72_999].reshape(-1, 3)
     weights = np.random.default_rng(2).gamma(0.5, 1.0, values.shape[0])
     for rate_weight, sample_size in ((2.0, None), (2.0, 20_000), (0.0, 20_000), (16.0, 5_000)):
         for window in (None, (0.3, 0.1)):
             args = dict(sample_size=sample_size, weights=lambda rows: weights[rows], window=window)
-            host_codebook, host_labels = sog.codebook_for(values, rate_weight, 0, **args)
-            codebook, labels = sog.codebook_for(values, rate_weight, 0, ops=ops, **args)
+            host_codebook, host_labels = codec_codebook.codebook_for(values, rate_weight, 0, **args)
+            codebook, labels = codec_codebook.codebook_for(values, rate_weight, 0, ops=ops, **args)
             assert np.array_equal(codebook, host_codebook) and np.array_equal(labels, host_labels)

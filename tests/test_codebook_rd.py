@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sogs_compressor.encode import attributes as attr
 from sogs_compressor.quantize.codebook import codebook_sse, quantize_1d
 from sogs_compressor.quantize.codebook_rd import coarsen_grid, position_bits, quantize_1d_rd, rate_bits
+from sogs_compressor.sog import means
 
 
 def heavy_tailed(n=60_000, seed=0):
@@ -72,7 +72,7 @@ def test_position_bits_by_opacity():
 def test_coarsen_grid_rounds_to_the_step_and_stays_in_range():
     rng = np.random.default_rng(1)
     positions = rng.normal(size=(1000, 3)).astype(np.float32)
-    low, high, mins, maxs = attr.encode_means(positions)
+    low, high, mins, maxs = means.encode_means(positions)
     kept = rng.integers(11, 17, size=1000)
     low2, high2 = coarsen_grid(low, high, kept)
     q = high.astype(np.int64) * 256 + low
@@ -80,8 +80,8 @@ def test_coarsen_grid_rounds_to_the_step_and_stays_in_range():
     step = (1 << (16 - kept))[:, None]
     assert np.all((q2 % step == 0) | (q2 == 65535))
     assert np.all(np.abs(q2 - q) <= step // 2 + 1)
-    decoded = attr.decode_means(low2, high2, mins, maxs)
-    lt = attr.log_transform(decoded.astype(np.float64))
+    decoded = means.decode_means(low2, high2, mins, maxs)
+    lt = means.log_transform(decoded.astype(np.float64))
     assert np.all(lt >= np.array(mins) - 1e-6) and np.all(lt <= np.array(maxs) + 1e-6)
     np.testing.assert_array_equal(coarsen_grid(low, high, np.full(1000, 16))[0], low)
 
@@ -120,7 +120,7 @@ def test_weighted_codebook_moves_error_to_light_weights():
 def test_sampled_codebook_keeps_already_quantized_values_exact():
     """Past the sample size a codebook is built from a sample; a column of <= 256 distinct values (a re-encoded
     SOG) must still come back exact even when a rare value is missing from the sample."""
-    from sogs_compressor.encode.sog import codebook_for
+    from sogs_compressor.sog.codebook import codebook_for
 
     rng = np.random.default_rng(3)
     levels = np.sort(rng.normal(size=200)).astype(np.float32)
@@ -132,8 +132,8 @@ def test_sampled_codebook_keeps_already_quantized_values_exact():
 
 
 def test_sampled_rate_aware_codebook_labels_every_value_with_its_nearest_entry():
-    from sogs_compressor.encode.sog import codebook_for
     from sogs_compressor.quantize.codebook import nearest_codebook_index
+    from sogs_compressor.sog.codebook import codebook_for
 
     values = np.random.default_rng(4).normal(size=(20_000, 4)).astype(np.float32)
     weights = np.random.default_rng(5).random(20_000)

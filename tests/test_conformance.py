@@ -7,12 +7,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from sogs_compressor.encode.attributes import normalize_quaternions
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.pipeline import compress_splats
 from sogs_compressor.read import read_scene
 from sogs_compressor.read.sog import read_sog
 from sogs_compressor.sample import generate_scene
+from sogs_compressor.sog.quats import normalize_quaternions
 
 pytestmark = pytest.mark.peer
 

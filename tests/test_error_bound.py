@@ -17,11 +17,13 @@ import torch
 
 from sogs_compressor import device as compute
 from sogs_compressor import presets, target, tolerances
-from sogs_compressor.encode import sog
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.quantize.bound import bound_codebook, cover, violations
 from sogs_compressor.report.scene import bound_lines
 from sogs_compressor.sample import wide_range_scene
+from sogs_compressor.sog import codebook as codec_codebook
+from sogs_compressor.sog.codebook import codebook_for
+from sogs_compressor.sog.encode import encode_sog
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.verify.decode import decode_on_device
 from sogs_compressor.verify.metrics import BEYOND, attribute_errors, beyond_warnings
@@ -38,7 +40,7 @@ def wide() -> SplatSet:
 
 
 def encode_and_measure(splats: SplatSet, **settings) -> dict:
-    encoded = sog.encode_sog(splats, iterations=1, seed=0, device=CPU, **settings)
+    encoded = encode_sog(splats, iterations=1, seed=0, device=CPU, **settings)
     return attribute_errors(splats, decode_on_device(encoded.meta, encoded.images, CPU).to_splats())
 
 
@@ -104,7 +106,7 @@ def test_full_codebooks_reserve_entries_for_the_bound(rate_weight):
     """A column that fills all 256 entries: the codebook is rebuilt with entries reserved, then covered."""
     rng = np.random.default_rng(2)
     values = np.concatenate([rng.normal(0, 1, 20000), rng.uniform(-40, -20, 300)]).astype(np.float32)[:, None]
-    codebook, labels = sog.codebook_for(values, rate_weight, 0, window=(0.1, 0.1))
+    codebook, labels = codebook_for(values, rate_weight, 0, window=(0.1, 0.1))
     assert violations(values, codebook, labels, 0.1, 0.1).size == 0
 
 
@@ -137,11 +139,11 @@ def test_explicit_coarse_positions_keep_the_minimum_grid(wide):
 
 
 def test_torch_quantize_path_gives_the_same_bounded_bytes(monkeypatch, wide):
-    monkeypatch.setattr(sog, "CODEBOOK_SAMPLE", 9000)  # the sampled codebook with labels from the device
+    monkeypatch.setattr(codec_codebook, "CODEBOOK_SAMPLE", 9000)  # the sampled codebook with labels from the device
     kwargs = dict(palette_size=0, iterations=1, seed=3, device=CPU, rate_weight=2.0, position_bits=9)  # floor
-    reference = sog.encode_sog(wide, **kwargs)
+    reference = encode_sog(wide, **kwargs)
     monkeypatch.setattr(compute, "QUANTIZE_ON_DEVICE", frozenset({"cpu", "cuda"}))
-    on_device = sog.encode_sog(wide, **kwargs)
+    on_device = encode_sog(wide, **kwargs)
     assert repr(on_device.meta) == repr(reference.meta)
     for name, image in reference.images.items():
         assert np.array_equal(on_device.images[name], image), name
@@ -153,8 +155,8 @@ def test_torch_quantize_path_gives_the_same_bounded_bytes(monkeypatch, wide):
 def test_gpu_encoder_keeps_every_splat_within_the_bound(wide):
     """The encoder on a GPU (its own quantize kernels) writes the host's bounded bytes and no splat beyond."""
     kwargs = dict(palette_size=256, iterations=3, seed=3, rate_weight=2.0, position_bits=9)
-    reference = sog.encode_sog(wide, **kwargs, device=CPU)
-    on_gpu = sog.encode_sog(wide, **kwargs, device=torch.device("cuda"))
+    reference = encode_sog(wide, **kwargs, device=CPU)
+    on_gpu = encode_sog(wide, **kwargs, device=torch.device("cuda"))
     for name, image in reference.images.items():
         if name == "quats.webp":  # float rounding may move a rare quaternion by one step (bench/RESULTS.md)
             assert np.count_nonzero(np.any(on_gpu.images[name] != image, axis=-1)) <= 2, name

@@ -32,7 +32,7 @@ from ziplayout import layout, set_entry_field
 from sogs_compressor.errors import ShCountError
 from sogs_compressor.read import read_scene
 from sogs_compressor.read.sog import read_sog
-from sogs_compressor.read.webp import webp_size
+from sogs_compressor.sog.webp import webp_size
 
 TEXTURES = ("means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp", "shN_centroids.webp",
             "shN_labels.webp")

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sogs_compressor.encode.sog import GENERATOR
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.pipeline import compress_splats
 from sogs_compressor.sample import generate_scene, wide_range_scene
-from sogs_compressor.write.webp import decode_webp
+from sogs_compressor.sog.meta import GENERATOR
+from sogs_compressor.sog.webp import decode_webp
 
 SCENES = {
     "generated 4000 SH 0": lambda: generate_scene(4000, sh_degree=0, seed=21),

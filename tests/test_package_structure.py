@@ -1,5 +1,6 @@
 """The package's import structure: no module imports another that (directly or through others) imports it back,
-and the SageMaker job does not reach into the command-line module. Read from the sources (``ast``), every import
+the SageMaker job does not reach into the command-line module, and the SOG codec stands below its readers and
+writers. Read from the sources (``ast``), every import
 counted, the ones inside functions too: a lazy import still ties two modules together."""
 
 from __future__ import annotations
@@ -88,3 +89,13 @@ def test_the_renderer_does_not_reach_into_the_quantizers():
     render = [name for name in graph if name.startswith("sogs_compressor.render")]
     assert render and not [(name, sorted(graph[name])) for name in render
                            if any(t.startswith("sogs_compressor.quantize") for t in graph[name])]
+
+
+def test_the_sog_codec_does_not_reach_into_its_readers_writers_or_callers():
+    """``sog/`` is the format, both ways; ``read/``, ``write/``, the job and the command line are built on it."""
+    graph = import_graph()
+    callers = ("sogs_compressor.read", "sogs_compressor.write", "sogs_compressor.job", "sogs_compressor.cli",
+               "sogs_compressor.pipeline", "sogs_compressor.steps")
+    codec = [name for name in graph if name.startswith("sogs_compressor.sog")]
+    assert codec and not [(name, sorted(graph[name])) for name in codec
+                          if any(t == c or t.startswith(c + ".") for t in graph[name] for c in callers)]

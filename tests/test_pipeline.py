@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sogs_compressor.encode.attributes import sigmoid
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.pipeline import compress_splats, output_name
 from sogs_compressor.read.sanitize import sanitize
 from sogs_compressor.read.sog import read_sog
+from sogs_compressor.sog.colour import sigmoid
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 
 FAST = dict(layout="bundle", device="cpu", preset="fast", iterations=2, quality_check="off")

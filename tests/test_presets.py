@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 
 from sogs_compressor import presets
-from sogs_compressor.encode.sog import encode_sog
 from sogs_compressor.errors import SogsError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.morton import morton_order
 from sogs_compressor.quantize.kmeans import palette_size_rule
 from sogs_compressor.sample import generate_scene
+from sogs_compressor.sog.encode import encode_sog
 
 
 @pytest.mark.parametrize("name", ["fast", "balanced", "max"])

@@ -21,8 +21,8 @@ from sogs_compressor.progress import (
 )
 from sogs_compressor.quantize.kmeans import kmeans
 from sogs_compressor.render.quality import quality_check
+from sogs_compressor.sog.webp import WebpEncoder, uniform_effort
 from sogs_compressor.terminal import colour_wanted
-from sogs_compressor.write.webp import WebpEncoder, uniform_effort
 
 ANSI = "\x1b["
 

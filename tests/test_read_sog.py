@@ -116,3 +116,14 @@ def test_cli_reports_corrupt_sog_in_one_line(v2_folder, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 17, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_reading_a_sog_does_not_import_torch(v2_folder):
+    """The device twins beside each decoder (sog/) import torch only when called: ``info`` and ``decompress``
+    of a SOG skip torch's seconds of start-up."""
+    _, folder = v2_folder
+    code = ("import sys; from sogs_compressor.read import read_scene; "
+            f"scene = read_scene({str(folder / 'scene.sog')!r}); "
+            "print(scene.splats.count, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.split() == ["300", "False"]

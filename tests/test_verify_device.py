@@ -14,17 +14,18 @@ from sogs_compressor.errors import OutputError
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.morton import morton_order
 from sogs_compressor.pipeline import compress_splats
-from sogs_compressor.read.sog import open_sog, read_meta, read_sog
+from sogs_compressor.read.sog import read_sog
 from sogs_compressor.render.quality import default_cameras
 from sogs_compressor.render.rasterize import prepare, render
 from sogs_compressor.sample import generate_scene
+from sogs_compressor.sog.decode import open_sog, read_meta
+from sogs_compressor.sog.meta import texture_names
+from sogs_compressor.sog.webp import RoundTripError, WebpEncoder, decode_webp, uniform_effort
 from sogs_compressor.splats import COLUMNS
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.decode import confirm_written, decode_on_device
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.verify.metrics_torch import attribute_errors_torch, percentile
-from sogs_compressor.write.sog import texture_names
-from sogs_compressor.write.webp import RoundTripError, WebpEncoder, decode_webp, uniform_effort
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -144,7 +145,7 @@ def test_a_webp_that_does_not_decode_to_its_texture_fails_the_round_trip(monkeyp
     encoder = WebpEncoder(uniform_effort(1, 0), round_trip=True)
     encoder.submit("fine.webp", image)
     assert set(encoder.results()) == {"fine.webp"}
-    monkeypatch.setattr("sogs_compressor.write.webp.decode_webp", lambda data: np.zeros((8, 8, 4), np.uint8))
+    monkeypatch.setattr("sogs_compressor.sog.webp.decode_webp", lambda data: np.zeros((8, 8, 4), np.uint8))
     encoder = WebpEncoder(uniform_effort(1, 0), round_trip=True)
     encoder.submit("bad.webp", image)
     with pytest.raises(RoundTripError, match="bad.webp"):

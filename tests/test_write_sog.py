@@ -9,8 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from sogs_compressor.sog.meta import meta_bytes
+from sogs_compressor.sog.webp import decode_webp, encode_webp
 from sogs_compressor.write import sog as sog_writer
-from sogs_compressor.write.webp import decode_webp, encode_webp
 
 META = {
     "version": 2, "count": 1,
@@ -62,7 +63,7 @@ def test_directory_layout_and_no_leftover_temp_files(tmp_path):
 
 def test_meta_json_refuses_nan():
     with pytest.raises(ValueError):
-        sog_writer.meta_bytes({"x": float("nan")})
+        meta_bytes({"x": float("nan")})
 
 
 def test_interrupted_directory_write_leaves_no_meta_json(tmp_path, monkeypatch):

@@ -86,7 +86,7 @@ def names_chunk_folder(lod_meta: bytes | None, name: str) -> bool:
     (no viewer can stream it either)."""
     if lod_meta is None:
         return False
-    from sogs_compressor.read.sog_meta import parse_json_object
+    from sogs_compressor.sog.meta import parse_json_object
 
     try:
         filenames = parse_json_object(lod_meta, LOD_META_NAME, LOD_META_LIMIT).get("filenames")

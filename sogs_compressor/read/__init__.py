@@ -48,7 +48,7 @@ def input_path(path: str | os.PathLike) -> Path:
 
 def _sog_meta_format(meta_path: Path) -> str:
     """``sog`` or ``sog_v1`` from a meta.json (v1 has no ``version``); a broken meta is left to the SOG reader."""
-    from sogs_compressor.read.sog_meta import MAX_META_BYTES, parse_meta
+    from sogs_compressor.sog.meta import MAX_META_BYTES, parse_meta
 
     try:
         if meta_path.stat().st_size > MAX_META_BYTES:

@@ -20,8 +20,8 @@ import numpy as np
 from sogs_compressor.errors import CorruptSogError, InputNotFoundError, UsageError
 from sogs_compressor.formats import LOD_META_NAME
 from sogs_compressor.lod.pyramid import MAX_LEVELS
-from sogs_compressor.read.sog import MAX_TEXELS
-from sogs_compressor.read.sog_meta import FLOAT32_MAX, brief, parse_json_object
+from sogs_compressor.sog.decode import MAX_TEXELS
+from sogs_compressor.sog.meta import FLOAT32_MAX, brief, parse_json_object
 from sogs_compressor.splats import COLUMNS, SplatSet
 
 MAX_LOD_META_BYTES = 64 << 20

@@ -1,9 +1,9 @@
 """The verifier: what a reader of our output will decode, measured against what we meant to write.
 
 Three checks together make the real one. Each texture's WebP bytes are decoded as soon as they are encoded and
-must equal the texture exactly (``write.webp.WebpEncoder``'s round trip); the files on disk are read back and
+must equal the texture exactly (``sog.webp.WebpEncoder``'s round trip); the files on disk are read back and
 must hold those bytes and our meta.json (``confirm_written``); and the textures plus the meta are decoded with
-the format's formulas (``decode_on_device``, ``encode/attributes_torch.py``'s twins of the host decoders) into
+the format's formulas (``decode_on_device``, the ``*_on_device`` twins of the host decoders in ``sog/``) into
 the splats a reader gets, on the device where the errors and the renders are computed. Because the decode needs
 only the textures and the meta, it runs while the WebP encoders are still working. A SOG we wrote that fails
 any check is an output error, not a corrupt input.
@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sogs_compressor.encode import attributes as attr
-from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.errors import OutputError
 from sogs_compressor.result import OutputFile
+from sogs_compressor.sog.colour import decode_opacity_logit_on_device
+from sogs_compressor.sog.means import decode_means_on_device
+from sogs_compressor.sog.meta import meta_bytes, texture_names
+from sogs_compressor.sog.quats import decode_quats_on_device
+from sogs_compressor.sog.sh_palette import centroids_from_image, decode_labels_on_device
 from sogs_compressor.splats import COEFFS_PER_DEGREE, MODELS
 from sogs_compressor.splats_torch import SplatTensors
-from sogs_compressor.write.sog import meta_bytes, texture_names
 
 
 def confirm_written(files: list[OutputFile], meta: dict, webps: dict[str, bytes]) -> None:
@@ -50,7 +52,7 @@ def confirm_written(files: list[OutputFile], meta: dict, webps: dict[str, bytes]
 
 def decode_on_device(meta: dict, images: dict[str, np.ndarray], device: torch.device) -> SplatTensors:
     """Decode a SOG v2 (``meta`` + its RGBA textures) into tensors on ``device``: the values the host reader
-    (``read/sog.py``) gives for the same files (tested)."""
+    (``sog/decode.py``) gives for the same files (tested)."""
     try:
         count = int(meta["count"])
 
@@ -68,22 +70,22 @@ def decode_on_device(meta: dict, images: dict[str, np.ndarray], device: torch.de
 
         means = meta["means"]
         low, high = rows(means["files"][0]), rows(means["files"][1])
-        positions = attr_torch.decode_means(low[:, :3], high[:, :3], means["mins"], means["maxs"])
+        positions = decode_means_on_device(low[:, :3], high[:, :3], means["mins"], means["maxs"])
         del low, high
-        rotations = attr_torch.decode_quats(rows(meta["quats"]["files"][0]))
+        rotations = decode_quats_on_device(rows(meta["quats"]["files"][0]))
         log_scales = codebook(meta["scales"])[rows(meta["scales"]["files"][0])[:, :3].long()]
         sh0 = rows(meta["sh0"]["files"][0])
         f_dc = codebook(meta["sh0"])[sh0[:, :3].long()]
-        opacity_logits = attr_torch.decode_opacity_logit(sh0[:, 3])
+        opacity_logits = decode_opacity_logit_on_device(sh0[:, 3])
         del sh0
         f_rest = torch.zeros((count, 0), dtype=torch.float32, device=device)
         if "shN" in meta:
             shn = meta["shN"]
             coeffs = COEFFS_PER_DEGREE[int(shn["bands"])]
             palette = int(shn["count"])
-            indices = np.array(attr.centroids_from_image(images[shn["files"][0]], palette, coeffs))
+            indices = np.array(centroids_from_image(images[shn["files"][0]], palette, coeffs))
             centroids = codebook(shn)[torch.from_numpy(indices).to(device).long()]
-            labels = attr_torch.decode_labels(rows(shn["files"][1]))
+            labels = decode_labels_on_device(rows(shn["files"][1]))
             if labels.numel() and int(labels.max()) >= palette:
                 raise ValueError(f"a palette label is not below shN.count {palette}")
             f_rest = centroids[labels]

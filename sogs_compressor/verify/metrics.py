@@ -7,7 +7,9 @@ from collections.abc import Callable
 import numpy as np
 
 from sogs_compressor import tolerances
-from sogs_compressor.encode.attributes import log_transform, normalize_quaternions, sigmoid
+from sogs_compressor.sog.colour import sigmoid
+from sogs_compressor.sog.means import log_transform
+from sogs_compressor.sog.quats import normalize_quaternions
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 
 BLOCK_ROWS = 1 << 18

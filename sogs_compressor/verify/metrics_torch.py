@@ -12,8 +12,7 @@ import math
 import numpy as np
 import torch
 
-from sogs_compressor.encode import attributes as attr
-from sogs_compressor.encode.attributes_torch import log_transform
+from sogs_compressor.sog.means import log_transform, log_transform_on_device
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.metrics import PER_SPLAT, beyond_tolerance, worst_cases
@@ -49,7 +48,7 @@ def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTen
         ref = ref_all.rows(rows) if ref_all is not None else SplatTensors.from_splats(reference, device, rows)
         dec = decoded.rows(rows)
         pos_err[rows] = _row_norm(dec.positions.double() - ref.positions.double()) / diagonal
-        moved = (log_transform(dec.positions.double()) - log_transform(ref.positions.double())).abs()
+        moved = (log_transform_on_device(dec.positions.double()) - log_transform_on_device(ref.positions.double())).abs()
         per_splat["position_cells"][rows] = torch.where(has_cell, moved / safe_cell, 0.0).max(dim=1).values
 
         cos_half = (_normalize(ref.rotations) * _normalize(dec.rotations)).sum(dim=1).abs().clamp(0.0, 1.0)
@@ -143,7 +142,7 @@ def _position_cell(reference: SplatSet | SplatTensors, device: torch.device) -> 
         high = reference.positions.max(dim=0).values.cpu().numpy()
     else:
         low, high = reference.positions.min(axis=0), reference.positions.max(axis=0)
-    span = attr.log_transform(high.astype(np.float64)) - attr.log_transform(low.astype(np.float64))
+    span = log_transform(high.astype(np.float64)) - log_transform(low.astype(np.float64))
     return torch.from_numpy(span / 65535.0).to(device)
 
 

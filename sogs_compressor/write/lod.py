@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sogs_compressor.encode.sog import GENERATOR
 from sogs_compressor.errors import OutputError
 from sogs_compressor.formats import LOD_META_NAME, chunk_contents, is_chunk_folder
 from sogs_compressor.lod.chunks import Partition
 from sogs_compressor.result import OutputFile
+from sogs_compressor.sog.meta import GENERATOR
 from sogs_compressor.write.sog import _atomic_write, write_sog
 
 FORMAT_VERSION = 1

@@ -6,7 +6,6 @@ renamed last: an interrupted run never leaves a file (or folder) that looks comp
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import zipfile
@@ -16,13 +15,9 @@ from pathlib import Path
 from sogs_compressor import inflight
 from sogs_compressor.errors import OutputError
 from sogs_compressor.result import OutputFile
+from sogs_compressor.sog.meta import meta_bytes, texture_names
 
 ZIP_LIMIT = 2**32 - 1
-
-
-def meta_bytes(meta: dict) -> bytes:
-    """Compact JSON like splat-transform's; NaN/Infinity are refused (browsers cannot parse them)."""
-    return json.dumps(meta, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 def bundle_bytes_layout(meta: dict, webps: dict[str, bytes]) -> list[tuple[str, bytes]]:
@@ -111,15 +106,6 @@ def write_sog(output_dir: Path, name: str, layout: str, meta: dict, webps: dict[
         return files
     except OSError as error:
         raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
-
-
-def texture_names(meta: dict) -> list[str]:
-    """The texture files a SOG v2 meta names, in the order splat-transform writes them."""
-    names: list[str] = []
-    for key in ("means", "quats", "scales", "sh0", "shN"):
-        if key in meta:
-            names.extend(meta[key]["files"])
-    return names
 
 
 def _atomic_write(path: Path, fill) -> None:

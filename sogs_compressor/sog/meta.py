@@ -1,9 +1,13 @@
-"""A SOG's meta.json: strict JSON parsing and typed access, so any malformed value is one CorruptSogError.
+"""A SOG's meta.json: built by the encoder, and parsed strictly, with typed access, by the decoder.
 
-Only JSON's own grammar is accepted: ``NaN``/``Infinity`` (which a browser's ``JSON.parse`` refuses) and integer
-literals too long to be a count are refused while parsing, and nesting too deep for the parser is reported as
-such. Every value the decoder uses goes through a checker that names the key and says what was expected, and
-numbers are checked against the range they will be stored in, so decoding never overflows.
+Building: the documented key order (version, asset, count, model, means, scales, quats, sh0, shN) and compact
+JSON like splat-transform's, NaN/Infinity refused.
+
+Parsing: any malformed value is one CorruptSogError. Only JSON's own grammar is accepted: ``NaN``/``Infinity``
+(which a browser's ``JSON.parse`` refuses) and integer literals too long to be a count are refused while parsing,
+and nesting too deep for the parser is reported as such. Every value the decoder uses goes through a checker that
+names the key and says what was expected, and numbers are checked against the range they will be stored in, so
+decoding never overflows.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from sogs_compressor import __version__
 from sogs_compressor.errors import CorruptSogError
+
+GENERATOR = f"sogs-compressor v{__version__}"
 
 MAX_META_BYTES = 16 << 20
 """A real meta.json is a few KiB (three 256-entry codebooks); anything over this is refused unread."""
@@ -28,6 +35,8 @@ _brief = reprlib.Repr()
 _brief.maxstring = _brief.maxother = 60
 _brief.maxlist = _brief.maxdict = 6
 
+
+# --- parsing --------------------------------------------------------------------------------------------------
 
 def brief(value: Any) -> str:
     """A short, one-line repr of a JSON value for error messages (never the whole of a huge or deep value)."""
@@ -122,3 +131,53 @@ def codebook(parent: dict, where: str) -> np.ndarray:
     if raw[0] is None and raw[1] is not None:
         raw = [raw[1], *raw[1:]]
     return numbers(raw, 256, f"{where}.codebook", FLOAT32_MAX).astype(np.float32)
+
+
+# --- building -------------------------------------------------------------------------------------------------
+
+def build_meta(count: int, model: str, means_range: tuple[list[float], list[float]], scales_codebook: np.ndarray,
+               sh0_codebook: np.ndarray, shn: dict | None = None) -> dict:
+    """The meta.json object of a SOG v2, keys in the documented order; ``shn`` from ``shn_section``."""
+    meta: dict = {"version": 2, "asset": {"generator": GENERATOR}, "count": count}
+    if model != "default":
+        meta["model"] = model
+    mins, maxs = means_range
+    meta["means"] = {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]}
+    meta["scales"] = {"codebook": codebook_floats(scales_codebook), "files": ["scales.webp"]}
+    meta["quats"] = {"files": ["quats.webp"]}
+    meta["sh0"] = {"codebook": codebook_floats(sh0_codebook), "files": ["sh0.webp"]}
+    if shn is not None:
+        meta["shN"] = shn
+    return meta
+
+
+def shn_section(count: int, bands: int, codebook_values: np.ndarray) -> dict:
+    """meta.json's ``shN``: ``count`` palette entries of SH degree ``bands``, their values' codebook."""
+    return {
+        "count": count,
+        "bands": bands,
+        "codebook": codebook_floats(codebook_values),
+        "files": ["shN_centroids.webp", "shN_labels.webp"],
+    }
+
+
+def codebook_floats(values: np.ndarray) -> list[float]:
+    """A codebook as the float32 values meta.json holds; ValueError for a non-finite one (not JSON)."""
+    values = np.asarray(values, np.float32)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("codebook holds non-finite values")
+    return [float(v) for v in values]
+
+
+def meta_bytes(meta: dict) -> bytes:
+    """Compact JSON like splat-transform's; NaN/Infinity are refused (browsers cannot parse them)."""
+    return json.dumps(meta, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def texture_names(meta: dict) -> list[str]:
+    """The texture files a SOG v2 meta names, in the order splat-transform writes them."""
+    names: list[str] = []
+    for key in ("means", "quats", "scales", "sh0", "shN"):
+        if key in meta:
+            names.extend(meta[key]["files"])
+    return names
