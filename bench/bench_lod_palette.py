@@ -6,7 +6,7 @@ One scene, one pyramid and one partition (as ``compress --layout lod`` makes the
   SH palette (k-means of the chunk) with its own codebook, the codebooks' values written as exact doubles;
 - ``chunk-short``: ``compress --layout lod`` now: the same textures, the meta.json codebooks written as the
   shortest decimals that give the same float32 (what every reader keeps: the engine's LUT texture,
-  splat-transform's ``Float32Array``, ours; ``write.lod.compact_codebooks``);
+  splat-transform's ``Float32Array``, ours; ``sog.meta.codebook_floats``);
 - ``level-codebooks``: the scales and sh0 codebooks built once per level (same rate weight and error bound), each
   chunk's labels the nearest entries; the palette per chunk as in ``chunk``;
 - ``level-palette``: ``--lod-palette level``'s textures: one k-means per level (``lod.streamed.level_palette``);
@@ -62,7 +62,7 @@ from sogs_compressor.sog.scales import SCALE_WINDOW
 from sogs_compressor.sog.sh_palette import centroid_image, encode_labels
 from sogs_compressor.sog.webp import WebpEncoder
 from sogs_compressor.splats import SplatSet
-from sogs_compressor.write.lod import compact_codebooks, lod_meta, write_chunk, write_lod_meta
+from sogs_compressor.write.lod import lod_meta, write_chunk, write_lod_meta
 
 VARIANTS = ("chunk", "chunk-short", "level-codebooks", "level-palette", "level-palette-flat", "level-palette-full")
 
@@ -101,6 +101,15 @@ def palette_part(centroids: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     meta = {"count": int(count), "bands": bands, "codebook": codebook_floats(codebook),
             "files": ["shN_centroids.webp", "shN_labels.webp"]}
     return meta, image, encode_labels(chunk_labels)
+
+
+def exact_codebooks(meta: dict) -> dict:
+    """``meta`` with every codebook value as its float32's exact double: the output before shortest decimals."""
+    out = dict(meta)
+    for key in ("scales", "sh0", "shN"):
+        if isinstance(out.get(key), dict) and "codebook" in out[key]:
+            out[key] = {**out[key], "codebook": [float(np.float32(v)) for v in out[key]["codebook"]]}
+    return out
 
 
 def write_variant(variant: str, levels: list[SplatSet], parts, options: CompressOptions, effort, device,
@@ -143,8 +152,8 @@ def write_variant(variant: str, levels: list[SplatSet], parts, options: Compress
             meta["shN"] = shn
             images["shN_centroids.webp"] = image
             images["shN_labels.webp"] = rows_to_image(label_rows, width, height)
-        if variant == "chunk-short":
-            meta = compact_codebooks(meta)
+        if variant != "chunk-short":
+            meta = exact_codebooks(meta)
         encoder = WebpEncoder(effort)
         for name, image in images.items():
             encoder.submit(name, image)

@@ -2,6 +2,6 @@
 
 from sogs_compressor.cpus import set_openmp_defaults
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 set_openmp_defaults()  # before anything imports torch, which reads them when it loads OpenMP

@@ -254,12 +254,12 @@ def test_compare_takes_level_zero_of_a_streamed_sog(streamed):
 
 
 def test_chunk_codebooks_are_shortest_float32_and_decode_the_same(streamed, tmp_path):
-    """Each chunk's codebooks are written as the shortest decimals of their float32 values (write.lod): the chunk
+    """Each chunk's codebooks are written as the shortest decimals of their float32 values (sog.meta): the chunk
     decodes to exactly what the same meta.json with every value as the float32's exact double gives, and its
     meta.json is smaller."""
     import shutil
 
-    from sogs_compressor.write.lod import shortest_float32
+    from sogs_compressor.sog.meta import shortest_float32
 
     _, out, _ = streamed
     chunk = out / "0_0"
@@ -277,7 +277,7 @@ def test_chunk_codebooks_are_shortest_float32_and_decode_the_same(streamed, tmp_
 
 def test_shortest_float32_reads_back_through_a_double():
     """The JSON parse a viewer does (decimal -> double -> float32) gives every float32 back, over all magnitudes."""
-    from sogs_compressor.write.lod import shortest_float32
+    from sogs_compressor.sog.meta import shortest_float32
 
     rng = np.random.default_rng(7)
     bits = rng.integers(0, 0x7F800000, 200_000, dtype=np.uint32)  # every finite positive float32 pattern range

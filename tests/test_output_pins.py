@@ -30,9 +30,9 @@ SCENES = {
 }
 
 PINS = {
-    "generated 4000 SH 0": "858c15a1bf981c76096bd1dc3ff2761a7483b30d8639f23f3f1333285424d3c6",
-    "generated 3000 SH 3": "e491f54b7b4fa65aa5c16fcd07881ca57ab48d4d459af7e6b1e49e8d079f5dfb",
-    "wide range 5000 SH 1": "9bc7135810e54793175cbe8826315239f0f31e11481024d44c867ded57c1a870",
+    "generated 4000 SH 0": "abcf778b8b58bd9a372daf86efe8b3903b1a3bf99cac51cceab018986a5fe03e",
+    "generated 3000 SH 3": "d0dad740bbd252e938efe2475dc11b3b9760e19e0f79f3378d22cb31a4bf6fd0",
+    "wide range 5000 SH 1": "9fbaeaed883c944176145956aacb0ca181d15f677588153647b5c69c8bbf6b82",
 }
 
 

@@ -3,12 +3,11 @@
 Stages: the level pyramid (``lod.pyramid``: level 0 is the scene, each further level half the one before, by
 decimation; or the levels given, one file each: ``compress_levels``), the partition (``lod.chunks``:
 splat-transform's tree and chunk files), one ordinary SOG v2 per chunk (our encoder, each chunk with its own
-codebooks and palette, the codebooks written as shortest float32 decimals: ``write.lod.compact_codebooks``), then
-``lod-meta.json`` last (``write.lod``). With
-verification on, every chunk's files are read back and compared with what was encoded, level 0 is decoded through
-our lod-meta.json reader and measured against the input (attribute errors; the quality check renders it as for a
-single SOG), every level is rendered against the input from the distance at which the engine shows it
-(``lod.quality``), and the page beside it loads the lod-meta.json.
+codebooks and palette), then ``lod-meta.json`` last (``write.lod``). With verification on, every chunk's files are
+read back and compared with what was encoded, the written lod-meta.json is read by our reader and must name those
+chunks, level 0 is decoded chunk by chunk from the textures (``lod.written``) and measured against the input
+(attribute errors; the quality check renders it as for a single SOG), every level is rendered against the input
+from the distance at which the engine shows it (``lod.quality``), and the page beside it loads the lod-meta.json.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.write.lod import (
     LOD_META_NAME,
-    compact_codebooks,
     lod_meta,
     remove_stale_chunks,
     write_chunk,
@@ -190,7 +188,7 @@ def compress_streamed(
             """Wait for ``chunk``'s WebPs, then write and confirm it; the seconds the writing took."""
             webps = encoder.results()
             t = time.perf_counter()
-            chunk_meta = compact_codebooks(encoded.meta)
+            chunk_meta = encoded.meta
             chunk_dir = folder / Path(chunk.name).parent
             for path in output_paths(chunk_dir, "meta", "dir", chunk_meta):
                 outputs.track(path)

@@ -14,8 +14,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from sogs_compressor.errors import OutputError
 from sogs_compressor.formats import LOD_META_NAME, chunk_contents, is_chunk_folder
 from sogs_compressor.lod.chunks import Partition
@@ -46,33 +44,6 @@ def lod_meta(partition: Partition, chunking: dict) -> dict:
 def lod_meta_bytes(meta: dict) -> bytes:
     """Compact JSON, as splat-transform writes it; NaN/Infinity refused (browsers cannot parse them)."""
     return json.dumps(meta, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-CODEBOOK_KEYS = ("scales", "sh0", "shN")
-
-
-def shortest_float32(value: float) -> float:
-    """The shortest decimal that reads back as the same float32 when parsed as a double and rounded to float32,
-    which is what JSON.parse + Float32Array (engine, splat-transform) and our reader do; the exact double of the
-    float32 in the rare case the shortest string would round differently through the double."""
-    exact = np.float32(value)
-    short = float(str(exact))
-    return short if np.float32(short) == exact else float(exact)
-
-
-def compact_codebooks(meta: dict) -> dict:
-    """A chunk's meta.json with every codebook value written as its shortest float32 decimal.
-
-    Every reader keeps codebooks as float32 (the engine's lookup texture, splat-transform's ``Float32Array``,
-    ours), so the decoded scene is the same, while the three or four 256-entry codebooks that make up most of a
-    chunk's meta.json take about half the characters: with many small chunks that is a few per cent of the scene
-    (bench/RESULTS.md, "Streamed SOG: shared or per-chunk palettes"). Positions' ``mins``/``maxs`` stay exact
-    doubles: splat-transform decodes them in double precision."""
-    out = dict(meta)
-    for key in CODEBOOK_KEYS:
-        if isinstance(out.get(key), dict) and "codebook" in out[key]:
-            out[key] = {**out[key], "codebook": [shortest_float32(v) for v in out[key]["codebook"]]}
-    return out
 
 
 def write_chunk(output_dir: Path, name: str, meta: dict, webps: dict[str, bytes]) -> list[OutputFile]:
