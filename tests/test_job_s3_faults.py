@@ -57,7 +57,7 @@ def outputs_without_reports(files: dict[str, bytes]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bucket(s3_endpoint):  # noqa: F811
     client = s3_endpoint.client()
-    name = f"faults{os.urandom(3).hex()}"
+    name = "job-faults"  # fixed: the fault plan draws from the request paths, so a fixed name fixes the faults
     client.create_bucket(Bucket=name)
     for rel, body in SCENES.items():
         client.put_object(Bucket=name, Key=f"in/{rel}", Body=body)
@@ -144,7 +144,7 @@ def test_multipart_transfers_under_faults_complete_or_fail_cleanly(s3_endpoint, 
     from sogs_compressor.fetch.uri import S3Uri
 
     client = s3_endpoint.client()
-    name = f"mpu{os.urandom(3).hex()}"
+    name = "mpu-faults"  # fixed: the fault plan draws from the request paths, so a fixed name fixes the faults
     client.create_bucket(Bucket=name)
     payload = os.urandom(11 * MiB + 7)
     (tmp_path / "big.bin").write_bytes(payload)
