@@ -11,7 +11,7 @@ entry far from it (faint floaters decoded 16x too large: issue 15). After a code
 4. keeps every other label as it was (the rate-aware groups stay), remapped to the merged, sorted codebook.
 
 When the merged codebook would exceed ``size`` entries, it reports how many are missing, and the caller rebuilds
-the codebook with that many entries reserved (``encode.sog.codebook_for``). The check of
+the codebook with that many entries reserved (``sog.codebook.codebook_for``). The check of
 every value runs where ``ops`` says (``value_ops``: the same indices on the host and a device); the repair of the
 few it finds is host numpy, so the CPU and GPU encoders give the same bytes.
 """

@@ -8,7 +8,7 @@ explicit size-first choice.
 
 Weights: the k-means weights each splat's squared SH error by its on-screen footprint (``palette_weights``), so
 the entries go where colour error shows; the centroid values' 256-entry codebook is rate-aware, weighted by the
-footprint each entry serves (``encode.sog.encode_sh_palette``).
+footprint each entry serves (``sog.encode.encode_sh_palette``).
 
 Order: ``frequency`` (most used entries first: small label values, a mostly constant high byte) is the default;
 ``pca`` (entries along the centroids' first principal axis, so that neighbouring texels of the centroid texture

@@ -5,7 +5,7 @@ values (a stable sort, nearest-entry labels, the error bound's check) and about 
 bins (the penalty search of ``codebook_rd.ecsq_partition``) around a small host computation (prefix sums). Those
 steps are where the time goes, and on the host they compete for the interpreter with the threads that drive the
 GPU. ``HostOps`` is the numpy reference;
-``encode.attributes_torch.DeviceOps`` gives the same results on a torch device (a stable sort is unique, the
+``sog.codebook.DeviceOps`` gives the same results on a torch device (a stable sort is unique, the
 search and the bound's check are exact comparisons, the dynamic programme the same float64 operations in the same
 order: ``quantize/dp_triton.py``), so the codebooks, and the bytes, are the same either way.
 """

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-MAX_TEXTURE_SIDE = 16383
-"""WebP's dimension limit; also splat-transform's."""
+from sogs_compressor.sog.webp import MAX_SIDE
 
 
 def texture_size(count: int) -> tuple[int, int]:
@@ -16,8 +15,8 @@ def texture_size(count: int) -> tuple[int, int]:
         raise ValueError("a SOG needs at least one splat")
     width = math.ceil(math.sqrt(count) / 4) * 4
     height = math.ceil(count / width / 4) * 4
-    if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
-        raise ValueError(f"{count} splats need a {width}x{height} texture, over WebP's {MAX_TEXTURE_SIDE} limit")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise ValueError(f"{count} splats need a {width}x{height} texture, over WebP's {MAX_SIDE} limit")
     return width, height
 
 
