@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from sogs_compressor import __version__
 from sogs_compressor.codec_args import add_codec_options, options_from_args
 from sogs_compressor.errors import Interrupted, SogsError, exit_code_table
+from sogs_compressor.read.registry import scene_file_names, suffix_list
 
 # Feature modules that add their own subcommands: each has ``register(subparsers)``.
 PLUGIN_COMMANDS = (
@@ -137,8 +138,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        epilog="exit codes:\n" + exit_code_table(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IN",
-                   help="scene files (.ply, .compressed.ply, .sog, meta.json); with --lod-input levels, one scene's "
-                        "levels, finest first")
+                   help=f"scene files ({suffix_list()}, {', '.join(scene_file_names())}); with --lod-input levels, "
+                        "one scene's levels, finest first")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder; or, with one input, the .sog file (layout bundle) or the meta.json (layout "
                         "dir) to write")

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sogs_compressor.errors import OutputError, UsageError
-from sogs_compressor.formats import BUNDLE_SUFFIX, LOD_META_NAME, META_NAME, SCENE_SUFFIXES
+from sogs_compressor.formats import BUNDLE_SUFFIX, LOD_META_NAME, META_NAME
+from sogs_compressor.read.registry import scene_file_names, scene_suffixes
 from sogs_compressor.write.sog import SogPlacement
 
 
 def output_name(input_path: str | Path) -> str:
     """Base name of a scene's outputs: the file name without .ply/.compressed.ply/.sog (a SOG folder: its name)."""
     path = Path(input_path)
-    if path.name in (META_NAME, LOD_META_NAME):
+    if path.name in scene_file_names():
         return path.parent.resolve().name or "scene"
     name = path.name
-    for suffix in SCENE_SUFFIXES:
+    for suffix in scene_suffixes():
         if name.lower().endswith(suffix):
             return name[: -len(suffix)] or "scene"
     return path.stem or "scene"

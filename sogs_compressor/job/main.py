@@ -42,6 +42,7 @@ from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_co
 from sogs_compressor.job.inputs import GatheredInputs, gather
 from sogs_compressor.job.log import bind_job, configure_logging, get_logger
 from sogs_compressor.job.signals import StopFlag
+from sogs_compressor.read.registry import suffix_list
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
 from sogs_compressor.units import human_bytes
@@ -49,7 +50,7 @@ from sogs_compressor.units import human_bytes
 DEFAULT_COMPRESS = "sogs_compressor.pipeline:compress_file"
 REPORT_UPLOAD_MARGIN_S = 0.3  # kept back from the exit deadline for logging and the exit itself
 
-DESCRIPTION = """Run one SageMaker Processing step: compress every scene file (.ply, .compressed.ply, .sog)
+DESCRIPTION = f"""Run one SageMaker Processing step: compress every scene file ({suffix_list()})
 found under the inputs into OUTPUT/<relative path without extension>/ (the SOG, or with --layout lod a Streamed
 SOG's lod-meta.json and chunk folders, plus compression_report.json and .txt), write job_report-<host>.json/.txt,
 and write one line to /opt/ml/output/message."""
@@ -225,9 +226,9 @@ class JobRun:
         config = self.config
         where = ", ".join(config.inputs)
         if self.gathered.self_listed and self.gathered.listed_scenes == 0:
-            raise InputNotFoundError(f"no scene files (.ply, .compressed.ply, .sog) under {where}")
+            raise InputNotFoundError(f"no scene files ({suffix_list()}) under {where}")
         if len(config.hosts) <= 1 and not self.gathered.self_listed:
-            raise InputNotFoundError(f"no scene files (.ply, .compressed.ply, .sog) under {where}")
+            raise InputNotFoundError(f"no scene files ({suffix_list()}) under {where}")
         self.log.info("no_input_on_this_host", inputs=config.inputs, hosts=len(config.hosts))
 
     # ---- the end ---------------------------------------------------------------------------------------
