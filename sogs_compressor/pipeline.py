@@ -25,6 +25,7 @@ from sogs_compressor.device import (
 )
 from sogs_compressor.encode.sog import EncodedSog, encode_sog
 from sogs_compressor.errors import Interrupted, OutputError
+from sogs_compressor.layouts import layout_named
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.output_target import output_name
@@ -360,7 +361,7 @@ def compress_file(
     }
     del scene
     name = options.name or output_name(input_path)
-    if options.layout == "lod":  # a Streamed SOG: its own stages (lod/streamed.py)
+    if layout_named(options.layout).streamed:  # a Streamed SOG: its own stages (lod/streamed.py)
         from sogs_compressor.lod.streamed import compress_streamed
 
         compress_streamed(splats, output_dir, name, options, progress, should_stop, result,

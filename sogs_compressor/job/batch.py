@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sogs_compressor.errors import InputError, Interrupted, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
-from sogs_compressor.formats import is_chunk_folder
+from sogs_compressor.formats import BUNDLE_SUFFIX, is_chunk_folder
 from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
@@ -223,7 +223,7 @@ def _output_files(folder: Path, result: dict) -> list[dict]:
 
 
 def _role_by_name(rel: str) -> str:
-    return "bundle" if rel.endswith(".sog") else "meta" if rel.endswith(".json") else "texture"
+    return "bundle" if rel.endswith(BUNDLE_SUFFIX) else "meta" if rel.endswith(".json") else "texture"
 
 
 def _takes_prefetched(compress: Callable) -> bool:

@@ -42,6 +42,7 @@ from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_co
 from sogs_compressor.job.inputs import GatheredInputs, gather
 from sogs_compressor.job.log import bind_job, configure_logging, get_logger
 from sogs_compressor.job.signals import StopFlag
+from sogs_compressor.layouts import layout_named
 from sogs_compressor.read.registry import suffix_list
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
@@ -191,7 +192,7 @@ class JobRun:
                            force=config.force)
         devices = self._plan_devices(device)
         clashes = duplicates(self.scenes)
-        if options.layout == "lod":
+        if layout_named(options.layout).streamed:
             clashes = {**chunk_folder_clashes(self.scenes), **clashes}
         if len(devices) <= 1 or len(self.scenes) <= 1:
             from sogs_compressor.job.batch import run_in_process
