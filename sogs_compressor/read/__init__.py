@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sogs_compressor.errors import InputNotFoundError, UsageError
 from sogs_compressor.read.registry import sniff_format
-from sogs_compressor.splats import SplatSet
+
+if TYPE_CHECKING:  # numpy loads with the readers: the command line reads the format table before any scene
+    import numpy as np
+
+    from sogs_compressor.splats import SplatSet
 
 
 @dataclass
@@ -85,6 +88,8 @@ def read_one_level(path: str | os.PathLike) -> Scene:
 
 def _finite_bbox(positions: np.ndarray) -> tuple[list[float] | None, list[float] | None]:
     """Per-axis min/max over splats whose position is finite (None when there are none)."""
+    import numpy as np
+
     finite = np.isfinite(positions).all(axis=1)
     if not finite.any():
         return None, None
