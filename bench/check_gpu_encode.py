@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sogs_compressor import device as compute  # noqa: E402
+from sogs_compressor import compute_policy as compute  # noqa: E402
 from sogs_compressor.encode import attributes as attr  # noqa: E402
 from sogs_compressor.encode import attributes_torch as attr_torch  # noqa: E402
 from sogs_compressor.encode import sog  # noqa: E402

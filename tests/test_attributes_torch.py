@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_compressor import device as compute
+from sogs_compressor import compute_policy as compute
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as at
 from sogs_compressor.encode import sog

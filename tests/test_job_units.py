@@ -10,6 +10,7 @@ import json
 import pytest
 from s3server import opt_ml_tree, write_ply
 
+from sogs_compressor.compute_policy import plan_devices
 from sogs_compressor.errors import DeviceError, InvalidValuesError, SizeMismatchError, StorageError
 from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
 from sogs_compressor.fetch.uri import S3Uri, names_one_object, parse_s3_uri
@@ -22,7 +23,6 @@ from sogs_compressor.job.log import configure_logging, get_logger, redact_env
 from sogs_compressor.job.main import build_parser
 from sogs_compressor.job.naming import NAME_LIMIT, fit_name, fit_path, look_alike
 from sogs_compressor.job.sharding import assignment_report, host_index
-from sogs_compressor.job.workers import plan_devices
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.read.registry import scene_stem
 

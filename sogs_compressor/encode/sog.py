@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from sogs_compressor import __version__, tolerances
-from sogs_compressor.device import own_stream, quantize_device
+from sogs_compressor.compute_policy import quantize_device
+from sogs_compressor.device import own_stream
 from sogs_compressor.encode import attributes as attr
 from sogs_compressor.encode import attributes_torch as attr_torch
 from sogs_compressor.encode.layout import rows_to_image, texture_size, with_alpha

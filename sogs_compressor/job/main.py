@@ -218,7 +218,7 @@ class JobRun:
             self.parallel.run(self.scenes, clashes, config.fail_fast, self.stop, self.results)
 
     def _plan_devices(self, device) -> list[str]:
-        from sogs_compressor.job.workers import plan_devices
+        from sogs_compressor.compute_policy import plan_devices
 
         gpu_count = 0
         if device.type == "cuda":

@@ -8,31 +8,16 @@ SIGTERM/SIGINT sets an event the workers' ``should_stop`` reads.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import signal
 from collections.abc import Callable
 from dataclasses import replace
 
+from sogs_compressor.compute_policy import worker_threads
 from sogs_compressor.errors import Interrupted
 from sogs_compressor.job.batch import Scene, SceneContext, SceneRunner, outcome
 
 POLL_S = 0.2
-
-
-def plan_devices(requested_workers: int | None, device_type: str, device_index: int | None,
-                 gpu_count: int, explicit_index: bool) -> list[str]:
-    """One device name per worker.
-
-    CUDA: by default one worker per visible GPU (one on the GPU named by ``cuda:N``); ``--workers N`` spreads
-    N workers round-robin over the GPUs. CPU: ``--workers`` processes (default 1).
-    """
-    if device_type != "cuda":
-        return ["cpu"] * (requested_workers or 1)
-    if explicit_index and requested_workers is None:
-        return [f"cuda:{device_index or 0}"]
-    count = requested_workers or max(1, gpu_count)
-    return [f"cuda:{i % max(1, gpu_count)}" for i in range(count)]
 
 
 def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress: Callable, tasks, results,
@@ -97,7 +82,7 @@ class ParallelRun:
             self.tasks.put((index, scene, clashes.get(scene.rel)))
         for _ in self.devices:
             self.tasks.put(None)
-        threads = max(1, (os.cpu_count() or 1) // len(self.devices))
+        threads = worker_threads(len(self.devices))
         for worker_id, device in enumerate(self.devices):
             process = self.mp.Process(
                 target=_worker_main, name=f"sogs-worker-{worker_id}", daemon=True,

@@ -241,7 +241,7 @@ def level_palette(level: SplatSet, options: CompressOptions, device: torch.devic
     encoder clusters a chunk): (centroids, each splat's label). Each chunk then stores the entries its splats use,
     with its own codebook: a file shared between chunks is not an option, as the engine frees a chunk's textures
     when it evicts the chunk. ``method``: the k-means method (``quantize.kmeans``; ``auto``, as the encoder)."""
-    from sogs_compressor.device import quantize_device
+    from sogs_compressor.compute_policy import quantize_device
     from sogs_compressor.quantize.kmeans import kmeans
     from sogs_compressor.quantize.palette import palette_weights
 
