@@ -12,7 +12,7 @@ One scene, one pyramid and one partition (as ``compress --layout lod`` makes the
 - ``level-palette``: ``--lod-palette level``'s textures: one k-means per level (``lod.streamed.level_palette``);
   each chunk stores the entries its splats use (relabelled) with a codebook of its own;
 - ``level-palette-flat``: the same with the level's k-means forced to flat Lloyd (``auto`` runs the hierarchical
-  method past ``kmeans.FLAT_WORK_LIMIT``, on the CPU already for a 150K-splat level, where chunks run flat);
+  method past ``compute_policy.FLAT_KMEANS_WORK_LIMIT``, on the CPU already for a 150K-splat level, where chunks run flat);
 - ``level-palette-full``: the level's whole palette (and its codebook) in every chunk: byte-identical centroid
   textures, labels indexing one palette -- what a file shared between chunks would hold, duplicated.
 

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sogs_compressor import device as compute  # noqa: E402
+from sogs_compressor import compute_policy as compute  # noqa: E402
 from sogs_compressor.sample import generate_scene  # noqa: E402
 from sogs_compressor.sog import codebook, colour, means, quats  # noqa: E402
 from sogs_compressor.sog import encode as sog  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sogs_compressor.launch import main  # noqa: E402
+from sogs_compressor.cli import main  # noqa: E402  (the same command and error handling as the CLI)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["launch", *sys.argv[1:]]))

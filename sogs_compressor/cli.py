@@ -7,7 +7,6 @@ only a bug prints a traceback, and only with ``-v``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -15,15 +14,8 @@ from collections.abc import Sequence
 from sogs_compressor import __version__
 from sogs_compressor.codec_args import add_codec_options, options_from_args
 from sogs_compressor.errors import Interrupted, SogsError, exit_code_table
+from sogs_compressor.read.registry import scene_file_names, suffix_list
 
-# Feature modules that add their own subcommands: each has ``register(subparsers)``.
-PLUGIN_COMMANDS = (
-    "sogs_compressor.job.cli",
-    "sogs_compressor.render.cli",
-    "sogs_compressor.launch",
-    "sogs_compressor.demo",
-    "sogs_compressor.lod.cli",
-)
 BUILT_IN_COMMANDS = ("compress", "decompress", "info")
 """Commands this module defines itself."""
 
@@ -117,8 +109,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_feature_commands(sub, common: argparse.ArgumentParser) -> None:
+    """The subcommands of the feature modules, each added by the module's ``register(subparsers, common)``: the
+    job, render and compare, launch, demo and decimate."""
+    from sogs_compressor import demo, launch
+    from sogs_compressor.job import cli as job_cli
+    from sogs_compressor.lod import cli as lod_cli
+    from sogs_compressor.render import cli as render_cli
+
+    for module in (job_cli, render_cli, launch, demo, lod_cli):
+        module.register(sub, common)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line; with ``command`` one of ``BUILT_IN_COMMANDS`` the plugin commands are left out:
+    """The whole command line; with ``command`` one of ``BUILT_IN_COMMANDS`` the feature commands are left out:
     importing them (the job's modules) cost ~0.2 s before a compress could start reading (bench/RESULTS.md)."""
     parser = argparse.ArgumentParser(
         prog="sogs-compressor",
@@ -137,8 +141,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        epilog="exit codes:\n" + exit_code_table(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IN",
-                   help="scene files (.ply, .compressed.ply, .sog, meta.json); with --lod-input levels, one scene's "
-                        "levels, finest first")
+                   help=f"scene files ({suffix_list()}, {', '.join(scene_file_names())}); with --lod-input levels, "
+                        "one scene's levels, finest first")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder; or, with one input, the .sog file (layout bundle) or the meta.json (layout "
                         "dir) to write")
@@ -165,14 +169,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="of a Streamed SOG (lod-meta.json), level N only (default: all levels)")
     p.set_defaults(handler=_cmd_info)
 
-    for module_name in PLUGIN_COMMANDS if command not in BUILT_IN_COMMANDS else ():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        module.register(sub, common)
+    if command not in BUILT_IN_COMMANDS:
+        add_feature_commands(sub, common)
     return parser
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from sogs_compressor.layouts import LAYOUT_NAMES, layout_help
 from sogs_compressor.options import (
     INVALID_POLICIES,
-    LAYOUTS,
     LOD_PALETTES,
     ORDERS,
     PALETTE_ORDERS,
@@ -21,9 +21,7 @@ from sogs_compressor.options import (
 
 def add_codec_options(parser: argparse.ArgumentParser) -> None:
     """Codec flags shared by ``compress`` and ``job``."""
-    parser.add_argument("--layout", choices=LAYOUTS, default=None,
-                        help="output layout: bundle, dir, both (default) or lod (a Streamed SOG: lod-meta.json + "
-                             "chunk SOGs, levels of detail)")
+    parser.add_argument("--layout", choices=LAYOUT_NAMES, default=None, help=layout_help())
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: $SOGS_DEVICE or auto)")
     parser.add_argument("--sh-bands", type=int, default=None, metavar="N", help="cap the SH degree written (0-3)")
     parser.add_argument("--iterations", type=int, default=None, metavar="N", help="k-means iterations for the SH palette")

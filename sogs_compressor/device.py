@@ -1,5 +1,5 @@
-"""The one place that decides where work runs: the device (cpu or cuda[:N]) and, per stage, host or device
-(``quantize_device``, ``verify_on_device``); where Triton kernels can run is ``triton_support.py``.
+"""The device a run uses (cpu or cuda[:N]), its memory cap and its out-of-memory errors; which stage runs on the
+host or the device is ``compute_policy.py``, where Triton kernels can run ``triton_support.py``.
 
 ``auto`` takes the first CUDA device when one is usable and the CPU otherwise. An explicit ``cuda`` never falls
 back to the CPU: it fails at once with a ``DeviceError`` that says why.
@@ -114,23 +114,6 @@ def out_of_memory_as(device: torch.device, stage: str) -> Iterator[None]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise out_of_memory_error(device, stage) from None
-
-
-QUANTIZE_ON_DEVICE = frozenset({"cuda"})
-"""Device types on which the per-splat quantize work runs in torch (``attributes_torch``: the host's bytes
-but for ~1 quats texel per million, bench/RESULTS.md); elsewhere the numpy reference runs on the host, which is
-faster than torch on a CPU."""
-
-
-def quantize_device(device: torch.device) -> torch.device | None:
-    """The device for the per-splat quantize work, or None for the numpy reference."""
-    return device if device.type in QUANTIZE_ON_DEVICE else None
-
-
-def verify_on_device(device: torch.device) -> bool:
-    """Whether the verifier and the quality check keep the decoded scene on ``device`` (``verify/decode.py``,
-    ``verify/metrics_torch.py``): on a GPU. On the CPU the numpy verifier is faster than torch's CPU kernels."""
-    return device.type == "cuda"
 
 
 @contextlib.contextmanager

@@ -1,20 +1,16 @@
-"""The names and file endings of the formats we read and write, in one place for the CLI, the job, the readers,
-the writers and the reports (each used to keep its own copy)."""
+"""The file names of the SOG layouts and the Streamed SOG's chunk folders, for the readers, the writers and the job;
+which input formats there are, and their file endings, is the table in ``read/registry.py``."""
 
 from __future__ import annotations
 
 import re
 
-SCENE_SUFFIXES = (".compressed.ply", ".ply", ".sog")
-"""File endings of scene inputs a folder walk picks up, longest first (``.compressed.ply`` before ``.ply``)."""
 BUNDLE_SUFFIX = ".sog"
 """A SOG bundle: the zip of meta.json and the textures."""
 META_NAME = "meta.json"
 """A SOG's folder layout: this file beside its textures."""
 LOD_META_NAME = "lod-meta.json"
 """A Streamed SOG: this file and its chunk folders."""
-INPUT_FORMATS = ("ply", "compressed_ply", "sog", "sog_v1", "lod")
-"""What ``read.detect_format`` can report."""
 CHUNK_FOLDER = re.compile(r"[0-9]+_[0-9]+")
 """The name of a Streamed SOG's chunk folder: ``L_I`` (level, file index), as ``lod.chunks.ChunkFile.name``."""
 

@@ -315,10 +315,3 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     add_arguments(parser)
     parser.set_defaults(handler=run_launch)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/launch_processing_job.py``: the same command and error handling as the CLI."""
-    from sogs_compressor.cli import main as cli_main
-
-    return cli_main(["launch", *(sys.argv[1:] if argv is None else argv)])

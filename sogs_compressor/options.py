@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-LAYOUTS = ("bundle", "dir", "both", "lod")
+from sogs_compressor.layouts import DEFAULT_LAYOUT, LAYOUT_NAMES
+
 INVALID_POLICIES = ("drop", "error")
 ORDERS = ("morton", "plas")
 PRESETS = ("fast", "balanced", "max")
@@ -19,8 +20,9 @@ VIEWER_CHOICES = ("on", "off")
 class CompressOptions:
     """What to produce and how hard to try.
 
-    layout: ``bundle`` (one NAME.sog), ``dir`` (meta.json + WebP files), ``both``, or ``lod`` (a Streamed SOG:
-        lod-meta.json + one SOG folder per chunk, levels of detail by decimation; ``lod/streamed.py``).
+    layout: one of ``layouts.OUTPUT_LAYOUTS``: ``bundle`` (one NAME.sog), ``dir`` (meta.json + WebP files),
+        ``both``, or ``lod`` (a Streamed SOG: lod-meta.json + one SOG folder per chunk, levels of detail by
+        decimation; ``lod/streamed.py``).
     device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; None = ``$SOGS_DEVICE``, else ``auto``.
     sh_bands: cap on the SH degree written (None = keep the input's).
     iterations: k-means (Lloyd) iterations for the SH palette.
@@ -63,7 +65,7 @@ class CompressOptions:
         next to the input, if any).
     """
 
-    layout: str = "both"
+    layout: str = DEFAULT_LAYOUT
     device: str | None = None
     sh_bands: int | None = None
     iterations: int | None = None
@@ -105,7 +107,7 @@ class CompressOptions:
             return err
 
         choices = (  # (flag, value, allowed values); only --order may be None (the preset fills it in)
-            ("--layout", self.layout, LAYOUTS), ("--invalid", self.invalid, INVALID_POLICIES),
+            ("--layout", self.layout, LAYOUT_NAMES), ("--invalid", self.invalid, INVALID_POLICIES),
             ("--order", ORDERS[0] if self.order is None else self.order, ORDERS), ("--preset", self.preset, PRESETS),
             ("--quality-check", self.quality_check, QUALITY_CHECKS), ("--palette", self.palette, PALETTE_POLICIES),
             ("--palette-order", self.palette_order, PALETTE_ORDERS), ("--viewer", self.viewer, VIEWER_CHOICES),

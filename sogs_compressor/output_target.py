@@ -8,23 +8,23 @@ folder layout goes into its own subfolder ``OUT/NAME/`` beside ``OUT/NAME.sog``,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sogs_compressor.errors import OutputError, UsageError
-from sogs_compressor.formats import BUNDLE_SUFFIX, LOD_META_NAME, META_NAME, SCENE_SUFFIXES
+from sogs_compressor.layouts import layout_asked_by
+from sogs_compressor.read.registry import scene_file_names, scene_suffixes
 from sogs_compressor.write.sog import SogPlacement
 
 
 def output_name(input_path: str | Path) -> str:
     """Base name of a scene's outputs: the file name without .ply/.compressed.ply/.sog (a SOG folder: its name)."""
     path = Path(input_path)
-    if path.name in (META_NAME, LOD_META_NAME):
+    if path.name in scene_file_names():
         return path.parent.resolve().name or "scene"
     name = path.name
-    for suffix in SCENE_SUFFIXES:
+    for suffix in scene_suffixes():
         if name.lower().endswith(suffix):
             return name[: -len(suffix)] or "scene"
     return path.stem or "scene"
@@ -40,40 +40,23 @@ class SceneOutput:
     placement: SogPlacement | None
 
 
-def output_kind(output: str) -> str:
-    """``bundle`` (a path ending in .sog), ``meta`` (ending in meta.json), ``lod`` (ending in lod-meta.json: a
-    Streamed SOG in that folder) or ``folder`` (anything else, or a path ending in a separator)."""
-    if output.endswith(("/", os.sep)):
-        return "folder"
-    name = Path(output).name.lower()
-    if name.endswith(BUNDLE_SUFFIX) and len(name) > len(BUNDLE_SUFFIX):
-        return "bundle"
-    if name == META_NAME:
-        return "meta"
-    if name == LOD_META_NAME:
-        return "lod"
-    return "folder"
-
-
 def plan_outputs(output: str, inputs: Sequence[str], layout: str | None) -> tuple[list[SceneOutput], str | None]:
     """Each input's outputs and the layout to use (None: the default); raises ``UsageError`` (exit 2) for a
     file-like output with several inputs, a layout the output's name contradicts, or two inputs of one name."""
-    kind = output_kind(output)
-    if kind != "folder":
+    asked = layout_asked_by(output)
+    if asked is not None:
         if len(inputs) > 1:
             raise UsageError(f"-o {output} names one file, but {len(inputs)} inputs were given: give a folder")
-        wanted = {"bundle": "bundle", "meta": "dir", "lod": "lod"}[kind]
-        if layout not in (None, wanted):
-            what = {"bundle": "a .sog bundle", "meta": "a meta.json", "lod": "a lod-meta.json"}[kind]
-            raise UsageError(f"-o {output} names {what}, which --layout {layout} contradicts (leave --layout out or "
-                             "give a folder)")
+        if layout not in (None, asked.name):
+            raise UsageError(f"-o {output} names {asked.output_named}, which --layout {layout} contradicts (leave "
+                             "--layout out or give a folder)")
         path = Path(output)
-        if kind == "bundle":
+        if asked.copies == ("bundle",):  # the path is the bundle itself, named as given
             if path.is_dir():
                 raise OutputError(f"{output} is a folder: end the path with '/' to write into it, or remove it")
-            return [SceneOutput(inputs[0], path.parent, path.name[: -len(BUNDLE_SUFFIX)],
-                                SogPlacement(path, path.parent))], wanted
-        return [SceneOutput(inputs[0], path.parent, output_name(inputs[0]), None)], wanted
+            return [SceneOutput(inputs[0], path.parent, path.name[: -len(asked.output_file)],
+                                SogPlacement(path, path.parent))], asked.name
+        return [SceneOutput(inputs[0], path.parent, output_name(inputs[0]), None)], asked.name
 
     folder = Path(output)
     if len(inputs) == 1:

@@ -6,7 +6,6 @@ module; this file only sequences them, times them and collects what they report.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,14 +15,10 @@ import numpy as np
 import torch
 
 from sogs_compressor import inflight, presets, target
-from sogs_compressor.cpus import usable_cpus
-from sogs_compressor.device import (
-    device_name,
-    out_of_memory_as,
-    resolve_device,
-    verify_on_device,
-)
+from sogs_compressor.compute_policy import reference_renders_overlap_encoder, verify_on_device
+from sogs_compressor.device import device_name, out_of_memory_as, resolve_device
 from sogs_compressor.errors import Interrupted, OutputError
+from sogs_compressor.layouts import layout_named
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.output_target import output_name
@@ -244,22 +239,13 @@ def verify_and_measure(
     progress("quality", 1.0)
 
 
-BACKGROUND_REFERENCE_MIN_CPUS = 4
-"""CPUs below which the original's renders wait for the encoder: on the 2-core VM, loaded by other work, the
-overlap only made the two compete (bench/RESULTS.md, "CPU path, the 2-core VM")."""
-
-
 def reference_in_background(reference: SplatSet, options: CompressOptions, device: torch.device,
                             cameras_near: Path | None):
     """On the CPU path, the quality check's renders of ``reference`` started on a thread now, to overlap the
     encoder (``render/background.py``); None where they are not wanted then (no quality check, a target search
-    that renders its own, a GPU whose check is fast and works on device tensors, too few CPUs to share).
-    ``$SOGS_BACKGROUND_REFERENCE`` = 1 / 0 forces it on / off (benchmarks)."""
+    that renders its own, or where ``compute_policy.reference_renders_overlap_encoder`` says no)."""
     if not options.verify or options.quality_check == "off" or options.target_psnr is not None \
-            or verify_on_device(device):
-        return None
-    forced = os.environ.get("SOGS_BACKGROUND_REFERENCE", "").strip()
-    if forced == "0" or (forced != "1" and usable_cpus() < BACKGROUND_REFERENCE_MIN_CPUS):
+            or not reference_renders_overlap_encoder(device):
         return None
     from sogs_compressor.render.background import BackgroundReference
 
@@ -360,7 +346,7 @@ def compress_file(
     }
     del scene
     name = options.name or output_name(input_path)
-    if options.layout == "lod":  # a Streamed SOG: its own stages (lod/streamed.py)
+    if layout_named(options.layout).streamed:  # a Streamed SOG: its own stages (lod/streamed.py)
         from sogs_compressor.lod.streamed import compress_streamed
 
         compress_streamed(splats, output_dir, name, options, progress, should_stop, result,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from sogs_compressor import __version__, inflight
+from sogs_compressor.compute_policy import warm_up_device
 from sogs_compressor.device import requested_device, resolve_device
 from sogs_compressor.errors import DeviceError
 from sogs_compressor.options import CompressOptions
@@ -137,7 +138,7 @@ def prepare_device(requested: str | None, input_path: str | Path | None = None,
         device = resolve_device(requested)
     except DeviceError:
         return
-    if device.type != "cuda":
+    if not warm_up_device(device):
         return
     from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only for a GPU
 

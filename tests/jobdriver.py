@@ -3,6 +3,7 @@ function (from tests/jobfakes.py), for tests of what the job does around a codec
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -12,4 +13,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # the fakes, and this checkout's s
 from sogs_compressor.job.main import build_parser, run_job  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(run_job(build_parser().parse_args(sys.argv[2:]), compress_ref=sys.argv[1]))
+    module, _, name = sys.argv[1].partition(":")
+    compress = getattr(importlib.import_module(module), name)
+    raise SystemExit(run_job(build_parser().parse_args(sys.argv[2:]), compress=compress))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_compressor import device as compute
+from sogs_compressor import compute_policy as compute
 from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.codebook import nearest_codebook_index, quantize_1d
 from sogs_compressor.sample import generate_scene

@@ -14,7 +14,7 @@ import pytest
 from clirun import COMPRESS_ADDRESS_SPACE, assert_one_line_error, run_cli
 from s3server import job_env, run_job
 
-from sogs_compressor.output_target import output_kind
+from sogs_compressor.layouts import layout_asked_by
 from sogs_compressor.read.sog import read_sog
 from sogs_compressor.sample import generate_scene
 from sogs_compressor.units import human_bytes
@@ -100,12 +100,13 @@ def test_a_folder_named_like_a_bundle_is_not_replaced(scenes, tmp_path):
     assert list((tmp_path / "old.sog").iterdir()) == []
 
 
-@pytest.mark.parametrize(("output", "kind"), [
-    ("out.sog", "bundle"), ("d/OUT.SOG", "bundle"), ("out.sog/", "folder"), (".sog", "folder"),
-    ("d/meta.json", "meta"), ("meta.json/", "folder"), ("d/other.json", "folder"), ("out", "folder"),
+@pytest.mark.parametrize(("output", "layout"), [
+    ("out.sog", "bundle"), ("d/OUT.SOG", "bundle"), ("out.sog/", None), (".sog", None), ("d/meta.json", "dir"),
+    ("meta.json/", None), ("d/other.json", None), ("out", None), ("d/LOD-META.json", "lod"),
 ])
-def test_output_kind_follows_the_name(output, kind):
-    assert output_kind(output) == kind
+def test_the_layout_an_output_asks_for_follows_the_name(output, layout):
+    asked = layout_asked_by(output)
+    assert (asked.name if asked is not None else None) == layout
 
 
 def test_several_inputs_get_a_folder_each(scenes, tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_compressor import device as compute
+from sogs_compressor import compute_policy as compute
 from sogs_compressor import presets, target, tolerances
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.quantize.bound import bound_codebook, cover, violations

@@ -10,11 +10,12 @@ import json
 import pytest
 from s3server import opt_ml_tree, write_ply
 
+from sogs_compressor.compute_policy import plan_devices
 from sogs_compressor.errors import DeviceError, InvalidValuesError, SizeMismatchError, StorageError
 from sogs_compressor.fetch.paths import UnsafeKeyError, key_parts
 from sogs_compressor.fetch.uri import S3Uri, names_one_object, parse_s3_uri
 from sogs_compressor.job import cache
-from sogs_compressor.job.batch import duplicates, read_metadata, scene_stem
+from sogs_compressor.job.batch import duplicates, read_metadata
 from sogs_compressor.job.config import ConfigError, host_sort_key, load_config
 from sogs_compressor.job.failure import error_record, format_message, job_exit_code, write_message
 from sogs_compressor.job.inputs import gather, labels_for, sidecars_for
@@ -22,8 +23,8 @@ from sogs_compressor.job.log import configure_logging, get_logger, redact_env
 from sogs_compressor.job.main import build_parser
 from sogs_compressor.job.naming import NAME_LIMIT, fit_name, fit_path, look_alike
 from sogs_compressor.job.sharding import assignment_report, host_index
-from sogs_compressor.job.workers import plan_devices
 from sogs_compressor.options import CompressOptions
+from sogs_compressor.read.registry import scene_stem
 from sogs_compressor.storage.local import LocalStorage
 
 

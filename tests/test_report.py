@@ -115,3 +115,15 @@ def test_sha256_file_matches_hashlib(tmp_path: Path):
     data = bytes(range(256)) * 50000
     (tmp_path / "f").write_bytes(data)
     assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_scene_text_names_the_input_format_and_the_layout_from_their_tables():
+    report = scene_report()
+    assert "(PLY)" in scene_report_text(report)
+    assert "layout " not in scene_report_text(report)  # no layout recorded in the settings
+    report["settings"]["layout"] = "bundle"
+    report["input"]["format"] = "compressed_ply"
+    text = scene_report_text(report)
+    assert "(compressed PLY)" in text and "layout       bundle: one NAME.sog" in text
+    report["input"]["format"] = "splat"  # written by a later version: shown as recorded
+    assert "(splat)" in scene_report_text(report)

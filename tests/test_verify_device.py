@@ -91,7 +91,7 @@ def test_device_errors_are_blocked_without_changing_the_numbers(written, monkeyp
     ordered, result = written
     decoded = decode_written(result, torch.device("cpu"))
     whole = attribute_errors_torch(ordered, decoded)
-    monkeypatch.setattr("sogs_compressor.verify.metrics_torch.block_rows", lambda device: 1000)
+    monkeypatch.setattr("sogs_compressor.verify.metrics_torch.verify_block_rows", lambda device: 1000)
     blocked = attribute_errors_torch(ordered, decoded)
     for key, value in whole.items():
         assert blocked[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sogs_compressor.errors import InputError, Interrupted, OutputError, SogsError
 from sogs_compressor.fetch.uri import S3Uri
-from sogs_compressor.formats import SCENE_SUFFIXES, is_chunk_folder
+from sogs_compressor.formats import BUNDLE_SUFFIX, is_chunk_folder
 from sogs_compressor.job import cache
 from sogs_compressor.job.failure import error_record
 from sogs_compressor.job.log import get_logger
@@ -31,6 +31,7 @@ from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.scene_progress import ThrottledProgress
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import interval_from_env
+from sogs_compressor.read.registry import scene_stem
 from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
 from sogs_compressor.storage.base import Storage
@@ -55,15 +56,6 @@ def scene_suffix(name: str) -> str:
     """The scene extension of ``name`` as written (``.ply``, ``.compressed.PLY``, ...), or ``""``."""
     stem = scene_stem(name)
     return name[len(stem):] if stem is not None else ""
-
-
-def scene_stem(name: str) -> str | None:
-    """The name without its scene extension (case-insensitive), or None for files that are not scenes."""
-    lower = name.lower()
-    for suffix in SCENE_SUFFIXES:
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
 
 
 def plain_output(rel: str) -> str:
@@ -197,7 +189,7 @@ def _output_files(folder: Path, result: dict) -> list[dict]:
 
 
 def _role_by_name(rel: str) -> str:
-    return "bundle" if rel.endswith(".sog") else "meta" if rel.endswith(".json") else "texture"
+    return "bundle" if rel.endswith(BUNDLE_SUFFIX) else "meta" if rel.endswith(".json") else "texture"
 
 
 def _takes_prefetched(compress: Callable) -> bool:

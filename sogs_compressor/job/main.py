@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sogs_compressor import __version__
@@ -42,15 +42,16 @@ from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_co
 from sogs_compressor.job.inputs import GatheredInputs, gather
 from sogs_compressor.job.log import bind_job, configure_logging, get_logger
 from sogs_compressor.job.signals import StopFlag
+from sogs_compressor.layouts import layout_named
+from sogs_compressor.read.registry import suffix_list
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
 from sogs_compressor.storage.s3 import S3Storage
 from sogs_compressor.units import human_bytes
 
-DEFAULT_COMPRESS = "sogs_compressor.pipeline:compress_file"
 REPORT_UPLOAD_MARGIN_S = 0.3  # kept back from the exit deadline for logging and the exit itself
 
-DESCRIPTION = """Run one SageMaker Processing step: compress every scene file (.ply, .compressed.ply, .sog)
+DESCRIPTION = f"""Run one SageMaker Processing step: compress every scene file ({suffix_list()})
 found under the inputs into OUTPUT/<relative path without extension>/ (the SOG, or with --layout lod a Streamed
 SOG's lod-meta.json and chunk folders, plus compression_report.json and .txt), write job_report-<host>.json/.txt,
 and write one line to /opt/ml/output/message."""
@@ -122,13 +123,23 @@ def quick_gpu_check(requested: str | None, nodes: Sequence[str] = NVIDIA_NODES) 
                           "device); run on a GPU instance type (g4dn, g5, g6, p3, p5 ...) or use --device cpu")
 
 
-class JobRun:
-    """The state of one run, so the normal path and the interrupt watchdog write the same reports."""
+def codec_compress() -> Callable:
+    """The codec's compress function, ``pipeline.compress_file``: imported once the job's start (configuration,
+    the quick GPU check, the inputs) is done, so that a bad configuration fails before the codec loads."""
+    from sogs_compressor.pipeline import compress_file
 
-    def __init__(self, args: argparse.Namespace, stop: StopFlag, compress_ref: str) -> None:
+    return compress_file
+
+
+class JobRun:
+    """The state of one run, so the normal path and the interrupt watchdog write the same reports.
+    ``compress``: the function that compresses one scene (``codec_compress()`` when None; tests give others).
+    With several workers it is sent to each worker process by reference: a module-level function."""
+
+    def __init__(self, args: argparse.Namespace, stop: StopFlag, compress: Callable | None = None) -> None:
         self.args = args
         self.stop = stop
-        self.compress_ref = compress_ref
+        self.compress = compress
         self.env = dict(os.environ)
         self.started_at = utc_now()
         self.started = time.monotonic()
@@ -191,25 +202,24 @@ class JobRun:
                            force=config.force)
         devices = self._plan_devices(device)
         clashes = duplicates(self.scenes)
-        if options.layout == "lod":
+        if layout_named(options.layout).streamed:
             clashes = {**chunk_folder_clashes(self.scenes), **clashes}
+        compress = self.compress or codec_compress()
         if len(devices) <= 1 or len(self.scenes) <= 1:
             from sogs_compressor.job.batch import run_in_process
-            from sogs_compressor.job.workers import load_callable
 
             ctx.options.device = str(device)
-            self.runner = SceneRunner(ctx, load_callable(self.compress_ref), self.stop,
-                                      (lambda: self.s3) if s3_output else None)
+            self.runner = SceneRunner(ctx, compress, self.stop, (lambda: self.s3) if s3_output else None)
             run_in_process(self.scenes, self.runner, clashes, config.fail_fast, self.results)
         else:
             from sogs_compressor.job.workers import ParallelRun
 
             self.log.info("workers", devices=devices)
-            self.parallel = ParallelRun(devices, ctx, self.compress_ref, self.log_settings)
+            self.parallel = ParallelRun(devices, ctx, compress, self.log_settings)
             self.parallel.run(self.scenes, clashes, config.fail_fast, self.stop, self.results)
 
     def _plan_devices(self, device) -> list[str]:
-        from sogs_compressor.job.workers import plan_devices
+        from sogs_compressor.compute_policy import plan_devices
 
         gpu_count = 0
         if device.type == "cuda":
@@ -226,9 +236,9 @@ class JobRun:
         config = self.config
         where = ", ".join(config.inputs)
         if self.gathered.self_listed and self.gathered.listed_scenes == 0:
-            raise InputNotFoundError(f"no scene files (.ply, .compressed.ply, .sog) under {where}")
+            raise InputNotFoundError(f"no scene files ({suffix_list()}) under {where}")
         if len(config.hosts) <= 1 and not self.gathered.self_listed:
-            raise InputNotFoundError(f"no scene files (.ply, .compressed.ply, .sog) under {where}")
+            raise InputNotFoundError(f"no scene files ({suffix_list()}) under {where}")
         self.log.info("no_input_on_this_host", inputs=config.inputs, hosts=len(config.hosts))
 
     # ---- the end ---------------------------------------------------------------------------------------
@@ -332,8 +342,9 @@ class JobRun:
             raise StorageError(f"the job report did not reach {prefix} before the exit deadline") from None
 
 
-def run_job(args: argparse.Namespace, compress_ref: str = DEFAULT_COMPRESS) -> int:
+def run_job(args: argparse.Namespace, compress: Callable | None = None) -> int:
     """Run the job for parsed ``args``; returns the exit code (never raises, except on a second Ctrl-C).
+    ``compress``: the function that compresses one scene (default: the codec's, ``codec_compress``).
 
     After a stop signal the process ends right after the reports and the message are written (``os._exit``
     once logs are flushed): interpreter and library teardown (threads blocked on the network, torch) could
@@ -344,7 +355,7 @@ def run_job(args: argparse.Namespace, compress_ref: str = DEFAULT_COMPRESS) -> i
     with contextlib.suppress(ValueError):  # not the main thread (embedded use): signals stay with the caller
         stop.install()
         installed = True
-    run = JobRun(args, stop, compress_ref)
+    run = JobRun(args, stop, compress)
     stop.on_timeout(lambda: run.finish(None))
     error: BaseException | None = None
     try:

@@ -7,44 +7,22 @@ SIGTERM/SIGINT sets an event the workers' ``should_stop`` reads.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
-import os
 import queue
 import signal
 from collections.abc import Callable
 from dataclasses import replace
 
+from sogs_compressor.compute_policy import worker_threads
 from sogs_compressor.errors import Interrupted
 from sogs_compressor.job.batch import Scene, SceneContext, SceneRunner, outcome
 
 POLL_S = 0.2
 
 
-def plan_devices(requested_workers: int | None, device_type: str, device_index: int | None,
-                 gpu_count: int, explicit_index: bool) -> list[str]:
-    """One device name per worker.
-
-    CUDA: by default one worker per visible GPU (one on the GPU named by ``cuda:N``); ``--workers N`` spreads
-    N workers round-robin over the GPUs. CPU: ``--workers`` processes (default 1).
-    """
-    if device_type != "cuda":
-        return ["cpu"] * (requested_workers or 1)
-    if explicit_index and requested_workers is None:
-        return [f"cuda:{device_index or 0}"]
-    count = requested_workers or max(1, gpu_count)
-    return [f"cuda:{i % max(1, gpu_count)}" for i in range(count)]
-
-
-def load_callable(ref: str) -> Callable:
-    """``module:function`` to the function (workers import the codec by name, not by pickle)."""
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: str, tasks, results,
+def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress: Callable, tasks, results,
                  stop_event, cancel_event, log_settings: dict, threads: int) -> None:
-    """A worker: compress scenes from ``tasks`` on ``device`` until it reads ``None``."""
+    """A worker: compress scenes from ``tasks`` on ``device`` with ``compress`` until it reads ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     from sogs_compressor.fetch.s3 import S3Manager
@@ -60,8 +38,8 @@ def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: s
         from sogs_compressor.steps import prepare_device
 
         prepare_device(device)  # CUDA start-up and kernel compiles overlap the first download
-    runner = SceneRunner(replace(ctx, options=replace(ctx.options, device=device)), load_callable(compress_ref),
-                         stop_event.is_set, S3Manager if ctx.s3_output else None)
+    runner = SceneRunner(replace(ctx, options=replace(ctx.options, device=device)), compress, stop_event.is_set,
+                         S3Manager if ctx.s3_output else None)
     while True:
         task = tasks.get()
         if task is None:
@@ -79,13 +57,14 @@ def _worker_main(worker_id: int, device: str, ctx: SceneContext, compress_ref: s
 
 
 class ParallelRun:
-    """The worker processes of one batch; ``kill()`` is safe to call from the interrupt watchdog."""
+    """The worker processes of one batch; ``kill()`` is safe to call from the interrupt watchdog. ``compress``
+    reaches each worker pickled, that is by its module and name: a module-level function."""
 
-    def __init__(self, devices: list[str], ctx: SceneContext, compress_ref: str, log_settings: dict) -> None:
+    def __init__(self, devices: list[str], ctx: SceneContext, compress: Callable, log_settings: dict) -> None:
         self.mp = multiprocessing.get_context("spawn")
         self.devices = devices
         self.ctx = ctx
-        self.compress_ref = compress_ref
+        self.compress = compress
         self.log_settings = log_settings
         self.tasks = self.mp.Queue()
         self.results = self.mp.Queue()
@@ -103,11 +82,11 @@ class ParallelRun:
             self.tasks.put((index, scene, clashes.get(scene.rel)))
         for _ in self.devices:
             self.tasks.put(None)
-        threads = max(1, (os.cpu_count() or 1) // len(self.devices))
+        threads = worker_threads(len(self.devices))
         for worker_id, device in enumerate(self.devices):
             process = self.mp.Process(
                 target=_worker_main, name=f"sogs-worker-{worker_id}", daemon=True,
-                args=(worker_id, device, self.ctx, self.compress_ref, self.tasks, self.results, self.stop_event,
+                args=(worker_id, device, self.ctx, self.compress, self.tasks, self.results, self.stop_event,
                       self.cancel_event, self.log_settings, threads))
             process.start()
             self.processes.append(process)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sogs_compressor.errors import UsageError
+from sogs_compressor.layouts import layout_named
 from sogs_compressor.splats import SplatSet
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def build_pyramid(splats: SplatSet, counts: list[int], *, device: torch.device |
 
 def check_level_inputs(options: CompressOptions, count: int) -> None:
     """What ``--lod-input levels`` needs of the command line, checked before anything is read (``UsageError``)."""
-    if options.layout != "lod":
+    if not layout_named(options.layout).streamed:
         raise UsageError("--lod-input levels writes a Streamed SOG: give --layout lod (or -o .../lod-meta.json)")
     if options.lod_levels is not None or options.lod_min_splats is not None:
         raise UsageError("--lod-levels / --lod-min-splats build levels by decimation; with --lod-input levels the "

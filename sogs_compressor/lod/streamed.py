@@ -261,7 +261,7 @@ def level_palette(level: SplatSet, options: CompressOptions, device: torch.devic
     encoder clusters a chunk): (centroids, each splat's label). Each chunk then stores the entries its splats use,
     with its own codebook: a file shared between chunks is not an option, as the engine frees a chunk's textures
     when it evicts the chunk. ``method``: the k-means method (``quantize.kmeans``; ``auto``, as the encoder)."""
-    from sogs_compressor.device import quantize_device
+    from sogs_compressor.compute_policy import quantize_device
     from sogs_compressor.quantize.kmeans import kmeans
     from sogs_compressor.quantize.palette import palette_weights
 
@@ -279,7 +279,7 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, written: 
     """Check the written lod-meta.json against the chunks, decode level 0 as a reader would (``lod.written``),
     measure its attribute errors against the input in the same order and, unless the quality check is off,
     render it against the original; returns the decoded level 0 (on the device where the verifier runs there)."""
-    from sogs_compressor.device import verify_on_device
+    from sogs_compressor.compute_policy import verify_on_device
     from sogs_compressor.steps import measure_quality
     from sogs_compressor.verify.metrics import attribute_errors
     from sogs_compressor.verify.metrics_torch import attribute_errors_torch
@@ -321,7 +321,7 @@ def _measure_levels(result: CompressionResult, original: SplatSet, level0: Splat
                     progress: ProgressCallback) -> None:
     """The quality check per level (``lod.quality``): every level, decoded as a reader would (``lod.written``),
     rendered against the original from the distance at which the engine shows it; into ``result.lod``."""
-    from sogs_compressor.device import verify_on_device
+    from sogs_compressor.compute_policy import verify_on_device
     from sogs_compressor.lod.quality import measure_levels
 
     def decode(level: int) -> SplatSet | SplatTensors:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sogs_compressor.compute_policy import plas_broadcast_dots, plas_single_thread
 from sogs_compressor.splats import SH_C0, SplatSet
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -243,8 +244,7 @@ class PinnedTiles:
 def group_dots(values: torch.Tensor, targets: torch.Tensor, broadcast: bool) -> torch.Tensor:
     """(T, G, 4, 4) dot products of each group element with each group slot's target.
 
-    Two equal formulations: per-group 4x4 batched GEMMs are slow on GPU (measured: ~47% of PLAS time at 1M
-    on an H100), so CUDA broadcasts and reduces; on CPU the einsum is the faster.
+    Two equal formulations: broadcast and reduce, or an einsum (which one: ``compute_policy.plas_broadcast_dots``).
     """
     if broadcast:
         return (values[:, :, :, None, :] * targets[:, :, None, :, :]).sum(dim=-1)
@@ -261,7 +261,7 @@ def best_group_permutations(
     the ``pinned`` tiles, permutations that move a pinned (padding) cell or put a splat into one are excluded;
     the identity is always allowed.
     """
-    dots = group_dots(values, targets, broadcast=values.device.type == "cuda")
+    dots = group_dots(values, targets, broadcast=plas_broadcast_dots(values.device))
     t, g = dots.shape[:2]
     scores = dots.reshape(t, g, 16) @ onehot
     if pinned is not None:
@@ -382,12 +382,9 @@ def plas_order(
 
 @contextlib.contextmanager
 def _single_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run the CPU path on one intra-op thread, restoring the setting after.
-
-    PLAS is thousands of small ops; measured on a shared 2-core machine, two OpenMP threads made it 7x
-    (100K splats) to 50x (1K splats) slower than one.
-    """
-    if device.type != "cpu":
+    """Run the block on one intra-op thread where ``compute_policy.plas_single_thread`` says so, restoring the
+    setting after."""
+    if not plas_single_thread(device):
         yield
         return
     before = torch.get_num_threads()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sogs_compressor.compute_policy import reorder_on_device
 from sogs_compressor.splats import COLUMNS, SplatSet, gather_rows
 
 
@@ -18,7 +19,7 @@ def reorder_in_place(splats: SplatSet, permutation: np.ndarray, device: torch.de
     permutation = np.asarray(permutation, dtype=np.int64)
     if permutation.shape != (splats.count,):
         raise ValueError(f"a permutation of {splats.count} rows was expected, got shape {permutation.shape}")
-    if device.type != "cuda":
+    if not reorder_on_device(device):
         return splats.reorder_in_place(permutation)
     index = torch.from_numpy(permutation).to(device)
     for name in COLUMNS:

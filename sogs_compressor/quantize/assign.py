@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from sogs_compressor.compute_policy import triton_assignment
+
 DISTANCE_BUDGET_BYTES = 256 * 2**20
 """Upper bound on the bytes of one chunk's distance block (float32 rows x centroids)."""
 
@@ -29,10 +31,10 @@ def nearest_centroid(
     path, so tests can compare chunkings; otherwise CUDA uses the Triton kernel when available.
     """
     _check(points, centroids)
-    if chunk_rows is None and points.device.type == "cuda":
-        kernel = _triton_kernel(points.device)
-        if kernel is not None:
-            return kernel(points.contiguous(), centroids.contiguous())
+    if chunk_rows is None and triton_assignment(points.device):
+        from sogs_compressor.quantize.assign_triton import triton_nearest_centroid
+
+        return triton_nearest_centroid(points.contiguous(), centroids.contiguous())
     return nearest_centroid_with_distance(points, centroids, chunk_rows)[0]
 
 
@@ -83,15 +85,3 @@ def _check(points: torch.Tensor, centroids: torch.Tensor) -> None:
     if points.device != centroids.device:
         raise ValueError(f"points on {points.device} but centroids on {centroids.device}")
 
-
-def _triton_kernel(device: torch.device):
-    """The fused Triton distance+argmin, or None when its module is missing or unusable on ``device``."""
-    try:
-        from sogs_compressor.quantize import assign_triton
-    except ImportError:
-        return None
-    try:
-        usable = assign_triton.triton_available(device)
-    except Exception:  # a broken optional kernel must not break the torch path
-        return None
-    return assign_triton.triton_nearest_centroid if usable else None

@@ -14,7 +14,7 @@ Methods:
   share of the coarse error, then Lloyd iterations in which each point is compared only with the
   sub-palettes of its ``PROBES`` nearest coarse clusters (an inverted-file search): about
   N*(C + PROBES*k/C)*D per iteration instead of N*k*D, i.e. ~100x less at k = 65,536.
-``auto`` takes ``flat`` while N*k*D per iteration is below ``FLAT_WORK_LIMIT`` for the device.
+``auto`` takes ``flat`` while N*k*D per iteration is below ``compute_policy.FLAT_KMEANS_WORK_LIMIT`` for the device.
 
 Weights (optional, one per row, >= 0): the update step takes each cluster's weighted mean, so the palette spends
 its entries where an error costs the most (the SH palette weights each splat by its on-screen footprint,
@@ -37,6 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sogs_compressor.compute_policy import (
+    cluster_sums_by_index_add,
+    flat_kmeans_work_limit,
+    probed_search_on_host,
+)
 from sogs_compressor.errors import InvalidValuesError
 from sogs_compressor.quantize.assign import (
     nearest_centroid,
@@ -45,13 +50,6 @@ from sogs_compressor.quantize.assign import (
 )
 
 METHODS = ("auto", "flat", "hierarchical")
-
-FLAT_WORK_LIMIT = {"cpu": 2e10, "cuda": 2e13}
-"""Largest N*k*D (multiply-adds per Lloyd iteration) for which ``auto`` runs flat Lloyd on each device type.
-
-On an H100, flat Lloyd (chunked matmul + argmin) beat the hierarchical method at N = 1M, D = 24, k = 65,536
-(5.3 s vs 9.0 s for 10 iterations): the per-cluster loop is launch-bound there, so CUDA stays flat up to
-4M x 45 x 65,536 (1.2e13; about 27 s without the fused Triton kernel, per performance-floor.md)."""
 
 PROBES = 3
 """Coarse clusters whose sub-palettes each point searches in the hierarchical method."""
@@ -180,7 +178,7 @@ def _step_counter(progress: Callable[[float], None] | None, planned: int) -> Cal
 
 def choose_method(n: int, k: int, dim: int, device: torch.device) -> str:
     """``flat`` while one Lloyd iteration (n*k*dim multiply-adds) is cheap on this device, else ``hierarchical``."""
-    limit = FLAT_WORK_LIMIT.get(torch.device(device).type, FLAT_WORK_LIMIT["cuda"])
+    limit = flat_kmeans_work_limit(torch.device(device).type)
     return "flat" if n * k * dim <= limit else "hierarchical"
 
 
@@ -331,12 +329,12 @@ def segment_sums(
     """
     if weights is None:
         counts = torch.bincount(labels, minlength=k)
-        if x.device.type == "cpu":
+        if cluster_sums_by_index_add(x.device):
             sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
             sums.index_add_(0, labels, x.to(torch.float64))
             return sums, counts
         return sorted_segment_sums(x, labels, k), counts
-    if x.device.type == "cpu":
+    if cluster_sums_by_index_add(x.device):
         w = weights.to(torch.float64)
         sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
         sums.index_add_(0, labels, x.to(torch.float64) * w.unsqueeze(1))
@@ -519,7 +517,7 @@ def probed_nearest(
     n, num_probes = probes.rows, probes.probes
     cent_order = torch.argsort(centroid_group, stable=True)
     cent_bounds = _bounds(torch.bincount(centroid_group, minlength=groups))
-    if x.device.type == "cpu":
+    if probed_search_on_host(x.device):
         return _probed_nearest_host(x, probes, centroids, cent_order, cent_bounds, groups)
 
     best_dist = torch.full((n * num_probes,), float("inf"), dtype=x.dtype, device=x.device)

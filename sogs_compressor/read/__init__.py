@@ -2,8 +2,8 @@
 
 Formats: standard 3DGS PLY (binary LE/BE and ascii), PlayCanvas compressed PLY, SOG v2 (``.sog`` bundle,
 ``meta.json`` or a folder holding one), SOG v1 (meta.json without ``version``) and Streamed SOG (``lod-meta.json``
-or a folder holding one: all levels, or one with ``lod``). Readers are imported lazily so
-that importing this package stays cheap and the SOG reader may live in its own module.
+or a folder holding one: all levels, or one with ``lod``). Which format a file is, and its reader, come from the
+table in ``read/registry.py``; readers are imported when used, so importing this package stays cheap.
 """
 
 from __future__ import annotations
@@ -11,20 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from sogs_compressor.errors import InputNotFoundError, UsageError
+from sogs_compressor.read.registry import sniff_format
 
-from sogs_compressor.errors import (
-    CorruptSogError,
-    InputNotFoundError,
-    NotAPlyError,
-    UnsupportedFormatError,
-    UsageError,
-)
-from sogs_compressor.formats import LOD_META_NAME
-from sogs_compressor.splats import SplatSet
+if TYPE_CHECKING:  # numpy loads with the readers: the command line reads the format table before any scene
+    import numpy as np
 
-_ZIP_MAGIC = b"PK\x03\x04"
+    from sogs_compressor.splats import SplatSet
 
 
 @dataclass
@@ -46,56 +41,10 @@ def input_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def _sog_meta_format(meta_path: Path) -> str:
-    """``sog`` or ``sog_v1`` from a meta.json (v1 has no ``version``); a broken meta is left to the SOG reader."""
-    from sogs_compressor.sog.meta import MAX_META_BYTES, parse_meta
-
-    try:
-        if meta_path.stat().st_size > MAX_META_BYTES:
-            return "sog"
-        meta = parse_meta(meta_path.read_bytes())
-    except (OSError, CorruptSogError):
-        return "sog"
-    if "version" not in meta and isinstance(meta.get("means"), dict):
-        return "sog_v1"
-    return "sog"
-
-
-def _ply_format(path: Path) -> str:
-    """``ply`` or ``compressed_ply`` from the header (raises for a broken header)."""
-    from sogs_compressor.read.ply_header import is_compressed_header, parse_ply_header
-
-    with open(path, "rb") as f:
-        header = parse_ply_header(f)
-    return "compressed_ply" if is_compressed_header(header) else "ply"
-
-
 def detect_format(path: str | os.PathLike) -> str:
-    """One of ``formats.INPUT_FORMATS``, decided by the file's content (magic bytes, header), not only its extension."""
-    p = input_path(path)
-    if p.is_dir():
-        meta = p / "meta.json"
-        if meta.is_file():
-            return _sog_meta_format(meta)
-        if (p / LOD_META_NAME).is_file():
-            return "lod"
-        raise NotAPlyError(f"{p} is a folder without a meta.json or lod-meta.json (not a SOG folder)")
-    if p.name.lower() == LOD_META_NAME:  # the name decides, as in the engine and splat-transform
-        return "lod"
-    try:
-        with open(p, "rb") as f:
-            head = f.read(64)
-    except OSError as error:
-        raise InputNotFoundError(f"cannot read {p}: {error.strerror or error}") from None
-    if not head:
-        raise NotAPlyError(f"{p} is empty")
-    if head.startswith((b"ply\n", b"ply\r\n")):
-        return _ply_format(p)
-    if head.startswith(_ZIP_MAGIC):
-        return "sog"
-    if head.lstrip().startswith(b"{"):
-        return _sog_meta_format(p)
-    raise NotAPlyError(f"{p} is not a PLY, compressed PLY or SOG file (unrecognised first bytes {head[:8]!r})")
+    """The name of the input format (``read.registry``) that the file's content (magic bytes, header) shows, not
+    only its extension."""
+    return sniff_format(input_path(path)).name
 
 
 def check_input(path: str | os.PathLike) -> None:
@@ -120,34 +69,16 @@ def check_input(path: str | os.PathLike) -> None:
 def read_scene(path: str | os.PathLike, lod: int | None = None) -> Scene:
     """Read any supported scene file; raises a SogsError subclass (one clear line) for anything unusable.
     ``lod``: of a Streamed SOG, only this level (negative: from the coarsest); other inputs refuse it."""
-    fmt = detect_format(path)
-    if fmt == "lod":
-        from sogs_compressor.read.lod import read_lod
-
-        return read_lod(path, lod)
-    if lod is not None:
+    input_format = sniff_format(input_path(path))
+    if lod is not None and not input_format.levels:
         raise UsageError(f"--lod {lod}: {path} is not a Streamed SOG (lod-meta.json); it has one level")
-    if fmt == "ply":
-        from sogs_compressor.read.ply import read_ply
-
-        return read_ply(path)
-    if fmt == "compressed_ply":
-        from sogs_compressor.read.compressed_ply import read_compressed_ply
-
-        return read_compressed_ply(path)
-    try:
-        from sogs_compressor.read.sog import read_sog
-    except ModuleNotFoundError as error:
-        if error.name != "sogs_compressor.read.sog":
-            raise
-        raise UnsupportedFormatError(f"{path}: SOG input is not supported by this build") from None
-    return read_sog(path)
+    return input_format.read(path, lod)
 
 
 def one_level(path: str | os.PathLike) -> int | None:
     """The level to read when a scene is worked on as one set of splats: 0 for a Streamed SOG (its coarser levels
     only repeat level 0's detail), None (the whole file) for any other format."""
-    return 0 if detect_format(path) == "lod" else None
+    return 0 if sniff_format(input_path(path)).levels else None
 
 
 def read_one_level(path: str | os.PathLike) -> Scene:
@@ -157,6 +88,8 @@ def read_one_level(path: str | os.PathLike) -> Scene:
 
 def _finite_bbox(positions: np.ndarray) -> tuple[list[float] | None, list[float] | None]:
     """Per-axis min/max over splats whose position is finite (None when there are none)."""
+    import numpy as np
+
     finite = np.isfinite(positions).all(axis=1)
     if not finite.any():
         return None, None

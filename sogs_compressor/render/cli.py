@@ -139,13 +139,14 @@ def _print_quality(report: dict, preview: Path | None) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from sogs_compressor.device import resolve_device
     from sogs_compressor.progress import close, command_progress
-    from sogs_compressor.read import detect_format, read_scene
+    from sogs_compressor.read import input_path, read_scene
+    from sogs_compressor.read.registry import sniff_format
     from sogs_compressor.render.quality import quality_check
 
     device = resolve_device(args.device)
 
     def level_of(path: str) -> int | None:  # a Streamed SOG's levels overlap: one at a time, level 0 by default
-        return (0 if args.lod is None else args.lod) if detect_format(path) == "lod" else None
+        return (0 if args.lod is None else args.lod) if sniff_format(input_path(path)).levels else None
 
     if args.lod is not None and level_of(args.original) is None and level_of(args.compressed) is None:
         from sogs_compressor.errors import UsageError

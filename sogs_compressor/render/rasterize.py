@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sogs_compressor.compute_policy import triton_compositor
 from sogs_compressor.render import segments
 from sogs_compressor.render.camera import Camera, check_size
 from sogs_compressor.render.errors import NothingVisibleError
@@ -421,23 +422,6 @@ def _composite_torch(
 COMPOSITORS = ("auto", "torch", "triton")
 
 
-def _use_triton(compositor: str, device: torch.device) -> bool:
-    """Whether ``render`` composites with the Triton kernel (see its ``compositor``). ``auto`` off a CUDA device
-    decides without importing Triton (~0.2 s of a CPU process's start, bench/RESULTS.md)."""
-    if compositor not in COMPOSITORS:
-        raise ValueError(f"compositor must be one of {COMPOSITORS}, not {compositor!r}")
-    if compositor == "torch" or (compositor == "auto" and device.type != "cuda"):
-        return False
-    from sogs_compressor.render.composite_triton import composite_available
-    from sogs_compressor.triton_support import triton_available
-
-    if compositor == "triton":
-        if not composite_available(device):
-            raise ValueError(f"the Triton compositor cannot run on {device} here")
-        return True
-    return triton_available(device)
-
-
 def default_budget(device: torch.device) -> tuple[int, int]:
     """(max pairs per band, max tile-pixel x layer elements per compositing step) for ``device``."""
     if device.type == "cuda":
@@ -476,7 +460,9 @@ def render(
     """
     check_size(camera.width, camera.height)
     device = g.device
-    fused = _use_triton(compositor, device)
+    if compositor not in COMPOSITORS:
+        raise ValueError(f"compositor must be one of {COMPOSITORS}, not {compositor!r}")
+    fused = triton_compositor(compositor, device)
     default_pairs, default_elements = default_budget(device)
     max_pairs = max_pairs or default_pairs
     max_elements = max_elements or default_elements

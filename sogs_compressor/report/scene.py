@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sogs_compressor import tolerances
+from sogs_compressor.layouts import LAYOUT_NAMES, layout_named
+from sogs_compressor.read.registry import format_named
 from sogs_compressor.result import SOG_FOLDER_ROLES
 from sogs_compressor.units import human_bytes
 
@@ -101,8 +103,9 @@ def scene_report_text(report: dict) -> str:
     inp = report["input"]
     lines = [
         f"scene        {report['scene']}   [{report['status']}]",
-        f"input        {inp['name']}  {human_bytes(inp['bytes'])}  ({inp.get('format') or '?'})",
+        f"input        {inp['name']}  {human_bytes(inp['bytes'])}  ({format_text(inp.get('format'))})",
         f"output       {human_bytes(report['output_bytes'])}  ratio {report['ratio']:.2f}x",
+        *layout_lines((report.get("settings") or {}).get("layout")),
         f"splats       {splats.get('input')} in, {splats.get('output')} out, dropped: {dropped_text}",
         f"SH degree    {report['sh_degree']['input']} -> {report['sh_degree']['output']}"
         f"   palette {report.get('palette_size')}",
@@ -139,6 +142,21 @@ def scene_report_text(report: dict) -> str:
         lines.append("metadata     " + json.dumps(report["metadata"], sort_keys=True)[:500])
     lines.append(f"tool         sogs-compressor {report.get('tool_version')}   {report['created_at']}")
     return "\n".join(lines) + "\n"
+
+
+def format_text(name: str | None) -> str:
+    """The input format as the format table (``read/registry.py``) describes it: ``compressed PLY``."""
+    try:
+        return format_named(name).description
+    except KeyError:  # a format this version does not know, or none recorded
+        return name or "?"
+
+
+def layout_lines(name: str | None) -> list[str]:
+    """The output layout (``layouts.py``) and what it writes."""
+    if name not in LAYOUT_NAMES:  # an older report, or none recorded
+        return []
+    return [f"layout       {name}: {layout_named(name).description}"]
 
 
 def lod_lines(lod: dict | None) -> list[str]:

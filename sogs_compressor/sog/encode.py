@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from sogs_compressor import tolerances
-from sogs_compressor.device import own_stream, quantize_device
+from sogs_compressor.compute_policy import quantize_device
+from sogs_compressor.device import own_stream
 from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.quantize import codebook_rd as rd
 from sogs_compressor.quantize.kmeans import kmeans

@@ -12,15 +12,11 @@ import math
 import numpy as np
 import torch
 
+from sogs_compressor.compute_policy import verify_block_rows
 from sogs_compressor.sog.means import log_transform, log_transform_on_device
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.verify.metrics import PER_SPLAT, beyond_tolerance, worst_cases
-
-
-def block_rows(device: torch.device) -> int:
-    """Rows compared at a time: about 1 GB of float64 temporaries at SH 3 on a GPU, tens of MB on the CPU."""
-    return 1 << 21 if device.type == "cuda" else 1 << 18
 
 
 def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTensors) -> dict:
@@ -42,7 +38,7 @@ def attribute_errors_torch(reference: SplatSet | SplatTensors, decoded: SplatTen
     zero = torch.zeros((), dtype=torch.float64, device=device)
     sums = {key: zero.clone() for key in ("f_dc", "opacity", "scale", "f_rest")}
     scale_count = torch.zeros((), dtype=torch.int64, device=device)
-    step = block_rows(device)
+    step = verify_block_rows(device)
     for start in range(0, n, step):
         rows = slice(start, min(n, start + step))
         ref = ref_all.rows(rows) if ref_all is not None else SplatTensors.from_splats(reference, device, rows)
