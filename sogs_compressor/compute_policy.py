@@ -25,9 +25,9 @@ def on_gpu(device: torch.device) -> bool:
 # ---- quantize (sog/encode.py, lod/streamed.py, quantize/) -------------------------------------------------------
 
 QUANTIZE_ON_DEVICE = frozenset({"cuda"})
-"""Device types on which the per-splat quantize work runs in torch (the codec's ``*_on_device`` encoders, ``sog/``: the host's bytes
-but for ~1 quats texel per million, bench/RESULTS.md); elsewhere the numpy reference runs on the host, which is
-faster than torch on a CPU."""
+"""Device types on which the per-splat quantize work runs in torch (the codec's ``*_on_device`` encoders in
+``sog/``: the host's bytes but for ~1 quats texel per million, bench/RESULTS.md); elsewhere the numpy reference
+runs on the host, which is faster than torch on a CPU."""
 
 
 def quantize_device(device: torch.device) -> torch.device | None:
