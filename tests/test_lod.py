@@ -286,6 +286,18 @@ def test_shortest_float32_reads_back_through_a_double():
         written = json.dumps(shortest_float32(float(v)))
         assert np.float32(json.loads(written)) == v, (v, written)
 
+
+def test_codebook_floats_at_the_float32_limits_read_back():
+    """The largest float32's shortest decimal (3.4028235e+38) is beyond the float32 range as a double: the exact
+    double is written instead, which readers that check the range in double precision accept (found by fuzzing)."""
+    from sogs_compressor.sog.meta import codebook, codebook_floats
+
+    top = np.finfo(np.float32)
+    values = np.linspace(-1.0, 1.0, 256).astype(np.float32)
+    values[[0, 1, 2, 255]] = [-top.max, top.max, top.tiny, np.nextafter(top.max, np.float32(0))]
+    written = json.loads(json.dumps({"codebook": codebook_floats(values)}))
+    np.testing.assert_array_equal(codebook(written, "scales"), values)
+
 # ---- splat-transform 3.7.0 reads it -------------------------------------------------------------------------------
 
 def assert_peer_reads_our_levels(out: Path, splat_transform, tmp_path: Path) -> None:

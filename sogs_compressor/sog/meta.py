@@ -179,10 +179,12 @@ def codebook_floats(values: np.ndarray) -> list[float]:
 def shortest_float32(value: float) -> float:
     """The shortest decimal that reads back as the same float32 when parsed as a double and rounded to float32,
     which is what JSON.parse + Float32Array (engine, splat-transform) and our reader do; the exact double of the
-    float32 in the rare case the shortest string would round differently through the double."""
+    float32 in the rare case the shortest string would round differently through the double, or would lie beyond
+    the float32 range as a double (``3.4028235e+38`` for the largest float32: readers that check the range in
+    double precision, ours included, refuse it)."""
     exact = np.float32(value)
     short = float(str(exact))
-    return short if np.float32(short) == exact else float(exact)
+    return short if np.float32(short) == exact and abs(short) <= FLOAT32_MAX else float(exact)
 
 
 def meta_bytes(meta: dict) -> bytes:
