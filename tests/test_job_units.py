@@ -299,6 +299,27 @@ def test_metadata_sidecar(tmp_path):
     assert data is None and "not valid JSON" in warning
 
 
+@pytest.mark.parametrize("text, why", [
+    ('{"owner": NaN}', "NaN, which is not JSON"),  # would have made the report carrying it unreadable JSON
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # was a RecursionError: the scene failed
+    ('{"n": ' + "9" * 5000 + "}", "integer literal"),
+    ("\udcff", "not valid JSON"),
+])
+def test_a_hostile_metadata_sidecar_is_ignored_with_a_warning(tmp_path, text, why):
+    scene = write_ply(tmp_path / "s.ply", 10)
+    (tmp_path / "s.metadata.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    data, warning = read_metadata(scene)
+    assert data is None and why in warning and warning.startswith("s.metadata.json ignored: it ")
+
+
+def test_a_damaged_cached_report_is_a_cache_miss():
+    from sogs_compressor.job.cache import parse_report
+
+    assert parse_report('{"status": "ok"}') == {"status": "ok"}
+    for raw in ("[" * 100_000 + "]" * 100_000, '{"status": NaN}', b"\xff\xfe{", "[]", "{"):
+        assert parse_report(raw) is None
+
+
 def test_plan_devices():
     assert plan_devices(None, "cpu", None, 0, False) == ["cpu"]
     assert plan_devices(2, "cpu", None, 0, False) == ["cpu", "cpu"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, REPORT_NAMES, build_scene_report, write_scene_reports
 from sogs_compressor.storage.base import Storage
 from sogs_compressor.storage.location import open_output
+from sogs_compressor.strict_json import JsonRefused, loads_strict
 from sogs_compressor.verify.metrics import beyond_counts
 
 STAGING = ".sogs-staging"
@@ -128,9 +128,9 @@ def read_metadata(scene_path: Path) -> tuple[dict | None, str | None]:
         if candidate.stat().st_size > METADATA_LIMIT:
             return None, f"{candidate.name} ignored: larger than {METADATA_LIMIT} bytes"
         try:
-            return json.loads(candidate.read_text(encoding="utf-8")), None
-        except (UnicodeDecodeError, ValueError) as error:
-            return None, f"{candidate.name} ignored: not valid JSON ({error})"
+            return loads_strict(candidate.read_bytes()), None
+        except JsonRefused as reason:  # NaN would also make the report that carries it unreadable JSON
+            return None, f"{candidate.name} ignored: it {reason}"
     return None, None
 
 

@@ -19,6 +19,7 @@ from sogs_compressor.options import CompressOptions
 from sogs_compressor.report.hashing import sha256_file, sha256_text
 from sogs_compressor.report.scene import JSON_NAME, TEXT_NAME
 from sogs_compressor.storage.base import Storage, join_key
+from sogs_compressor.strict_json import JsonRefused, loads_strict
 
 MAX_REPORT_BYTES = 4 * 1024 * 1024  # a scene report is a few kB; a larger one is no report of ours
 
@@ -36,8 +37,8 @@ def parse_report(raw: bytes | str | None) -> dict | None:
     if raw is None:
         return None
     try:
-        report = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        report = loads_strict(raw)
+    except JsonRefused:  # a damaged or tampered report: compress again
         return None
     return report if isinstance(report, dict) else None
 

@@ -7,7 +7,6 @@ optical axis at the image centre, as 3DGS and gsplat do.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sogs_compressor.render.errors import CamerasFileError, CameraSpecError, NothingVisibleError
+from sogs_compressor.strict_json import JsonRefused, loads_strict
 
 UP_AXES = {
     "-y": (0.0, -1.0, 0.0), "+y": (0.0, 1.0, 0.0), "y": (0.0, 1.0, 0.0),
@@ -238,20 +238,9 @@ def orbit_cameras(
 MAX_CAMERAS_FILE_BYTES = 64 * 2**20
 MAX_TRAINING_CAMERAS = 100_000
 """A capture of more cameras than this is not plausible (real ones hold tens to a few thousand)."""
-MAX_INT_DIGITS = 20
 MAX_COORDINATE = 1e15
 """Positions and focal lengths beyond this are refused: no capture is that large, and float32 math overflows."""
 MAX_NAME_CHARS = 120
-
-
-def _refuse_constant(name: str) -> None:
-    raise CamerasFileError(f"holds {name}, which is not JSON")
-
-
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise CamerasFileError(f"holds an integer literal of {len(text)} digits")
-    return int(text)
 
 
 def _finite_number(value: object) -> bool:
@@ -324,15 +313,9 @@ def load_cameras_json(path: str | Path) -> list[Camera]:
     except (OSError, UnicodeDecodeError) as error:
         raise CamerasFileError(f"cannot read cameras file {path}: {error}") from None
     try:
-        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
-    except CamerasFileError as error:
-        raise CamerasFileError(f"{path} {error}") from None
-    except json.JSONDecodeError as error:
-        raise CamerasFileError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
-    except RecursionError:
-        raise CamerasFileError(f"{path} is nested too deeply to be a cameras.json") from None
-    except ValueError as error:  # e.g. a number literal Python refuses to convert
-        raise CamerasFileError(f"{path} is not usable JSON ({str(error)[:120]})") from None
+        data = loads_strict(text)
+    except JsonRefused as reason:
+        raise CamerasFileError(f"{path} {reason}") from None
     if not isinstance(data, list) or not data:
         raise CamerasFileError(f"{path} must hold a non-empty JSON list of cameras (3DGS cameras.json)")
     if len(data) > MAX_TRAINING_CAMERAS:

@@ -20,14 +20,12 @@ import numpy as np
 
 from sogs_compressor import __version__
 from sogs_compressor.errors import CorruptSogError
+from sogs_compressor.strict_json import JsonRefused, loads_strict
 
 GENERATOR = f"sogs-compressor v{__version__}"
 
 MAX_META_BYTES = 16 << 20
 """A real meta.json is a few KiB (three 256-entry codebooks); anything over this is refused unread."""
-
-MAX_INT_DIGITS = 20
-"""Integer literals longer than this cannot be any count or index a SOG holds (and would make ``int()`` slow)."""
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -45,24 +43,14 @@ def brief(value: Any) -> str:
 
 def parse_json_object(raw: bytes, name: str, max_bytes: int) -> dict:
     """A JSON object as browsers read it, from an untrusted file called ``name``: at most ``max_bytes``, no NaN or
-    Infinity, no absurd integer literals or nesting; CorruptSogError (exit 17) naming the file otherwise."""
+    Infinity, no absurd integer literals or nesting (``strict_json``); CorruptSogError (exit 17) naming the file
+    otherwise."""
     if len(raw) > max_bytes:
         raise CorruptSogError(f"{name} is {len(raw)} bytes, over the {max_bytes} limit")
-
-    def refuse_constant(constant: str) -> None:
-        raise CorruptSogError(f"{name} holds {constant}, which is not JSON (browsers refuse it)")
-
-    def parse_int(text: str) -> int:
-        if len(text.lstrip("-")) > MAX_INT_DIGITS:
-            raise CorruptSogError(f"{name} holds an integer literal of {len(text)} digits")
-        return int(text)
-
     try:
-        value = json.loads(raw, parse_constant=refuse_constant, parse_int=parse_int)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CorruptSogError(f"{name} is not valid JSON ({error})") from None
-    except RecursionError:
-        raise CorruptSogError(f"{name} is nested too deeply") from None
+        value = loads_strict(raw)
+    except JsonRefused as reason:
+        raise CorruptSogError(f"{name} {reason}") from None
     if not isinstance(value, dict):
         raise CorruptSogError(f"{name} is not a JSON object")
     return value
@@ -97,7 +85,7 @@ def number(value: Any, what: str, limit: float) -> float:
     """A finite JSON number with ``|value| <= limit``."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise CorruptSogError(f"meta.json {what} is not a number ({brief(value)})")
-    result = float(value)  # ints have at most MAX_INT_DIGITS digits: never overflows
+    result = float(value)  # ints have at most strict_json.MAX_INT_DIGITS digits: never overflows
     if not abs(result) <= limit:
         raise CorruptSogError(f"meta.json {what} is {brief(value)}, outside +-{limit:.6g}")
     return result
