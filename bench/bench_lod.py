@@ -12,6 +12,10 @@ splat-transform's output too: tests/test_lod.py) and rendered against the origin
 
     python bench/bench_lod.py                                          # the shared guitar, CPU, default levels
     python bench/bench_lod.py --tile-scene 4000000 --device cuda --st-gpu 0 --st-command "$ST"   # 4M, SH 3
+    # 10M, SH 3, over two device calls (the same tiled scene each time): ours and splat-transform's decimations,
+    # then its decimations again untimed and its tag-and-write timed; splat-transform's time is the two parts' sum
+    python bench/bench_lod.py --tile-scene 10000000 --device cuda --st-gpu 0 --st-command "$ST" --st-part decimate
+    python bench/bench_lod.py --tile-scene 10000000 --device cuda --st-gpu 0 --st-command "$ST" --st-part write --skip-ours
 """
 
 from __future__ import annotations
@@ -92,6 +96,11 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--skip-st", action="store_true", help="do not run splat-transform")
+    parser.add_argument("--skip-ours", action="store_true", help="do not run ours")
+    parser.add_argument("--st-part", choices=("all", "decimate", "write"), default="all",
+                        help="splat-transform's recipe in two device calls when one cannot hold it (10M splats): "
+                             "'decimate' times its decimation commands only; 'write' runs them untimed, then times "
+                             "its tag-and-write command and measures its levels (add the two calls' times)")
     parser.add_argument("--keep", default=None, metavar="DIR", help="write the outputs here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -107,55 +116,64 @@ def main() -> None:
     counts = level_counts(splats.count, args.lod_levels, args.lod_min_splats)
     chunking = ["--lod-chunk-count", str(args.lod_chunk_count), "--lod-chunk-extent", f"{args.lod_chunk_extent:g}"]
 
-    ours_out = work / "ours"
-    command = [sys.executable, "-m", "sogs_compressor", "compress", str(scene_path), "-o", str(ours_out),
-               "--layout", "lod", "--lod-levels", str(len(counts)), "--lod-min-splats", str(counts[-1]), *chunking,
-               "--quality-check", "off", "--viewer", "off", "--json", "-q"]
-    if args.device:
-        command += ["--device", args.device]
-    proc, ours_seconds, ours_rss = measured(command)
-    ours_result = json.loads(proc.stdout)
-    progress({"ours_seconds": round(ours_seconds, 2), "ours_timings": ours_result["timings"]})
+    ours = None
+    if not args.skip_ours:
+        ours_out = work / "ours"
+        command = [sys.executable, "-m", "sogs_compressor", "compress", str(scene_path), "-o", str(ours_out),
+                   "--layout", "lod", "--lod-levels", str(len(counts)), "--lod-min-splats", str(counts[-1]),
+                   *chunking, "--quality-check", "off", "--viewer", "off", "--json", "-q"]
+        if args.device:
+            command += ["--device", args.device]
+        proc, ours_seconds, ours_rss = measured(command)
+        ours_result = json.loads(proc.stdout)
+        progress({"ours_seconds": round(ours_seconds, 2), "ours_timings": ours_result["timings"]})
+        ours = {"seconds": round(ours_seconds, 2), "peak_rss_gib": round(ours_rss, 3),
+                "peak_gpu_gib": round(ours_result.get("peak_gpu_bytes", 0) / 2**30, 3),
+                "bytes": folder_bytes(ours_out), "per_level": ours_result["lod"]["levels"],
+                "chunks": ours_result["lod"]["chunks"], "timings": ours_result["timings"]}
 
     theirs = None
     if not args.skip_st:
         st = shlex.split(args.st_command)
         st_out = work / "st"
         levels = [str(scene_path)]
-        steps = []
+        steps = []  # the timed commands
         for level, count in enumerate(counts[1:], start=1):
             target = str(work / f"st_l{level}.ply")
-            steps.append(measured([*st, "-q", "-w", "-g", args.st_gpu, levels[-1], "--decimate", str(count), target]))
-            progress({"splat_transform_level": level, "seconds": round(steps[-1][1], 2)})
+            step = measured([*st, "-q", "-w", "-g", args.st_gpu, levels[-1], "--decimate", str(count), target])
+            if args.st_part != "write":
+                steps.append(step)
+            progress({"splat_transform_level": level, "seconds": round(step[1], 2),
+                      "timed": args.st_part != "write"})
             levels.append(target)
-        tagged = [item for level, path in enumerate(levels) for item in (path, "-l", str(level))]
-        steps.append(measured([*st, "-q", "-w", "-g", args.st_gpu, *tagged, *chunking, str(st_out / "lod-meta.json")]))
-        theirs = {"seconds": round(sum(s[1] for s in steps), 2),
+        if args.st_part != "decimate":
+            tagged = [item for level, path in enumerate(levels) for item in (path, "-l", str(level))]
+            steps.append(measured([*st, "-q", "-w", "-g", args.st_gpu, *tagged, *chunking,
+                                   str(st_out / "lod-meta.json")]))
+        theirs = {"part": args.st_part, "seconds": round(sum(s[1] for s in steps), 2),
                   "seconds_per_command": [round(s[1], 2) for s in steps],
-                  "peak_rss_gib": round(max(s[2] for s in steps), 3), "bytes": folder_bytes(st_out),
-                  "counts": read_manifest(st_out / "lod-meta.json").counts,
-                  "chunks": len(read_manifest(st_out / "lod-meta.json").file_level)}
+                  "peak_rss_gib": round(max(s[2] for s in steps), 3)}
+        if args.st_part != "decimate":
+            manifest = read_manifest(st_out / "lod-meta.json")
+            theirs.update(bytes=folder_bytes(st_out), counts=manifest.counts, chunks=len(manifest.file_level))
 
     device = resolve_device(args.device)
     cameras = default_cameras(splats, "fast", args.views, args.size)
     reference = render_views(splats, cameras, device)
-    row = {
-        "scene": scene_path.name, "input": splats.count, "levels": counts, "device": device_name(device),
-        "ours": {"seconds": round(ours_seconds, 2), "peak_rss_gib": round(ours_rss, 3),
-                 "peak_gpu_gib": round(ours_result.get("peak_gpu_bytes", 0) / 2**30, 3),
-                 "bytes": folder_bytes(ours_out), "per_level": ours_result["lod"]["levels"],
-                 "chunks": ours_result["lod"]["chunks"], "timings": ours_result["timings"],
-                 "psnr_content_per_level": per_level_psnr(ours_out / "lod-meta.json", splats, cameras, reference,
-                                                          device)},
-        "splat_transform": theirs and {
-            **theirs, "gpu": args.st_gpu,
-            "psnr_content_per_level": per_level_psnr(work / "st" / "lod-meta.json", splats, cameras, reference,
-                                                     device)},
-        "views": args.views, "size": args.size,
-    }
-    if theirs:
-        row["ours_faster"] = round(theirs["seconds"] / ours_seconds, 2)
-        row["bytes_ours_over_theirs"] = round(row["ours"]["bytes"] / theirs["bytes"], 3)
+    row = {"scene": scene_path.name, "input": splats.count, "levels": counts, "device": device_name(device),
+           "views": args.views, "size": args.size}
+    if ours is not None:
+        ours["psnr_content_per_level"] = per_level_psnr(work / "ours" / "lod-meta.json", splats, cameras, reference,
+                                                        device)
+        row["ours"] = ours
+    if theirs is not None:
+        row["splat_transform"] = {**theirs, "gpu": args.st_gpu}
+        if args.st_part != "decimate":
+            row["splat_transform"]["psnr_content_per_level"] = per_level_psnr(
+                work / "st" / "lod-meta.json", splats, cameras, reference, device)
+    if ours is not None and theirs is not None and args.st_part == "all":
+        row["ours_faster"] = round(theirs["seconds"] / ours["seconds"], 2)
+        row["bytes_ours_over_theirs"] = round(ours["bytes"] / theirs["bytes"], 3)
     print(json.dumps(row, indent=2))
     tmp.cleanup()
 
