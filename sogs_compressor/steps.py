@@ -14,8 +14,8 @@ from sogs_compressor import __version__, inflight
 from sogs_compressor.compute_policy import warm_up_device
 from sogs_compressor.device import requested_device, resolve_device
 from sogs_compressor.errors import DeviceError
+from sogs_compressor.host_memory import peak_rss_bytes
 from sogs_compressor.options import CompressOptions
-from sogs_compressor.peak_memory import peak_rss_bytes
 from sogs_compressor.progress import ProgressCallback
 from sogs_compressor.read.ply import sh_rest_count_hint
 from sogs_compressor.result import CompressionResult

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from s3server import job_env, opt_ml_tree, run_job, write_ply
 
+from sogs_compressor.host_memory import available_memory_bytes
 from sogs_compressor.job import read_ahead
-from sogs_compressor.job.read_ahead import ReadAhead, available_memory_bytes, fits
+from sogs_compressor.job.read_ahead import ReadAhead, fits
 
 
 def test_enabled_unless_turned_off():

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from sogs_compressor.host_memory import available_memory_bytes
 from sogs_compressor.prefetch import ScenePrefetch
 
 ENV = "SOGS_READ_AHEAD"
@@ -28,28 +29,6 @@ def enabled(env: dict[str, str] | None = None) -> bool:
     """Whether read-ahead may run (``$SOGS_READ_AHEAD``: ``0``, ``off``, ``false`` or ``no`` turn it off)."""
     value = (os.environ if env is None else env).get(ENV, "").strip().lower()
     return value not in ("0", "off", "false", "no")
-
-
-def available_memory_bytes(meminfo: Path = Path("/proc/meminfo"),
-                           cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Memory this process could still take: the kernel's MemAvailable, capped by a cgroup v2 limit's headroom
-    (a container's ``memory.max`` - ``memory.current``); None where neither can be read."""
-    available = None
-    try:
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            headroom = int(limit) - int((cgroup / "memory.current").read_text().strip())
-            available = headroom if available is None else min(available, headroom)
-    except (OSError, ValueError):
-        pass
-    return available
 
 
 def fits(current_bytes: int, next_bytes: int, available: int | None) -> bool:

@@ -11,6 +11,7 @@ SOG reader refuse a texture whose size the scene cannot need before a single pix
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from sogs_compressor.cpus import usable_cpus
 from sogs_compressor.errors import CorruptSogError
+from sogs_compressor.host_memory import available_memory_bytes
 
 MAX_SIDE = 16383
 """WebP's own dimension limit (libwebp ``WEBP_MAX_DIMENSION``)."""
@@ -110,6 +112,13 @@ class RoundTripError(ValueError):
     """A WebP that does not decode to the image it was encoded from."""
 
 
+WORKING_BYTES_PER_PIXEL = 32
+"""What libwebp's lossless encoder holds beside the image while it works, about: 23-32 bytes per pixel measured on
+real textures (bench/RESULTS.md, session 15), so seven 10M-pixel textures at once hold over 2 GB."""
+MEMORY_RESERVE_BYTES = 1 << 30
+"""Memory left to everything else when the encoders size themselves by what is available."""
+
+
 class WebpEncoder:
     """Encodes images concurrently from the moment each is submitted (libwebp releases the GIL), one thread per
     image up to the CPUs this process may use, each with its own effort; records what each one cost.
@@ -117,36 +126,59 @@ class WebpEncoder:
     ``round_trip``: each worker also decodes the bytes it made and checks they give the image back exactly
     (the verifier's first check, done while other textures are still encoding); ``results`` raises
     ``RoundTripError`` otherwise.
+
+    ``memory_budget``: bytes the encodes in progress may hold together (``WORKING_BYTES_PER_PIXEL`` each pixel);
+    an encode waits until it fits, and one always runs. Default: what the host or the container has available
+    when the encoder is made, less ``MEMORY_RESERVE_BYTES`` (no limit where that cannot be read). On a large host
+    it never binds; in a tight container it keeps the encoders from taking the process past its limit.
     """
 
-    def __init__(self, effort: Effort, max_workers: int | None = None, round_trip: bool = False) -> None:
+    def __init__(self, effort: Effort, max_workers: int | None = None, round_trip: bool = False,
+                 memory_budget: int | None = None) -> None:
         self.effort = effort
         self.round_trip = round_trip
         workers = max_workers or min(8, usable_cpus())
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="webp")
         self._futures: dict[str, Future] = {}
         self._created = time.perf_counter()
+        if memory_budget is None:
+            available = available_memory_bytes()
+            memory_budget = None if available is None else max(0, available - MEMORY_RESERVE_BYTES)
+        self.memory_budget = memory_budget
+        self._held = 0
+        self._room = threading.Condition()
         self.stats: dict[str, dict] = {}
         """Per texture: method, quality, bytes, when it was submitted (seconds after the encoder was made), seconds
-        waiting for a worker, encoding, and checking the round trip."""
+        waiting for a worker and for memory, encoding, and checking the round trip."""
 
     def submit(self, name: str, image: np.ndarray) -> None:
         method, quality = self.effort(name)
         self._futures[name] = self._pool.submit(self._encode, name, image, method, quality, time.perf_counter())
 
     def _encode(self, name: str, image: np.ndarray, method: int, quality: int, submitted: float) -> bytes:
-        started = time.perf_counter()
-        data = encode_webp(image, method, quality)
-        encoded = time.perf_counter()
-        stats = {"method": method, "quality": quality, "bytes": len(data),
-                 "submitted_s": round(submitted - self._created, 4), "queued_s": round(started - submitted, 4),
-                 "encode_s": round(encoded - started, 4)}
-        if self.round_trip:
-            if not np.array_equal(decode_webp(data), image):
-                raise RoundTripError(f"the WebP of {name} does not decode to the texture it was encoded from")
-            stats["round_trip_s"] = round(time.perf_counter() - encoded, 4)
-        self.stats[name] = stats
-        return data
+        need = WORKING_BYTES_PER_PIXEL * image.shape[0] * image.shape[1]
+        with self._room:  # one encode always runs; others wait until they fit beside those running
+            self._room.wait_for(lambda: self.memory_budget is None or self._held == 0
+                                or self._held + need <= self.memory_budget)
+            self._held += need
+        try:
+            started = time.perf_counter()
+            data = encode_webp(image, method, quality)
+            encoded = time.perf_counter()
+            stats = {"method": method, "quality": quality, "bytes": len(data),
+                     "submitted_s": round(submitted - self._created, 4), "queued_s": round(started - submitted, 4),
+                     "encode_s": round(encoded - started, 4)}
+            if self.round_trip:
+                if not np.array_equal(decode_webp(data), image):
+                    raise RoundTripError(f"the WebP of {name} does not decode to the texture it was encoded from")
+                stats["round_trip_s"] = round(time.perf_counter() - encoded, 4)
+            stats["done_s"] = round(time.perf_counter() - self._created, 4)
+            self.stats[name] = stats
+            return data
+        finally:
+            with self._room:
+                self._held -= need
+                self._room.notify_all()
 
     def results(self, progress: Callable[[float], None] | None = None) -> dict[str, bytes]:
         """Wait for every submitted image; their bytes by name, in submission order. ``progress(fraction)`` hears

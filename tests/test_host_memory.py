@@ -25,7 +25,7 @@ def test_peak_rss_is_in_bytes_and_follows_an_allocation():
     # high-water mark (VmHWM, in kB): in KiB instead of bytes the value would be ~1000x too small.
     before, after, hwm = map(int, run(
         "import re, numpy as np\n"
-        "from sogs_compressor.peak_memory import peak_rss_bytes\n"
+        "from sogs_compressor.host_memory import peak_rss_bytes\n"
         "before = peak_rss_bytes()\n"
         "block = np.ones(64 * 1024 * 1024, dtype=np.uint8)  # 64 MiB, touched\n"
         "hwm = int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)) * 1024\n"
@@ -38,6 +38,6 @@ def test_peak_rss_is_in_bytes_and_follows_an_allocation():
 def test_reports_zero_without_the_resource_module():
     # Windows has no ``resource`` module: the import must not fail and the value must say "unknown" (0).
     script = ("import sys; sys.modules['resource'] = None\n"
-              "from sogs_compressor.peak_memory import peak_rss_bytes\n"
+              "from sogs_compressor.host_memory import peak_rss_bytes\n"
               "print(peak_rss_bytes())")
     assert run(script) == "0"
