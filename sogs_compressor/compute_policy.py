@@ -78,6 +78,17 @@ def triton_assignment(device: torch.device) -> bool:
         return False
 
 
+def triton_codebook_dp(device: torch.device, bounds: int) -> bool:
+    """Whether a codebook's penalty search runs its dynamic programmes in the Triton kernel
+    (``quantize/dp_triton``, through ``sog.codebook.DeviceOps``): on a device where the kernels run, for at most
+    ``dp_triton.MAX_BOUNDS`` bins (a CUDA device Triton supports, or any under Triton's interpreter); elsewhere the
+    host's programme, which gives the same counts. Asked only where the codebooks run on a device (imports Triton)."""
+    from sogs_compressor.quantize import dp_triton
+    from sogs_compressor.triton_support import kernels_runnable
+
+    return bounds <= dp_triton.MAX_BOUNDS and kernels_runnable(device)
+
+
 # ---- order (order/) ----------------------------------------------------------------------------------------------
 
 def reorder_on_device(device: torch.device) -> bool:

@@ -63,3 +63,15 @@ def test_workers_share_out_the_cpus(monkeypatch):
     assert [policy.worker_threads(n) for n in (1, 3, 16, 32)] == [16, 5, 1, 1]
     monkeypatch.setattr(policy.os, "cpu_count", lambda: None)
     assert policy.worker_threads(2) == 1
+
+
+def test_the_codebook_programme_runs_in_the_kernel_only_where_kernels_run_and_it_fits(monkeypatch):
+    pytest.importorskip("triton")
+    from sogs_compressor.quantize import dp_triton
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert not policy.triton_codebook_dp(CPU, 16)
+    if torch.cuda.is_available():
+        here = torch.device("cuda")
+        assert policy.triton_codebook_dp(here, dp_triton.MAX_BOUNDS) == policy.triton_assignment(here)
+        assert not policy.triton_codebook_dp(here, dp_triton.MAX_BOUNDS + 1)

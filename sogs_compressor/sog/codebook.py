@@ -155,10 +155,11 @@ class DeviceOps:
         return nearest_codebook_index_on_device(values, codebook, self.device)
 
     def group_counts(self, costs: np.ndarray, penalties: np.ndarray) -> np.ndarray:
-        from sogs_compressor.quantize import dp_triton  # imports Triton: only on the device path
-        from sogs_compressor.triton_support import kernels_runnable
+        from sogs_compressor.compute_policy import triton_codebook_dp
 
-        if self.kernel_usable and costs.shape[0] <= dp_triton.MAX_BOUNDS and kernels_runnable(self.device):
+        if self.kernel_usable and triton_codebook_dp(self.device, costs.shape[0]):
+            from sogs_compressor.quantize import dp_triton  # imports Triton: only on the device path
+
             try:
                 if dp_triton.kernel_ready(self.device):
                     return dp_triton.group_counts(costs, penalties, self.device)
