@@ -21,7 +21,7 @@ from sogs_compressor.errors import CorruptSogError, InputNotFoundError, UsageErr
 from sogs_compressor.formats import LOD_META_NAME
 from sogs_compressor.lod.pyramid import MAX_LEVELS
 from sogs_compressor.sog.decode import MAX_TEXELS
-from sogs_compressor.sog.meta import FLOAT32_MAX, brief, parse_json_object
+from sogs_compressor.sog.meta import FLOAT32_MAX, brief, integer, parse_json_object
 from sogs_compressor.splats import COLUMNS, SplatSet
 
 MAX_LOD_META_BYTES = 64 << 20
@@ -61,13 +61,7 @@ def _fail(message: str) -> CorruptSogError:
 
 
 def _integer(value: Any, what: str, low: int, high: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(f"{what} is not an integer ({brief(value)})")
-    if not low <= value <= high:
-        raise _fail(f"{what} is {value}, out of range {low}..{high}")
-    return value
+    return integer(value, what, low, high, LOD_META_NAME)
 
 
 def _corner(value: Any, what: str) -> None:

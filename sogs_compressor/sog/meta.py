@@ -70,14 +70,14 @@ def section(parent: dict, key: str, where: str = "") -> dict:
     return value
 
 
-def integer(value: Any, what: str, low: int, high: int) -> int:
-    """A JSON integer (``3.0`` counts) in ``[low, high]``."""
+def integer(value: Any, what: str, low: int, high: int, file: str = "meta.json") -> int:
+    """A JSON integer (``3.0`` counts) in ``[low, high]``; messages name ``file`` (meta.json, lod-meta.json)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise CorruptSogError(f"meta.json {what} is not an integer ({brief(value)})")
+        raise CorruptSogError(f"{file} {what} is not an integer ({brief(value)})")
     if not low <= value <= high:
-        raise CorruptSogError(f"meta.json {what} is {value}, out of range {low}..{high}")
+        raise CorruptSogError(f"{file} {what} is {value}, out of range {low}..{high}")
     return value
 
 
