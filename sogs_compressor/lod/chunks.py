@@ -132,7 +132,7 @@ def partition(levels: list[SplatSet], chunk_count: int = DEFAULT_CHUNK_COUNT,
 
         def shape(indices: np.ndarray) -> dict:
             """The subtree over ``indices`` (ascending: the order the median split and the leaves see); each leaf
-            holds its ``indices`` until ``place`` fills it in."""
+            holds its ``indices`` until its contents replace them (``leaf_contents``, ``_assign_files``)."""
             points = centres[indices]
             extent = _column_max(points) - _column_min(points)
             count = indices.size

@@ -279,7 +279,6 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, written: 
     """Check the written lod-meta.json against the chunks, decode level 0 as a reader would (``lod.written``),
     measure its attribute errors against the input in the same order and, unless the quality check is off,
     render it against the original; returns the decoded level 0 (on the device where the verifier runs there)."""
-    from sogs_compressor.compute_policy import verify_on_device
     from sogs_compressor.steps import measure_quality
     from sogs_compressor.verify.metrics import attribute_errors
     from sogs_compressor.verify.metrics_torch import attribute_errors_torch
@@ -288,14 +287,10 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, written: 
     progress("verify", 0.0)
     written.check_manifest(folder / LOD_META_NAME)
     order = np.concatenate([f.rows for f in parts.level_files(0)])
-    on_device = verify_on_device(device)
     with out_of_memory_as(device, "verification"):
-        decoded = written.decode(0, device if on_device else torch.device("cpu"))
-        if on_device:
-            result.errors = attribute_errors_torch(level0.take(order), decoded)
-        else:
-            decoded = decoded.to_splats()
-            result.errors = attribute_errors(level0.take(order), decoded)
+        decoded = _decoded_level(written, 0, device)
+        measure = attribute_errors_torch if isinstance(decoded, SplatTensors) else attribute_errors
+        result.errors = measure(level0.take(order), decoded)
     result.timings["verify"] = time.perf_counter() - t
     progress("verify", 1.0)
     if options.quality_check == "off":
@@ -316,20 +311,25 @@ def _verify_level0(result: CompressionResult, level0: SplatSet, parts, written: 
     return decoded
 
 
+def _decoded_level(written: WrittenLevels, level: int, device: torch.device) -> SplatSet | SplatTensors:
+    """Level ``level`` decoded where the verifier and the quality check run (``compute_policy.verify_on_device``):
+    tensors on the GPU, a host ``SplatSet`` on the CPU, where numpy is faster than torch's CPU kernels."""
+    from sogs_compressor.compute_policy import verify_on_device
+
+    if verify_on_device(device):
+        return written.decode(level, device)
+    return written.decode(level, torch.device("cpu")).to_splats()
+
+
 def _measure_levels(result: CompressionResult, original: SplatSet, level0: SplatSet | SplatTensors,
                     written: WrittenLevels, levels: int, options: CompressOptions, device: torch.device,
                     progress: ProgressCallback) -> None:
     """The quality check per level (``lod.quality``): every level, decoded as a reader would (``lod.written``),
     rendered against the original from the distance at which the engine shows it; into ``result.lod``."""
-    from sogs_compressor.compute_policy import verify_on_device
     from sogs_compressor.lod.quality import measure_levels
 
     def decode(level: int) -> SplatSet | SplatTensors:
-        if level == 0:
-            return level0
-        if verify_on_device(device):
-            return written.decode(level, device)
-        return written.decode(level, torch.device("cpu")).to_splats()
+        return level0 if level == 0 else _decoded_level(written, level, device)
 
     t = time.perf_counter()
     progress("level_quality", 0.0)
