@@ -20,11 +20,13 @@ metadata, pip's ``fast-deps`` reads each wheel's metadata by HTTP range requests
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -46,6 +48,26 @@ BASE_PYTHON = {"ubuntu22.04": ("3.10", 35), "ubuntu24.04": ("3.12", 39), "bookwo
 # Marker environments of the other systems people run the CPU path on.
 MACOS_ARM64 = {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": "arm64"}
 WINDOWS_AMD64 = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt", "platform_machine": "AMD64"}
+
+
+@functools.cache
+def unreachable_reason(index: str) -> str:
+    """Why INDEX cannot be reached ("" when it can), asked once per index with growing patience.
+
+    One slow answer is not an unreachable index: a single 10 s probe timed out on a CI machine that installs from
+    PyPI minutes earlier, which failed the suite. Only three failed attempts (15, 30 and 60 s) count as unreachable.
+    """
+    error: OSError | None = None
+    for attempt, timeout in enumerate((15, 30, 60)):
+        try:
+            urllib.request.urlopen(index.rstrip("/") + "/", timeout=timeout).close()
+            return ""
+        except OSError as failure:
+            error = failure
+            if "Name or service not known" in str(failure) or "nodename nor servname" in str(failure):
+                break  # no DNS entry for it here: waiting will not change that
+            time.sleep(2 ** attempt)
+    return f"{index} cannot be reached from here ({error})"
 
 
 def torch_version() -> str:
@@ -115,14 +137,13 @@ class Resolution:
     unreachable: str = ""
 
     def start(self, directory: Path) -> None:
-        try:
-            urllib.request.urlopen(self.index.rstrip("/") + "/", timeout=10).close()
-        except OSError as error:
-            self.unreachable = f"{self.index} cannot be reached from here ({error})"
+        self.unreachable = unreachable_reason(self.index)
+        if self.unreachable:
             return
         self.path = directory / f"report-{id(self)}.json"
         command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-                   "--no-input", "--report", str(self.path), "--index-url", self.index]
+                   "--no-input", "--timeout", "60", "--retries", "8", "--report", str(self.path),
+                   "--index-url", self.index]
         if Version(version("pip")) >= Version("24.0"):
             command.append("--use-feature=fast-deps")
         if self.platforms:
