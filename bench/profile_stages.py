@@ -3,7 +3,8 @@
 For each scene: the pipeline once in-process (warm), then its verify and quality stages again piece by piece with
 the device synchronised around each piece (read the bundle, decode the WebPs, decode the attributes, the errors;
 cameras, prepare, each render, compare, preview). Scenes are real scenes tiled to size (bench_codec.prepare_scenes).
-(bench/webp_sweep.py measures the WebP effort per texture.)
+(bench/webp_sweep.py measures the WebP effort per texture; ``--sample N`` samples every thread of one more warm
+compress, for the stages that run on thread pools.)
 
     python bench/profile_stages.py --scenes tile-guitar-4m-sh2 --json out.json
 """
@@ -77,6 +78,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="also profile one more warm compress with cProfile and print its top N functions")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="also sample every thread over one more warm compress (bench/thread_sampler.py) and "
+                             "print each thread group's top N functions")
+    parser.add_argument("--no-stages", action="store_true", help="skip the piece-by-piece verify and quality timing")
     args = parser.parse_args()
 
     import torch
@@ -117,6 +122,18 @@ def main() -> int:
             print(f"== {name}: warm compress {wall:.3f} s; stages " +
                   " ".join(f"{k}={v:.3f}" for k, v in result.timings.items()), flush=True)
             print_profile(lambda ply=ply, out=out, options=options: compress_file(ply, out, options), args.cprofile)
+        if args.sample:
+            from thread_sampler import ThreadSampler
+
+            with ThreadSampler() as sampler:
+                sampled = compress_file(ply, out, options)
+            print(f"== {name}: sampled warm compress; stages " +
+                  " ".join(f"{k}={v:.3f}" for k, v in sampled.timings.items()), flush=True)
+            print(sampler.table(args.sample), flush=True)
+        if args.no_stages:
+            report["scenes"][name] = row
+            print(json.dumps({name: row}), flush=True)
+            continue
         bundle = next(f.path for f in result.output_files if f.role == "bundle")
         (get, _, close), t_open = timed(open_sog, bundle)
         meta = read_meta(get)
