@@ -350,3 +350,58 @@ def test_exact_palette_ignores_weights():
     data = np.repeat(_correlated(10, 9, seed=2), 3, axis=0)
     result = kmeans(data, 16, weights=np.arange(30, dtype=np.float32))
     assert result.method == "exact" and result.sse == 0.0
+
+
+def test_distance_blocks_of_any_size_give_the_same_labels_and_distances() -> None:
+    """The CPU's cache-sized blocks (compute_policy.distance_block_rows) must not change the output: each
+    distance is one row's sum over D, whatever the block (what "same bytes" for the speed work rests on)."""
+    x = torch.from_numpy(_correlated(5000, 24, seed=3))
+    centroids = x[torch.randperm(5000, generator=torch.Generator().manual_seed(0))[:300]].clone()
+    reference = nearest_centroid_with_distance(x, centroids, chunk_rows=5000)
+    for rows in (64, 97, 256, 4099, 4990):  # 4990: a last block of 10 rows, joined to the one before
+        labels, dists = nearest_centroid_with_distance(x, centroids, chunk_rows=rows)
+        assert torch.equal(labels, reference[0]) and torch.equal(dists, reference[1]), rows
+    topk = nearest_centroids_topk(x, centroids, 3, chunk_rows=5000)
+    assert torch.equal(nearest_centroids_topk(x, centroids, 3, chunk_rows=64), topk)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cpu_block_budget_and_kept_rows_leave_the_palette_unchanged(monkeypatch, weighted: bool) -> None:
+    """The hierarchical k-means on the CPU with tiny distance blocks (many blocks per probed cluster) and with
+    the float64 rows made afresh for every update gives the palette of the default blocks and kept rows."""
+    from sogs_compressor import compute_policy
+    from sogs_compressor.quantize import kmeans as kmeans_module
+
+    data = _correlated(6000, 9, seed=5)
+    weights = np.random.default_rng(1).uniform(0.0, 2.0, 6000).astype(np.float32) if weighted else None
+    default = kmeans(data, 512, iterations=4, seed=2, method="hierarchical", weights=weights)
+    monkeypatch.setitem(compute_policy.DISTANCE_BLOCK_BYTES, "cpu", 4 * 512)
+    monkeypatch.setattr(compute_policy, "MIN_DISTANCE_BLOCK_ROWS", 3)
+
+    class Fresh(kmeans_module.RowsForSums):
+        def of(self, x, w):  # what every update did before the rows were kept
+            return kmeans_module._float64_rows(x, w)
+
+    monkeypatch.setattr(kmeans_module, "RowsForSums", Fresh)
+    small = kmeans(data, 512, iterations=4, seed=2, method="hierarchical", weights=weights)
+    np.testing.assert_array_equal(small.labels, default.labels)
+    np.testing.assert_array_equal(small.centroids, default.centroids)
+
+
+def test_row_blocks_join_a_short_last_block() -> None:
+    from sogs_compressor.quantize.assign import SHORT_BLOCK_ROWS, row_blocks
+
+    assert row_blocks(0, 1000, 300) == [(0, 300), (300, 600), (600, 900), (900, 1000)]  # 100 rows: not short
+    assert row_blocks(5, 5 + 600 + SHORT_BLOCK_ROWS - 1, 300) == [(5, 305), (305, 5 + 600 + SHORT_BLOCK_ROWS - 1)]
+    assert row_blocks(0, 10, 300) == [(0, 10)] and row_blocks(3, 3, 8) == []
+
+
+def test_kept_rows_follow_the_rows_they_were_made_from() -> None:
+    from sogs_compressor.quantize.kmeans import RowsForSums
+
+    kept = RowsForSums()
+    a, b = torch.ones(4, 2), torch.full((3, 2), 2.0)
+    w = torch.tensor([1.0, 2.0, 3.0])
+    assert kept.of(a, None).dtype == torch.float64 and kept.of(a, None) is kept.of(a, None)
+    assert torch.equal(kept.of(b, w), torch.tensor([[2.0, 2.0], [4.0, 4.0], [6.0, 6.0]], dtype=torch.float64))
+    assert torch.equal(kept.of(b, None), b.double())

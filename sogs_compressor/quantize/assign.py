@@ -1,8 +1,8 @@
 """Nearest-centroid assignment (squared Euclidean) with bounded memory, on CPU or CUDA.
 
 The distance block of a chunk of rows is ``||c||^2 - 2 x.c`` (one ``addmm``; ``||x||^2`` is the same for every
-centroid of a row, so the argmin does not need it). Rows are chunked so that this block stays under
-``DISTANCE_BUDGET_BYTES``: the N x K matrix is never materialized. On CUDA the fused Triton kernel of
+centroid of a row, so the argmin does not need it). Rows are chunked so that this block stays under the device's
+budget (``compute_policy.distance_block_rows``): the N x K matrix is never materialized. On CUDA the fused Triton kernel of
 ``sogs_compressor.quantize.assign_triton`` is used when it is importable and usable.
 """
 
@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import torch
 
-from sogs_compressor.compute_policy import triton_assignment
+from sogs_compressor.compute_policy import distance_block_rows, triton_assignment
 
-DISTANCE_BUDGET_BYTES = 256 * 2**20
-"""Upper bound on the bytes of one chunk's distance block (float32 rows x centroids)."""
+SHORT_BLOCK_ROWS = 64
+"""A last block shorter than this joins the block before it. A GEMM of a few rows takes another kernel than a
+tall one (MKL: 1-3, 5-7 and 9 rows gave other float32 bits than the same rows inside a tall block), so where a
+block boundary falls would otherwise change a distance's last bit, and with it, at a near tie, a label."""
 
 
-def default_chunk_rows(num_centroids: int, budget_bytes: int = DISTANCE_BUDGET_BYTES) -> int:
-    """Rows per chunk so that a (rows x num_centroids) float32 block fits ``budget_bytes``."""
-    return max(1, budget_bytes // (4 * max(1, num_centroids)))
+def row_blocks(start: int, stop: int, rows: int) -> list[tuple[int, int]]:
+    """[start, stop) in blocks of ``rows`` rows, a short last block joined to the one before it."""
+    bounds = list(range(start, stop, max(1, rows))) + [stop]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < SHORT_BLOCK_ROWS:
+        del bounds[-2]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def nearest_centroid(
@@ -44,19 +49,19 @@ def nearest_centroid_with_distance(
     """(labels int64 (N,), squared distances float32 (N,)) of the nearest centroid, torch path only."""
     _check(points, centroids)
     n = points.shape[0]
-    rows = chunk_rows if chunk_rows is not None else default_chunk_rows(centroids.shape[0])
+    rows = chunk_rows if chunk_rows is not None else distance_block_rows(points.device, centroids.shape[0])
     if rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, not {rows}")
     labels = torch.empty(n, dtype=torch.int64, device=points.device)
     dists = torch.empty(n, dtype=points.dtype, device=points.device)
     centroids_t = centroids.t()
     centroid_sq = (centroids * centroids).sum(dim=1)
-    for start in range(0, n, rows):
-        x = points[start : start + rows]
+    for start, stop in row_blocks(0, n, rows):
+        x = points[start:stop]
         block = torch.addmm(centroid_sq, x, centroids_t, beta=1.0, alpha=-2.0)
         best, index = block.min(dim=1)
-        labels[start : start + rows] = index
-        dists[start : start + rows] = (best + (x * x).sum(dim=1)).clamp_min_(0.0)
+        labels[start:stop] = index
+        dists[start:stop] = (best + (x * x).sum(dim=1)).clamp_min_(0.0)
         del block
     return labels, dists
 
@@ -67,13 +72,13 @@ def nearest_centroids_topk(
     """Indices (int64, (N, k)) of the k nearest centroids of every point, nearest first."""
     _check(points, centroids)
     k = min(k, centroids.shape[0])
-    rows = chunk_rows if chunk_rows is not None else default_chunk_rows(centroids.shape[0])
+    rows = chunk_rows if chunk_rows is not None else distance_block_rows(points.device, centroids.shape[0])
     out = torch.empty(points.shape[0], k, dtype=torch.int64, device=points.device)
     centroids_t = centroids.t()
     centroid_sq = (centroids * centroids).sum(dim=1)
-    for start in range(0, points.shape[0], rows):
-        block = torch.addmm(centroid_sq, points[start : start + rows], centroids_t, beta=1.0, alpha=-2.0)
-        out[start : start + rows] = block.topk(k, dim=1, largest=False, sorted=True).indices
+    for start, stop in row_blocks(0, points.shape[0], rows):
+        block = torch.addmm(centroid_sq, points[start:stop], centroids_t, beta=1.0, alpha=-2.0)
+        out[start:stop] = block.topk(k, dim=1, largest=False, sorted=True).indices
     return out
 
 

@@ -39,6 +39,7 @@ import torch
 
 from sogs_compressor.compute_policy import (
     cluster_sums_by_index_add,
+    distance_block_rows,
     flat_kmeans_work_limit,
     probed_search_on_host,
 )
@@ -47,6 +48,7 @@ from sogs_compressor.quantize.assign import (
     nearest_centroid,
     nearest_centroid_with_distance,
     nearest_centroids_topk,
+    row_blocks,
 )
 
 METHODS = ("auto", "flat", "hierarchical")
@@ -240,11 +242,11 @@ def _checked_weights(weights: np.ndarray | None, n: int) -> np.ndarray | None:
     return w
 
 
-def weighted_update(weights: torch.Tensor | None):
-    """``update_centroids`` with these row weights, as ``lloyd``'s ``update``."""
-    if weights is None:
-        return update_centroids
-    return lambda x, labels, centroids: update_centroids(x, labels, centroids, weights)
+def weighted_update(weights: torch.Tensor | None, rows: RowsForSums | None = None):
+    """``update_centroids`` with these row weights, as ``lloyd``'s ``update``; its iterations share ``rows``
+    (a new ``RowsForSums`` when not given)."""
+    rows = rows if rows is not None else RowsForSums()
+    return lambda x, labels, centroids: update_centroids(x, labels, centroids, weights, rows)
 
 
 def _random_rows(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -285,20 +287,21 @@ def lloyd(
 
 
 def update_centroids(
-    x: torch.Tensor, labels: torch.Tensor, centroids: torch.Tensor, weights: torch.Tensor | None = None
+    x: torch.Tensor, labels: torch.Tensor, centroids: torch.Tensor, weights: torch.Tensor | None = None,
+    rows: RowsForSums | None = None,
 ) -> tuple[torch.Tensor, int]:
     """(Weighted) means of the members of each cluster; empty clusters get the points farthest from their new
-    centroid (by weighted squared error when weighted).
+    centroid (by weighted squared error when weighted). ``rows``: kept from one call to the next (``RowsForSums``).
 
     Returns (new centroids, number of clusters re-seeded).
     """
     k = centroids.shape[0]
     if weights is None:
-        sums, counts = segment_sums(x, labels, k)
+        sums, counts = segment_sums(x, labels, k, rows=rows)
         new = (sums / counts.clamp_min(1).unsqueeze(1)).to(x.dtype)
     else:
         counts = torch.bincount(labels, minlength=k)
-        sums, totals = segment_sums(x, labels, k, weights)
+        sums, totals = segment_sums(x, labels, k, weights, rows)
         new = sums / totals.clamp_min(torch.finfo(torch.float64).tiny).unsqueeze(1)
         weightless = (totals <= 0) & (counts > 0)
         if bool(weightless.any()):  # every member weighs 0: their plain mean
@@ -318,27 +321,51 @@ def update_centroids(
     return new, int(empty.numel())
 
 
+class RowsForSums:
+    """The float64 rows (times their weights) that ``segment_sums`` adds up on the CPU, made once for the Lloyd
+    iterations that share them instead of once per iteration: the same values, so the same sums. Making them was
+    two thirds of each update's time on the CPU (bench/RESULTS.md, "CPU path")."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._rows: torch.Tensor | None = None
+
+    def of(self, x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        key = (x, weights)
+        if self._key is None or self._key[0] is not x or self._key[1] is not weights:
+            self._rows = None  # the old rows go before the new ones are made
+            self._rows = _float64_rows(x, weights)
+            self._key = key
+        return self._rows
+
+
+def _float64_rows(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    rows = x.to(torch.float64)
+    return rows if weights is None else rows * weights.to(torch.float64).unsqueeze(1)
+
+
 def segment_sums(
-    x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.Tensor | None = None
+    x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.Tensor | None = None,
+    rows: RowsForSums | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-cluster float64 sums (k, D), member counts (k,)), deterministic on every device; with ``weights``,
     (per-cluster float64 sums of weight x row, float64 weight totals (k,)).
 
     CPU ``index_add_`` runs in index order; on CUDA it uses atomics (run-to-run float noise), so there the rows
-    are sorted by label and summed by float64 prefix sums instead.
+    are sorted by label and summed by float64 prefix sums instead. ``rows``: the CPU's float64 rows, kept between
+    calls with the same ``x`` and ``weights``.
     """
     if weights is None:
         counts = torch.bincount(labels, minlength=k)
         if cluster_sums_by_index_add(x.device):
             sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
-            sums.index_add_(0, labels, x.to(torch.float64))
+            sums.index_add_(0, labels, rows.of(x, None) if rows is not None else _float64_rows(x, None))
             return sums, counts
         return sorted_segment_sums(x, labels, k), counts
     if cluster_sums_by_index_add(x.device):
-        w = weights.to(torch.float64)
         sums = torch.zeros(k, x.shape[1], dtype=torch.float64)
-        sums.index_add_(0, labels, x.to(torch.float64) * w.unsqueeze(1))
-        return sums, torch.zeros(k, dtype=torch.float64).index_add_(0, labels, w)
+        sums.index_add_(0, labels, rows.of(x, weights) if rows is not None else _float64_rows(x, weights))
+        return sums, torch.zeros(k, dtype=torch.float64).index_add_(0, labels, weights.to(torch.float64))
     both = sorted_segment_sums(x, labels, k, weights)
     return both[:, :-1], both[:, -1]
 
@@ -404,7 +431,8 @@ def hierarchical_lloyd(
     n = x.shape[0]
     coarse_k = max(1, min(k, round(math.sqrt(k))))
     coarse_init = x[_random_rows(n, coarse_k, generator).to(x.device)]
-    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations, update=weighted_update(weights),
+    rows = RowsForSums()  # both levels sum the same rows
+    coarse, coarse_labels, _ = lloyd(x, coarse_init, iterations, update=weighted_update(weights, rows),
                                      on_iteration=on_iteration)
     errors = point_errors(x, coarse, coarse_labels)
     if weights is not None:
@@ -423,7 +451,7 @@ def hierarchical_lloyd(
         return probed_nearest(points, probes, centroids, fine_group)
 
     def update(points, labels, centroids):
-        new, reseeded = update_centroids(points, labels, centroids, weights)
+        new, reseeded = update_centroids(points, labels, centroids, weights, rows)
         if reseeded:
             # A re-seeded centroid joins the coarse cluster nearest to its new position.
             moved = torch.nonzero(torch.bincount(labels, minlength=centroids.shape[0]) == 0).flatten()
@@ -555,12 +583,14 @@ def _probed_nearest_host(x: torch.Tensor, probes: ProbeLists, centroids: torch.T
         if p0 == p1 or c0 == c1:
             continue
         candidates = cent_order[c0:c1]
-        block = torch.addmm(centroid_sq[candidates], x[pair_row[p0:p1]], centroids[candidates].t(), beta=1.0,
-                            alpha=-2.0)
-        best, local = block.min(dim=1)
-        del block
-        torch.add(best, row_sq[p0:p1], out=sorted_dist[p0:p1]).clamp_min_(0.0)
-        sorted_label[p0:p1] = candidates[local]
+        candidate_sq, candidates_t = centroid_sq[candidates], centroids[candidates].t()
+        # blocks that stay in cache (compute_policy), none short (assign.row_blocks)
+        for q0, q1 in row_blocks(p0, p1, distance_block_rows(x.device, c1 - c0)):
+            block = torch.addmm(candidate_sq, x[pair_row[q0:q1]], candidates_t, beta=1.0, alpha=-2.0)
+            best, local = block.min(dim=1)
+            del block
+            torch.add(best, row_sq[q0:q1], out=sorted_dist[q0:q1]).clamp_min_(0.0)
+            sorted_label[q0:q1] = candidates[local]
     best_dist = torch.empty_like(sorted_dist)
     best_dist[probes.order] = sorted_dist
     best_label = torch.empty_like(sorted_label)
