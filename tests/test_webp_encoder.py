@@ -59,3 +59,37 @@ def test_the_default_budget_is_what_is_available_less_a_reserve(monkeypatch, ava
     assert encoder.memory_budget == budget
     encoder.submit("a.webp", texture(3))
     assert set(encoder.results()) == {"a.webp"}
+
+
+def test_two_encoders_share_one_budget(monkeypatch):
+    """A Streamed SOG has two chunks' encoders in flight: their encodes together stay within the budget."""
+    import threading
+    import time
+
+    from sogs_compressor.sog import webp
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real_encode = webp.encode_webp
+
+    def counted(image, method, quality):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough that encodes admitted together would overlap
+            return real_encode(image, method, quality)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(webp, "encode_webp", counted)
+    one = WORKING_BYTES_PER_PIXEL * SIDE * SIDE
+    first, second = (WebpEncoder(uniform_effort(1, 0), max_workers=2, memory_budget=one + one // 2)
+                     for _ in range(2))
+    for i in range(2):
+        first.submit(f"a{i}.webp", texture(i))
+        second.submit(f"b{i}.webp", texture(i + 2))
+    assert len(first.results()) == 2 and len(second.results()) == 2
+    assert most[0] == 1
+    assert webp.ENCODE_MEMORY.held == 0

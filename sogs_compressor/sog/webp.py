@@ -119,6 +119,32 @@ MEMORY_RESERVE_BYTES = 1 << 30
 """Memory left to everything else when the encoders size themselves by what is available."""
 
 
+class EncodeMemory:
+    """Bytes held by the WebP encodes in progress in this process, across every ``WebpEncoder``: a Streamed SOG
+    encodes one chunk's textures while the next chunk's are submitted, and a job may run scenes side by side, so
+    one encoder's budget must count the others' encodes too."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.room = threading.Condition()
+
+    def acquire(self, need: int, budget: int | None) -> None:
+        """Wait until ``need`` fits beside what is held within ``budget`` (None: no limit); an encode always
+        runs when nothing is held."""
+        with self.room:
+            self.room.wait_for(lambda: budget is None or self.held == 0 or self.held + need <= budget)
+            self.held += need
+
+    def release(self, need: int) -> None:
+        with self.room:
+            self.held -= need
+            self.room.notify_all()
+
+
+ENCODE_MEMORY = EncodeMemory()
+"""The process's one ledger of WebP encode memory."""
+
+
 class WebpEncoder:
     """Encodes images concurrently from the moment each is submitted (libwebp releases the GIL), one thread per
     image up to the CPUs this process may use, each with its own effort; records what each one cost.
@@ -127,10 +153,11 @@ class WebpEncoder:
     (the verifier's first check, done while other textures are still encoding); ``results`` raises
     ``RoundTripError`` otherwise.
 
-    ``memory_budget``: bytes the encodes in progress may hold together (``WORKING_BYTES_PER_PIXEL`` each pixel);
-    an encode waits until it fits, and one always runs. Default: what the host or the container has available
-    when the encoder is made, less ``MEMORY_RESERVE_BYTES`` (no limit where that cannot be read). On a large host
-    it never binds; in a tight container it keeps the encoders from taking the process past its limit.
+    ``memory_budget``: bytes the encodes in progress may hold together (``WORKING_BYTES_PER_PIXEL`` each pixel),
+    counting those of every encoder in the process (``ENCODE_MEMORY``); an encode waits until it fits, and one
+    always runs. Default: what the host or the container has available when the encoder is made, less
+    ``MEMORY_RESERVE_BYTES`` (no limit where that cannot be read). On a large host it never binds; in a tight
+    container it keeps the encoders from taking the process past its limit.
     """
 
     def __init__(self, effort: Effort, max_workers: int | None = None, round_trip: bool = False,
@@ -145,8 +172,7 @@ class WebpEncoder:
             available = available_memory_bytes()
             memory_budget = None if available is None else max(0, available - MEMORY_RESERVE_BYTES)
         self.memory_budget = memory_budget
-        self._held = 0
-        self._room = threading.Condition()
+        self._memory = ENCODE_MEMORY
         self.stats: dict[str, dict] = {}
         """Per texture: method, quality, bytes, when it was submitted (seconds after the encoder was made), seconds
         waiting for a worker and for memory, encoding, and checking the round trip."""
@@ -157,10 +183,7 @@ class WebpEncoder:
 
     def _encode(self, name: str, image: np.ndarray, method: int, quality: int, submitted: float) -> bytes:
         need = WORKING_BYTES_PER_PIXEL * image.shape[0] * image.shape[1]
-        with self._room:  # one encode always runs; others wait until they fit beside those running
-            self._room.wait_for(lambda: self.memory_budget is None or self._held == 0
-                                or self._held + need <= self.memory_budget)
-            self._held += need
+        self._memory.acquire(need, self.memory_budget)  # waits until it fits beside every encode running
         try:
             started = time.perf_counter()
             data = encode_webp(image, method, quality)
@@ -176,9 +199,7 @@ class WebpEncoder:
             self.stats[name] = stats
             return data
         finally:
-            with self._room:
-                self._held -= need
-                self._room.notify_all()
+            self._memory.release(need)
 
     def results(self, progress: Callable[[float], None] | None = None) -> dict[str, bytes]:
         """Wait for every submitted image; their bytes by name, in submission order. ``progress(fraction)`` hears
