@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sogs_compressor import __version__
 from sogs_compressor.codec_args import add_codec_options, options_from_args
-from sogs_compressor.errors import Interrupted, SogsError, exit_code_table
+from sogs_compressor.errors import EXIT_OUTPUT_CLOSED, Interrupted, SogsError, exit_code_table
 from sogs_compressor.read.registry import scene_file_names, suffix_list
 
 BUILT_IN_COMMANDS = ("compress", "decompress", "info")
@@ -198,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: out of host memory", file=sys.stderr)
         return 1
     except Exception as error:  # a bug: one line unless -v
+        from sogs_compressor.interrupt import silence_stdout, stdout_reader_gone
+
+        if isinstance(error, BrokenPipeError) and stdout_reader_gone():  # `... | head` stopped reading: not a bug
+            silence_stdout()
+            return EXIT_OUTPUT_CLOSED
         if getattr(args, "verbose", False):
             raise
         print(f"error: internal error: {type(error).__name__}: {error} (rerun with -v for details)", file=sys.stderr)

@@ -119,7 +119,10 @@ EXIT_CODES = {
     30: "S3 / AWS service error",
     40: "output could not be written",
     130: "interrupted (SIGINT/SIGTERM)",
+    141: "standard output closed by its reader (e.g. piped into head); nothing more is printed",
 }
+EXIT_OUTPUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for a writer whose reader went away, as tools killed by SIGPIPE exit."""
 
 
 def exit_code_table() -> str:

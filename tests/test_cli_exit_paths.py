@@ -124,3 +124,28 @@ def test_bad_gpu_memory_fraction_is_refused_on_cuda_only(scene, tmp_path) -> Non
                  "--preset", "fast", env={"SOGS_GPU_MEMORY_FRACTION": "2"})
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr  # a CPU run never touches the GPU setting
+
+
+def test_a_reader_that_closes_the_pipe_ends_info_quietly_with_141(tmp_path) -> None:
+    """``info --json | head``: the reader goes away before we write; that is no bug of ours (one "internal error"
+    line was printed before), so the process ends at once, silently, with the shell's code for a closed pipe."""
+    ply = tmp_path / "small.ply"
+    write_ply(generate_scene(500, sh_degree=0, seed=1), ply)
+    proc = subprocess.Popen([sys.executable, "-m", "sogs_compressor", "info", "--json", str(ply)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()  # before the child has imported anything, so its first write finds no reader
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert stderr == ""
+
+
+def test_a_broken_pipe_that_is_not_standard_output_stays_an_internal_error(monkeypatch, capsys) -> None:
+    """A BrokenPipeError from elsewhere (a socket, a child process) is a failure to report, not a quiet exit."""
+    from sogs_compressor import cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_cmd_info", broken)
+    assert cli.main(["info", "x.ply"]) == 1
+    assert capsys.readouterr().err.startswith("error: internal error: BrokenPipeError")
