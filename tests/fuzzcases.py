@@ -1,9 +1,11 @@
 """Structure-aware, seeded mutations of valid scenes, for the fuzz test (tests/fuzzrun.py).
 
-Five kinds: binary PLY, ascii PLY, compressed PLY, SOG bundle (ZIP) and SOG folder (meta.json + WebP). Each case
-starts from one of a few valid seed scenes and applies one to three mutations that know the format's structure
-(header lines, element records, ascii tokens, JSON values, WebP headers, ZIP header fields), so most cases get
-past the first check and reach the code behind it. A case is fully determined by ``(kind, seed)``.
+Six kinds: binary PLY, ascii PLY, compressed PLY, SOG bundle (ZIP), SOG folder (meta.json + WebP) and Streamed
+SOG (lod-meta.json + chunk SOG folders, written by our own ``compress --layout lod``). Each case starts from one of
+a few valid seed scenes and applies one to three mutations that know the format's structure (header lines,
+element records, ascii tokens, JSON values, WebP headers, ZIP header fields, chunk names that leave the folder),
+so most cases get past the first check and reach the code behind it. A case is fully determined by
+``(kind, seed)``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from plyfiles import (
 from sogfiles import write_v1, write_v2
 from ziplayout import CENTRAL_FIELDS, END_FIELDS, LOCAL_FIELDS, layout, set_field
 
-KINDS = ("ply_binary", "ply_ascii", "compressed_ply", "sog_bundle", "sog_folder")
+KINDS = ("ply_binary", "ply_ascii", "compressed_ply", "sog_bundle", "sog_folder", "sog_lod")
 COMMANDS = ("info", "decompress", "compress")
 DECOY_COUNT = 77
 """Splat count of the valid SOG placed beside every fuzzed bundle: reading it instead would be a wrong accept."""
@@ -42,6 +44,7 @@ SEEDS = {
     "compressed_ply": ("compressed_sh1.ply", "compressed_plain.ply"),
     "sog_bundle": ("sog_v2_sh1", "sog_v2_sh0"),
     "sog_folder": ("sog_v2_sh1", "sog_v2_sh0", "sog_v1"),
+    "sog_lod": ("lod_sh1",),
 }
 
 
@@ -64,7 +67,23 @@ def write_seeds(folder: Path) -> Path:
     write_v1(random_splats(256, sh_degree=1, seed=10), folder / "sog_v1")
     write_v2(random_splats(DECOY_COUNT, seed=11), folder / "decoy")
     (folder / "decoy" / "scene.sog").unlink()
+    write_streamed_seed(folder / "lod_sh1")
     return folder
+
+
+def write_streamed_seed(out: Path) -> None:
+    """A Streamed SOG of 3 levels (600 / 300 / 150 splats, SH 1), 3 chunk folders, by our own writer."""
+    from sogs_compressor.cli import main
+    from sogs_compressor.sample import generate_scene
+    from sogs_compressor.write.ply import write_ply
+
+    ply = out.parent / "lod_source.ply"
+    write_ply(generate_scene(600, sh_degree=1, seed=12), ply)
+    code = main(["compress", "-q", str(ply), "-o", str(out), "--layout", "lod", "--lod-levels", "3",
+                 "--lod-chunk-count", "1", "--quality-check", "off", "--device", "cpu", "--preset", "fast",
+                 "--palette-size", "32"])
+    assert code == 0, f"the Streamed SOG seed was not written (exit {code})"
+    ply.unlink()
 
 
 @dataclass
@@ -77,16 +96,19 @@ class Case:
     input: Path
     output: Path
     mutations: list[str] = field(default_factory=list)
+    lod: int | None = None
+    """``--lod N`` for info and decompress of a Streamed SOG (None: all levels)."""
 
     @property
     def name(self) -> str:
         return f"{self.kind}:{self.seed}"
 
     def argv(self) -> list[str]:
+        level = [] if self.lod is None else ["--lod", str(self.lod)]
         if self.command == "info":
-            return ["info", "--json", str(self.input)]
+            return ["info", "--json", str(self.input), *level]
         if self.command == "decompress":
-            return ["decompress", "-q", str(self.input), "-o", str(self.output / "out.ply")]
+            return ["decompress", "-q", str(self.input), "-o", str(self.output / "out.ply"), *level]
         extra = ["--invalid", "error"] if self.seed % 7 == 0 else []
         return ["compress", "-q", str(self.input), "-o", str(self.output / "sog"), "--device", "cpu",
                 "--preset", "fast", "--no-verify", *extra]
@@ -443,6 +465,61 @@ def mutate_sog_files(rng: random.Random, folder: Path) -> list[str]:
     return done
 
 
+# --- Streamed SOG ------------------------------------------------------------------------------------------------
+
+CHUNK_NAMES = ("../decoy/meta.json", "/etc/passwd", "0_0", "0_0/../../decoy/meta.json", "./0_0/meta.json", "",
+               "0_0//meta.json", "0_0/meta.json", "missing/meta.json", "0_0/meta.json\x00", "C:\\x\\meta.json",
+               "0_0/scales.webp", "lod-meta.json", "1_0", "~/meta.json", "0_0/meta.json/")
+"""Chunk names a hostile lod-meta.json may give: outside the folder, absolute, a folder, a texture, itself."""
+
+
+def mutate_lod(rng: random.Random, folder: Path) -> list[str]:
+    """One to three changes to a Streamed SOG: lod-meta.json values or text, chunk names, chunk files, chunk
+    folders removed or turned into links that leave the scene's folder."""
+    meta = folder / "lod-meta.json"
+    chunks = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+    done = []
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        target = rng.random()
+        if target < 0.4 and _plain(meta):
+            try:
+                data, what = mutate_meta(rng, meta.read_text())
+            except (ValueError, IndexError, RecursionError):  # an earlier mutation damaged the text
+                continue
+            meta.write_bytes(data)
+            done.append(f"lod-{what}")
+        elif target < 0.55 and _plain(meta):
+            try:
+                parsed = json.loads(meta.read_text())
+                names = parsed["filenames"]
+                index = rng.randrange(len(names))
+                names[index] = rng.choice(CHUNK_NAMES)
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+                continue
+            meta.write_bytes(_utf8(json.dumps(parsed)))
+            done.append(f"lod-meta:filenames[{index}]={names[index]!r}")
+        elif target < 0.85 and chunks:
+            chunk = rng.choice(chunks)
+            if (folder / chunk).is_dir() and not (folder / chunk).is_symlink():
+                done += [f"{chunk}/{what}" for what in mutate_sog_files(rng, folder / chunk)]
+        elif chunks:
+            chunk = rng.choice(chunks)
+            path = folder / chunk
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+                action = rng.choice(("delete", "link-decoy", "link-root", "link-self", "file"))
+                if action == "link-decoy":
+                    path.symlink_to(folder.parent / "decoy", target_is_directory=True)
+                elif action == "link-root":
+                    path.symlink_to("/", target_is_directory=True)
+                elif action == "link-self":
+                    path.symlink_to(".", target_is_directory=True)
+                elif action == "file":
+                    path.write_bytes(b"not a folder")
+                done.append(f"{chunk} {action}")
+    return done
+
+
 # --- ZIP bundles --------------------------------------------------------------------------------------------------
 
 def bundle_from_folder(rng: random.Random, folder: Path) -> tuple[bytes, list[str]]:
@@ -530,6 +607,14 @@ def build_case(kind: str, seed: int, seeds: Path, workdir: Path, command: str | 
         case.input.write_bytes(data)
         return case
     folder = workdir / "in" / "scene"
+    if kind == "sog_lod":
+        shutil.copytree(source, folder)
+        shutil.copytree(seeds / "decoy", workdir / "in" / "decoy")  # a valid scene a chunk link may point at
+        case.mutations = mutate_lod(rng, folder)
+        case.input = folder if rng.random() < 0.4 else folder / "lod-meta.json"
+        if command != "compress" and rng.random() < 0.5:
+            case.lod = rng.choice((0, 1, 2, -1, 3, -4))
+        return case
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.sog"))
     case.mutations = mutate_sog_files(rng, folder) if kind == "sog_folder" or rng.random() < 0.5 else []
     if kind == "sog_folder":

@@ -41,7 +41,8 @@ from clirun import COMPRESS_ADDRESS_SPACE, INFO_ADDRESS_SPACE, limit_address_spa
 from fuzzcases import KINDS, build_case, case_plan, write_seeds  # noqa: E402
 
 INPUT_CODES = frozenset((0, 3, 10, 11, 12, 13, 14, 15, 17))
-"""Exit codes an input can earn (errors.EXIT_CODES); 16 too when ``--invalid error`` is given."""
+"""Exit codes an input can earn (errors.EXIT_CODES); 16 too when ``--invalid error`` is given, and 2 (a usage
+error) when ``--lod N`` names a level the Streamed SOG does not have."""
 
 CASE_SECONDS = {"info": 20.0, "decompress": 20.0, "compress": 90.0}
 """Per-case time limits, generous for a loaded 2-core machine (typical cases take well under a second)."""
@@ -64,7 +65,7 @@ class Outcome:
 def check(outcome: Outcome, output: Path, stdout: str, decoy_count: int | None) -> None:
     """Append to ``outcome.problems`` every way the run broke the promise (see the module docstring)."""
     rc, stderr = outcome.returncode, outcome.stderr
-    allowed = INPUT_CODES | ({16} if "--invalid" in outcome.argv else set())
+    allowed = INPUT_CODES | ({16} if "--invalid" in outcome.argv else set()) | ({2} if "--lod" in outcome.argv else set())
     if rc not in allowed:
         outcome.problems.append(f"exit code {rc}")
     if "Traceback" in stderr:

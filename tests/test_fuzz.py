@@ -27,6 +27,7 @@ SUBPROCESS = {  # (seed offset, command) per kind: each command, each kind, at l
     "compressed_ply": ((0, "info"), (1, "decompress")),
     "sog_bundle": ((0, "decompress"), (1, "compress")),
     "sog_folder": ((0, "info"),),
+    "sog_lod": ((0, "decompress"), (1, "info")),
 }
 
 pytestmark = pytest.mark.slow

@@ -536,6 +536,11 @@ HOSTILE = {
     "bound inverted": (lambda m: m["tree"]["bound"].__setitem__("min", [1e30, 0, 0]), "min above max"),
     "both children and lods": (lambda m: m["tree"].__setitem__("lods", {}), "either children or lods"),
     "lod key not a level": (_leaf(lambda leaf: leaf["lods"].__setitem__("7", leaf["lods"]["0"])), "not a level"),
+    "lod key with a leading zero": (_leaf(lambda leaf: leaf["lods"].__setitem__("01", leaf["lods"].pop("1"))),
+                                    "not a level"),
+    # found by the Streamed SOG fuzz kind: int() of a 5,000-digit key raised ValueError (an internal error)
+    "lod key of 5000 digits": (_leaf(lambda leaf: leaf["lods"].__setitem__("1" * 5000, leaf["lods"]["0"])),
+                               "not a level"),
     "file index out of range": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("file", 999)), "file"),
     "negative offset": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("offset", -1)), "offset"),
     "count float": (_leaf(lambda leaf: leaf["lods"]["0"].__setitem__("count", 1.5)), "count"),

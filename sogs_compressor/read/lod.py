@@ -98,6 +98,7 @@ def parse_lod_meta(raw: bytes) -> LodManifest:
     if meta.get("version", 1) != 1 or isinstance(meta.get("version"), bool):
         raise _fail(f"has version {brief(meta.get('version'))}; only version 1 (or none) is supported")
     levels = _integer(meta.get("lodLevels"), "lodLevels", 1, MAX_LEVELS)
+    level_of_key = {str(level): level for level in range(levels)}
     filenames = meta.get("filenames")
     if not isinstance(filenames, list) or not 1 <= len(filenames) <= MAX_FILES:
         raise _fail(f"filenames is not a list of 1..{MAX_FILES} names ({brief(filenames)})")
@@ -126,11 +127,11 @@ def parse_lod_meta(raw: bytes) -> LodManifest:
             raise _fail(f"{where}.lods is not an object ({brief(lods)})")
         leaves += 1
         for key, ref in lods.items():
-            if not (key.isascii() and key.isdigit()) or not 0 <= int(key) < levels:
+            level = level_of_key.get(key)  # "1", not "01" or a 5,000-digit number int() would refuse to read
+            if level is None:
                 raise _fail(f"{where}.lods has key {brief(key)}: not a level 0..{levels - 1}")
             if not isinstance(ref, dict):
                 raise _fail(f"{where}.lods.{key} is not an object ({brief(ref)})")
-            level = int(key)
             item = LodRange(level, _integer(ref.get("file"), f"{where}.lods.{key}.file", 0, len(filenames) - 1),
                             _integer(ref.get("offset"), f"{where}.lods.{key}.offset", 0, MAX_TEXELS),
                             _integer(ref.get("count"), f"{where}.lods.{key}.count", 0, MAX_TEXELS))
