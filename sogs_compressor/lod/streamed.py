@@ -37,6 +37,7 @@ from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.stages import StageRunner
 from sogs_compressor.write.lod import (
     LOD_META_NAME,
     lod_meta,
@@ -128,7 +129,7 @@ def compress_streamed(
     (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``.
 
     ``levels``: the pyramid as given (level 0 first, ``splats`` itself), written without decimation."""
-    from sogs_compressor.steps import finish_result, start_encode, write_viewer_page
+    from sogs_compressor.steps import finish_result, start_encode, viewer
     from sogs_compressor.verify.decode import confirm_written
 
     effort = presets.webp_effort(options.validate())
@@ -139,11 +140,9 @@ def compress_streamed(
     output_dir = Path(output_dir)
     folder = Path(folder) if folder is not None else output_dir
 
-    def checkpoint() -> None:
-        if should_stop is not None and should_stop():
-            raise Interrupted("stopped by a signal before the scene was complete; nothing was written for it")
-
     device = resolve_device(options.device)
+    run = StageRunner(timings, progress, should_stop, device)
+    checkpoint = run.checkpoint
     result.device, result.device_name = str(device), device_name(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -251,7 +250,8 @@ def compress_streamed(
             if options.quality_check != "off":
                 checkpoint()
                 _measure_levels(result, original, level0, written, len(levels), options, device, progress)
-        write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
+        if options.viewer == "on":
+            run(viewer, result, output_dir, name, splats.positions, options, outputs)
     return finish_result(result, options, device)
 
 
