@@ -74,16 +74,24 @@ def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int,
 
 @dataclass
 class SceneInFlight:
-    """One scene between its stages (``compress_splats``): what it was asked for, then what each stage made."""
+    """One scene between its stages (``compress_splats``): what it was asked for, then what each stage made.
+
+    splats: what is encoded (SH bands capped by ``--sh-bands``), in the input's order; ``ordered`` once ordered
+    original: the input with every SH band where ``--sh-bands`` dropped some (the quality is measured against
+        it), else None
+    explicit: the settings given explicitly, which the target search keeps as they are
+    encoder: the encode's WebP encoders, running on until ``webp_wait`` (None after a target search)
+    early: the quality check's reference renders, started during the encode (``reference_in_background``)
+    reference_views: (cameras, their source, the reference's renders) made already, or a callable returning them
+    measured: (reference, decoded) as verification staged them, kept for the quality check
+    webp_wait: the seconds the target search waited for its chosen rung's WebPs
+    """
 
     run: StageRunner
-    options: CompressOptions
-    """Resolved: the preset's values filled in."""
+    options: CompressOptions  # resolved: the preset's values filled in
     effort: Effort
     explicit: set[str]
-    """The settings given explicitly, which the target search keeps as they are."""
-    settings: dict
-    """``encode_sog``'s settings from ``options`` (``presets.encoder_settings``)."""
+    settings: dict  # encode_sog's settings from the options (presets.encoder_settings)
     device: torch.device
     result: CompressionResult
     output_dir: Path
@@ -91,24 +99,17 @@ class SceneInFlight:
     cameras_near: Path | None
     placement: SogPlacement | None
     splats: SplatSet
-    """What is encoded (SH bands capped by ``--sh-bands``), in the input's order."""
     original: SplatSet | None
-    """The input with every SH band, where ``--sh-bands`` dropped some: what the quality is measured against."""
     consume_input: bool
     ordered: SplatSet | None = None
     encoded: EncodedSog | None = None
     encoder: WebpEncoder | None = None
-    """The encode's WebP encoders, still running until ``webp_wait``; None after a target search."""
     early: BackgroundReference | None = None
-    """The quality check's reference renders, started during the encode (``reference_in_background``)."""
     reference_views: tuple | Callable[[], tuple] | None = None
-    """(cameras, their source, the reference's renders) made already, for the quality check to reuse."""
     target_report: dict | None = None
     measured: tuple | None = None
-    """(reference, decoded) as verification staged them, for the quality check."""
     webps: dict[str, bytes] | None = None
     webp_wait: float = 0.0
-    """Seconds the target search waited for its chosen rung's WebPs."""
     outputs: inflight.SceneOutputs | None = None
     sog_files: list[OutputFile] = field(default_factory=list)
 
@@ -152,7 +153,7 @@ def compress_splats(
         run(target_search, scene)
     if scene.encoded is None:  # no target search, or one that found nothing visible to measure
         run(encode, scene)
-    scene.result.timings.update(scene.encoded.timings)
+    run.timings.update(scene.encoded.timings)  # the encoder's own: quantize, kmeans...
     scene.result.palette_size = scene.encoded.palette_size
 
     with inflight.scene_outputs() as scene.outputs:  # nothing of this scene survives a failure or a signal from here
@@ -163,15 +164,16 @@ def compress_splats(
                     run(quality, scene)
             if scene.encoder is not None:
                 run(webp_wait, scene)
-        if scene.encoder is None:  # the target search waited for its chosen rung's WebPs
-            run.timings["webp_wait"] = scene.webp_wait
+            else:  # the target search waited for its chosen rung's WebPs
+                run.timings["webp_wait"] = scene.webp_wait
         scene.encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
         run(write, scene)
         if options.verify:
             run(read_back, scene)
-        scene.webps = None
+        scene.webps = None  # on disk now
         if options.viewer == "on":
-            run(viewer, scene.result, scene.output_dir, name, scene.ordered.positions, options, scene.outputs)
+            run(viewer, scene.result, scene.output_dir, scene.name, scene.ordered.positions, options,
+                scene.outputs)
     return finish_result(scene.result, options, scene.device)
 
 
@@ -269,11 +271,13 @@ def verify(scene: SceneInFlight) -> None:
         staged = SplatTensors.from_splats(reference, device) if scene.options.quality_check != "off" else None
         against = staged if staged is not None and reference is ordered else ordered
         scene.result.errors = attribute_errors_torch(against, decoded)
-        scene.measured = (reference if staged is None else staged, decoded)
+        measured = (reference if staged is None else staged, decoded)
     else:
         decoded_host = decoded.to_splats()
         scene.result.errors = attribute_errors(ordered, decoded_host)
-        scene.measured = (reference, decoded_host)
+        measured = (reference, decoded_host)
+    if scene.options.quality_check != "off":  # else the decoded scene goes now
+        scene.measured = measured
 
 
 @stage(out_of_memory="the quality check")
