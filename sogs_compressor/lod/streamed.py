@@ -8,6 +8,7 @@ read back and compared with what was encoded, the written lod-meta.json is read 
 chunks, level 0 is decoded chunk by chunk from the textures (``lod.written``) and measured against the input
 (attribute errors; the quality check renders it as for a single SOG), every level is rendered against the input
 from the distance at which the engine shows it (``lod.quality``), and the page beside it loads the lod-meta.json.
+Each stage but the chunks' loop is a named stage (``stages.py``), as for a single SOG.
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def compress_streamed(
                       "chunking": chunking, "palette": options.lod_palette}
 
         if written is not None:
-            level0 = run(verify, result, levels[0], parts, written, folder, device, run.progress)
+            level0 = run(verify, result, levels[0], parts, written, folder, device)
             if options.quality_check != "off":
                 run(quality, result, original, level0, options, device, output_dir, name, cameras_near, outputs,
                     run.progress)
@@ -276,7 +277,7 @@ def partition(levels: Sequence[SplatSet], options: CompressOptions) -> Partition
 
 @stage(out_of_memory="verification")
 def verify(result: CompressionResult, level0: SplatSet, parts: Partition, written: WrittenLevels, folder: Path,
-           device: torch.device, progress: ProgressCallback) -> SplatSet | SplatTensors:
+           device: torch.device) -> SplatSet | SplatTensors:
     """Check the written lod-meta.json against the chunks, decode level 0 as a reader would (``lod.written``) and
     measure its attribute errors against the input in the same order; returns the decoded level 0 (on the device
     where the verifier runs there)."""
