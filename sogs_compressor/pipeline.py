@@ -1,47 +1,60 @@
-"""One scene, end to end: read -> sanitize -> order -> quantize/cluster -> WebP + write -> verify.
+"""One scene, end to end, as a sequence of named stages: read -> sanitize -> order -> [target search] -> encode
+(the WebP encoders start) -> verify -> quality -> WebP wait -> write -> read back -> viewer page.
 
-``compress_file`` is the API the CLI, the SageMaker job and the benchmarks call. Each stage lives in its own
-module; this file only sequences them, times them and collects what they report.
+``compress_file`` is the API the CLI, the SageMaker job and the benchmarks call. Each stage is a function with one
+job, named as its key in the report's ``timings`` (``stages.py``: the checkpoint before it, its progress, its
+timing and the out-of-memory translation are written once there); the work itself lives in the modules they call.
+What the stages hand each other travels in a ``SceneInFlight``. A Streamed SOG has its own stages
+(``lod/streamed.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sogs_compressor import inflight, presets, target
 from sogs_compressor.compute_policy import reference_renders_overlap_encoder, verify_on_device
-from sogs_compressor.device import device_name, out_of_memory_as, resolve_device
-from sogs_compressor.errors import Interrupted, OutputError
+from sogs_compressor.device import device_name, resolve_device
+from sogs_compressor.errors import OutputError
 from sogs_compressor.layouts import layout_named
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.order.reorder import reorder_in_place
 from sogs_compressor.output_target import output_name
 from sogs_compressor.prefetch import ScenePrefetch
 from sogs_compressor.progress import ProgressCallback, no_progress
-from sogs_compressor.read import read_one_level
-from sogs_compressor.read.sanitize import sanitize
+from sogs_compressor.read import Scene, read_one_level
+from sogs_compressor.read import sanitize as invalid_values
+from sogs_compressor.read.sanitize import SanitizeReport
 from sogs_compressor.result import CompressionResult, OutputFile
-from sogs_compressor.sog.encode import EncodedSog, encode_sog
+from sogs_compressor.sog.encode import EncodedSog
 from sogs_compressor.sog.webp import Effort, RoundTripError, WebpEncoder
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.stages import StageRunner, stage
 from sogs_compressor.steps import (
     encode_and_pack,
     finish_result,
     measure_quality,
     prepare_device,
     quality_cameras,
-    write_viewer_page,
+    start_encode,
+    viewer,
 )
 from sogs_compressor.verify.decode import confirm_written
 from sogs_compressor.verify.metrics import attribute_errors
 from sogs_compressor.write.sog import SogPlacement, output_paths, write_sog
+
+if TYPE_CHECKING:
+    from sogs_compressor.render.background import BackgroundReference
 
 
 def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int,
@@ -57,6 +70,60 @@ def order_splats(splats: SplatSet, order: str, device: torch.device, seed: int,
     from sogs_compressor.order.morton import morton_order
 
     return morton_order(splats.positions, device=device)
+
+
+@dataclass
+class SceneInFlight:
+    """One scene between its stages (``compress_splats``): what it was asked for, then what each stage made.
+
+    splats: what is encoded (SH bands capped by ``--sh-bands``), in the input's order; ``ordered`` once ordered
+    original: the input with every SH band where ``--sh-bands`` dropped some (the quality is measured against
+        it), else None
+    explicit: the settings given explicitly, which the target search keeps as they are
+    encoder: the encode's WebP encoders, running on until ``webp_wait`` (None after a target search)
+    early: the quality check's reference renders, started during the encode (``reference_in_background``)
+    reference_views: (cameras, their source, the reference's renders) made already, or a callable returning them
+    measured: (reference, decoded) as verification staged them, kept for the quality check
+    webp_wait: the seconds the target search waited for its chosen rung's WebPs
+    """
+
+    run: StageRunner
+    options: CompressOptions  # resolved: the preset's values filled in
+    effort: Effort
+    explicit: set[str]
+    settings: dict  # encode_sog's settings from the options (presets.encoder_settings)
+    device: torch.device
+    result: CompressionResult
+    output_dir: Path
+    name: str
+    cameras_near: Path | None
+    placement: SogPlacement | None
+    splats: SplatSet
+    original: SplatSet | None
+    consume_input: bool
+    ordered: SplatSet | None = None
+    encoded: EncodedSog | None = None
+    encoder: WebpEncoder | None = None
+    early: BackgroundReference | None = None
+    reference_views: tuple | Callable[[], tuple] | None = None
+    target_report: dict | None = None
+    measured: tuple | None = None
+    webps: dict[str, bytes] | None = None
+    webp_wait: float = 0.0
+    outputs: inflight.SceneOutputs | None = None
+    sog_files: list[OutputFile] = field(default_factory=list)
+
+    @property
+    def reference(self) -> SplatSet:
+        """What the rendered quality is measured against (renders ignore the splat order)."""
+        return self.ordered if self.original is None else self.original
+
+    def stop_background_work(self) -> None:
+        """Cancel the WebP encodes and the reference renders still running (the scene failed or was stopped)."""
+        if self.encoder is not None:
+            self.encoder.cancel()
+        if self.early is not None:
+            self.early.cancel()
 
 
 def compress_splats(
@@ -78,169 +145,187 @@ def compress_splats(
     ``placement``: where the bundle and the folder layout go (default ``output_dir/name.sog`` and
     ``output_dir``); the preview is ``output_dir/name.preview.png`` either way.
     """
+    scene = start_scene(splats, Path(output_dir), name, options, progress, should_stop, result, cameras_near,
+                        consume_input, placement)
+    run, options = scene.run, scene.options
+    run(order, scene)
+    if options.target_psnr is not None:
+        run(target_search, scene)
+    if scene.encoded is None:  # no target search, or one that found nothing visible to measure
+        run(encode, scene)
+    run.timings.update(scene.encoded.timings)  # the encoder's own: quantize, kmeans...
+    scene.result.palette_size = scene.encoded.palette_size
+
+    with inflight.scene_outputs() as scene.outputs:  # nothing of this scene survives a failure or a signal from here
+        with background_work_stopped_on_failure(scene):
+            if options.verify:
+                run(verify, scene)
+                if options.quality_check != "off":
+                    run(quality, scene)
+            if scene.encoder is not None:
+                run(webp_wait, scene)
+            else:  # the target search waited for its chosen rung's WebPs
+                run.timings["webp_wait"] = scene.webp_wait
+        scene.encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
+        run(write, scene)
+        if options.verify:
+            run(read_back, scene)
+        scene.webps = None  # on disk now
+        if options.viewer == "on":
+            run(viewer, scene.result, scene.output_dir, scene.name, scene.ordered.positions, options,
+                scene.outputs)
+    return finish_result(scene.result, options, scene.device)
+
+
+def start_scene(
+    splats: SplatSet, output_dir: Path, name: str, options: CompressOptions, progress: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None, result: CompressionResult | None, cameras_near: Path | None,
+    consume_input: bool, placement: SogPlacement | None,
+) -> SceneInFlight:
+    """The scene before its first stage: options resolved, the device chosen (its peak memory counted from
+    here), the SH bands capped; ``result`` (or a new one) holds what is known of the output so far."""
     explicit = {key for key in target.SEARCHED if getattr(options, key) is not None}
     effort = presets.webp_effort(options.validate())
     options = presets.resolve(options)
-    progress = progress or no_progress
     result = result or CompressionResult(input_path="<memory>", input_format="memory", input_bytes=0)
-    timings = result.timings
-
-    def checkpoint() -> None:
-        if should_stop is not None and should_stop():
-            raise Interrupted("stopped by a signal before the scene was complete; nothing was written for it")
-
     device = resolve_device(options.device)
     result.device, result.device_name = str(device), device_name(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    original = splats  # what the rendered quality is measured against, SH bands included
-    if options.sh_bands is not None:
-        splats = splats.with_sh_degree(options.sh_bands)
-    result.sh_degree_out = splats.sh_degree
-    result.model = splats.model
-
-    checkpoint()
-    t = time.perf_counter()
-    progress("order", 0.0)
-    with out_of_memory_as(device, "encoding"):
-        permutation = order_splats(splats, options.order, device, options.seed, progress)
-        ordered = reorder_in_place(splats, permutation, device) if consume_input else splats.take(permutation)
-        timings["order"] = time.perf_counter() - t
-        progress("order", 1.0)
-
-        checkpoint()
-        settings = presets.encoder_settings(options, ordered.count)
-        found, target_report, target_views = None, None, None
-        reference = ordered if original is splats else original  # renders ignore the splat order
-        if options.target_psnr is not None:
-            t = time.perf_counter()
-            found = search_target(ordered, reference, settings, explicit, options, effort, device, cameras_near,
-                                  checkpoint, progress, timings)
-            timings["target_search"] = time.perf_counter() - t
-            if found is None:  # nothing visible to measure: the preset's settings, and the report says why
-                target_report = {"psnr_content": options.target_psnr, "met": False,
-                                 "error": "the original renders nothing from the quality check's cameras"}
-        encoder, early = None, None
-        if found is None:  # the WebP encoders run on while the scene is verified and measured
-            early = reference_in_background(reference, options, device, cameras_near)
-            if early is not None:
-                target_views = early.result
-            encoder = WebpEncoder(effort, round_trip=options.verify)
-            try:
-                encoded = encode_sog(ordered, **settings, iterations=options.iterations, seed=options.seed,
-                                     device=device, on_image=encoder.submit, progress=progress)
-            except BaseException:
-                encoder.cancel()
-                if early is not None:
-                    early.cancel()
-                raise
-        else:
-            (encoded, webps, webp_wait, result.textures), target_report, target_views = found
-    timings.update(encoded.timings)
-    result.palette_size = encoded.palette_size
-
-    with inflight.scene_outputs() as outputs:  # nothing of this scene survives a failure or a signal from here on
-        try:
-            if options.verify:
-                checkpoint()
-                verify_and_measure(result, encoded, ordered, reference, options, device, Path(output_dir), name,
-                                   cameras_near, (target_report, target_views), outputs, progress, checkpoint)
-            if encoder is not None:
-                checkpoint()
-                t = time.perf_counter()
-                progress("webp", 0.0)
-                webps = encoder.results(lambda fraction: progress("webp", fraction))
-                webp_wait = time.perf_counter() - t
-                result.textures = {key: encoder.stats[key] for key in webps}
-                progress("webp", 1.0)
-        except RoundTripError as error:
-            raise OutputError(f"verification failed: {error}") from None
-        except BaseException:
-            if encoder is not None:
-                encoder.cancel()
-            if early is not None:
-                early.cancel()
-            raise
-        timings["webp_wait"] = webp_wait
-        encoded.images.clear()  # the raw textures: the WebP bytes are what is written from here on
-
-        checkpoint()
-        t = time.perf_counter()
-        progress("write", 0.0)
-        for path in output_paths(Path(output_dir), name, options.layout, encoded.meta, placement):
-            outputs.track(path)
-        sog_files = write_sog(Path(output_dir), name, options.layout, encoded.meta, webps, placement)
-        result.output_files = sog_files + result.output_files  # the preview, if any, after the SOG files
-        timings["write"] = time.perf_counter() - t
-        progress("write", 1.0)
-        if options.verify:
-            t = time.perf_counter()
-            confirm_written(sog_files, encoded.meta, webps)
-            timings["read_back"] = time.perf_counter() - t
-        del webps
-        result.counts["output"] = ordered.count
-        write_viewer_page(result, Path(output_dir), name, ordered.positions, options, outputs)
-    return finish_result(result, options, device)
+    encoded = splats.with_sh_degree(options.sh_bands) if options.sh_bands is not None else splats
+    result.sh_degree_out = encoded.sh_degree
+    result.model = encoded.model
+    return SceneInFlight(
+        run=StageRunner(result.timings, progress, should_stop, device), options=options, effort=effort,
+        explicit=explicit, settings=presets.encoder_settings(options, encoded.count), device=device, result=result,
+        output_dir=output_dir, name=name, cameras_near=cameras_near, placement=placement, splats=encoded,
+        original=None if encoded is splats else splats, consume_input=consume_input)
 
 
-def verify_and_measure(
-    result: CompressionResult, encoded: EncodedSog, ordered: SplatSet, reference: SplatSet,
-    options: CompressOptions, device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
-    target: tuple[dict | None, tuple | None], outputs: inflight.SceneOutputs, progress: ProgressCallback,
-    checkpoint: Callable[[], None],
-) -> None:
-    """Decode the encoded scene as a reader will (``verify/decode.py``), measure the per-attribute errors against
-    ``ordered`` and run the quality check (renders of ``reference`` and the decoded scene, PSNR/SSIM, a preview
-    image written beside the outputs); fills ``result.errors`` / ``result.quality`` and their timings.
-    ``target``: the target search's report and views, if it ran."""
+@stage(out_of_memory="encoding")
+def order(scene: SceneInFlight) -> None:
+    """Put the splats in texture order (``order_splats``): in place when the caller handed them over."""
+    splats, device = scene.splats, scene.device
+    permutation = order_splats(splats, scene.options.order, device, scene.options.seed, scene.run.progress)
+    scene.ordered = reorder_in_place(splats, permutation, device) if scene.consume_input else splats.take(permutation)
+
+
+@stage(progress=False, out_of_memory="encoding")
+def target_search(scene: SceneInFlight) -> None:
+    """``--target-psnr``: encode the rungs of ``target.LADDER`` the search asks for and keep the smallest that
+    meets the target (``search_target``; it reports its own progress as ``target``). Where the original renders
+    nothing from the quality check's cameras, the preset's settings are encoded and the report says why."""
+    found = search_target(scene)
+    if found is None:
+        scene.target_report = {"psnr_content": scene.options.target_psnr, "met": False,
+                               "error": "the original renders nothing from the quality check's cameras"}
+        return
+    packed, scene.target_report, scene.reference_views = found
+    scene.encoded, scene.webps, scene.webp_wait, scene.result.textures = packed
+
+
+@stage(progress=False, out_of_memory="encoding", timed=False)
+def encode(scene: SceneInFlight) -> None:
+    """Quantize the ordered splats and submit each texture to the WebP encoders as soon as it is ready
+    (``steps.start_encode``): the encoders run on while the scene is verified and measured, until ``webp_wait``.
+    The encoder reports its own progress and timings (``quantize``, ``kmeans``...)."""
+    scene.early = reference_in_background(scene.reference, scene.options, scene.device, scene.cameras_near)
+    if scene.early is not None:
+        scene.reference_views = scene.early.result
+    try:
+        scene.encoded, scene.encoder = start_encode(scene.ordered, scene.settings, scene.options, scene.effort,
+                                                    scene.device, scene.run.progress)
+    except BaseException:
+        if scene.early is not None:
+            scene.early.cancel()
+        raise
+
+
+@contextlib.contextmanager
+def background_work_stopped_on_failure(scene: SceneInFlight) -> Iterator[None]:
+    """Around verification and the WebP wait: a WebP that does not decode to its texture is a failed
+    verification (``OutputError``); any other failure, a signal's included, cancels the work still running."""
+    try:
+        yield
+    except RoundTripError as error:
+        raise OutputError(f"verification failed: {error}") from None
+    except BaseException:
+        scene.stop_background_work()
+        raise
+
+
+@stage(out_of_memory="verification")
+def verify(scene: SceneInFlight) -> None:
+    """Decode the encoded scene as a reader will (``verify/decode.py``) and measure the per-attribute errors
+    against the ordered splats into ``result.errors``; keeps the decoded scene for the quality check."""
     from sogs_compressor.verify.decode import decode_on_device
 
-    timings = result.timings
-    target_report, target_views = target
-    t = time.perf_counter()
-    progress("verify", 0.0)
+    encoded, ordered, reference, device = scene.encoded, scene.ordered, scene.reference, scene.device
     on_device = verify_on_device(device)
-    with out_of_memory_as(device, "verification"):
-        decoded = decode_on_device(encoded.meta, encoded.images, device if on_device else torch.device("cpu"))
-        progress("verify", 0.5)  # decoded; the errors follow
-        if on_device:
-            from sogs_compressor.verify.metrics_torch import attribute_errors_torch
+    decoded = decode_on_device(encoded.meta, encoded.images, device if on_device else torch.device("cpu"))
+    scene.run.progress("verify", 0.5)  # decoded; the errors follow
+    if on_device:
+        from sogs_compressor.verify.metrics_torch import attribute_errors_torch
 
-            # with a quality check to follow, the reference goes to the device once for both
-            staged = SplatTensors.from_splats(reference, device) if options.quality_check != "off" else None
-            against = staged if staged is not None and reference is ordered else ordered
-            result.errors = attribute_errors_torch(against, decoded)
-            measured = (reference if staged is None else staged, decoded)
-        else:
-            decoded_host = decoded.to_splats()
-            result.errors = attribute_errors(ordered, decoded_host)
-            measured = (reference, decoded_host)
-        del decoded
-    timings["verify"] = time.perf_counter() - t
-    progress("verify", 1.0)
-    if options.quality_check == "off":
-        return
-    checkpoint()
-    t = time.perf_counter()
-    progress("quality", 0.0)
-    outputs.track(output_dir / f"{name}.preview.png")
-    with out_of_memory_as(device, "the quality check"):
-        result.quality = measure_quality(*measured, options.quality_check, device, output_dir, name, cameras_near,
-                                         target_views, progress=lambda fraction: progress("quality", fraction),
-                                         cameras_file=options.cameras)
-    del measured
-    if target_report is not None:
-        result.quality["target"] = target_report
+        # with a quality check to follow, the reference goes to the device once for both
+        staged = SplatTensors.from_splats(reference, device) if scene.options.quality_check != "off" else None
+        against = staged if staged is not None and reference is ordered else ordered
+        scene.result.errors = attribute_errors_torch(against, decoded)
+        measured = (reference if staged is None else staged, decoded)
+    else:
+        decoded_host = decoded.to_splats()
+        scene.result.errors = attribute_errors(ordered, decoded_host)
+        measured = (reference, decoded_host)
+    if scene.options.quality_check != "off":  # else the decoded scene goes now
+        scene.measured = measured
+
+
+@stage(out_of_memory="the quality check")
+def quality(scene: SceneInFlight) -> None:
+    """Render the reference and the decoded scene and compare them (PSNR/SSIM, ``steps.measure_quality``); the
+    preview image it writes beside the outputs is one of the scene's files."""
+    options, result = scene.options, scene.result
+    scene.outputs.track(scene.output_dir / f"{scene.name}.preview.png")
+    result.quality = measure_quality(*scene.measured, options.quality_check, scene.device, scene.output_dir,
+                                     scene.name, scene.cameras_near, scene.reference_views,
+                                     progress=lambda fraction: scene.run.progress("quality", fraction),
+                                     cameras_file=options.cameras)
+    scene.measured = None
+    if scene.target_report is not None:
+        result.quality["target"] = scene.target_report
     preview = result.quality.get("preview")
     if preview:
-        path = output_dir / preview
+        path = scene.output_dir / preview
         result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
-    timings["quality"] = time.perf_counter() - t
-    progress("quality", 1.0)
+
+
+@stage(progress="webp")
+def webp_wait(scene: SceneInFlight) -> None:
+    """Wait for the WebP encoders the encode started; what each texture's encoding cost goes to the report."""
+    scene.webps = scene.encoder.results(lambda fraction: scene.run.progress("webp", fraction))
+    scene.result.textures = {key: scene.encoder.stats[key] for key in scene.webps}
+
+
+@stage()
+def write(scene: SceneInFlight) -> None:
+    """Write the SOG files of the layout (``write/sog.py``), each one of the scene's files before it exists."""
+    options, result = scene.options, scene.result
+    meta = scene.encoded.meta
+    for path in output_paths(scene.output_dir, scene.name, options.layout, meta, scene.placement):
+        scene.outputs.track(path)
+    scene.sog_files = write_sog(scene.output_dir, scene.name, options.layout, meta, scene.webps, scene.placement)
+    result.output_files = scene.sog_files + result.output_files  # the preview, if any, after the SOG files
+    result.counts["output"] = scene.ordered.count
+
+
+@stage(progress=False, checkpoint=False)
+def read_back(scene: SceneInFlight) -> None:
+    """Read the written files back and compare them with what was encoded (``verify/decode.py``)."""
+    confirm_written(scene.sog_files, scene.encoded.meta, scene.webps)
 
 
 def reference_in_background(reference: SplatSet, options: CompressOptions, device: torch.device,
-                            cameras_near: Path | None):
+                            cameras_near: Path | None) -> BackgroundReference | None:
     """On the CPU path, the quality check's renders of ``reference`` started on a thread now, to overlap the
     encoder (``render/background.py``); None where they are not wanted then (no quality check, a target search
     that renders its own, or where ``compute_policy.reference_renders_overlap_encoder`` says no)."""
@@ -254,35 +339,33 @@ def reference_in_background(reference: SplatSet, options: CompressOptions, devic
         device)
 
 
-def search_target(
-    ordered: SplatSet, original: SplatSet, settings: dict, explicit: set[str], options: CompressOptions,
-    effort: Effort, device: torch.device, cameras_near: Path | None, checkpoint: Callable[[], None],
-    progress: ProgressCallback, timings: dict,
-) -> tuple[tuple[EncodedSog, dict[str, bytes], float, dict], dict, tuple] | None:
+def search_target(scene: SceneInFlight) -> tuple[tuple[EncodedSog, dict[str, bytes], float, dict], dict, tuple] | None:
     """``--target-psnr``: the chosen rung's (encoded, WebP bytes, WebP wait, texture stats), the report's
     ``target`` section (``target.py``) and (cameras, their source, the original's renders) for the final quality
     check; None when the original shows nothing from the quality check's cameras.
-    Adds the search's seconds per kind of work to ``timings`` (``target_encode``, ``target_decode``,
+    Adds the search's seconds per kind of work to the timings (``target_encode``, ``target_decode``,
     ``target_render``)."""
     from sogs_compressor.read.sog import read_sog
     from sogs_compressor.render.quality import quality_check, quality_score, render_views
 
+    options, device, ordered, original, run = scene.options, scene.device, scene.ordered, scene.reference, scene.run
+
     def add(key: str, since: float) -> None:
-        timings[key] = timings.get(key, 0.0) + time.perf_counter() - since
+        run.timings[key] = run.timings.get(key, 0.0) + time.perf_counter() - since
 
     t = time.perf_counter()
-    cameras, source = quality_cameras(original, options.quality_check, cameras_near, options.cameras)
+    cameras, source = quality_cameras(original, options.quality_check, scene.cameras_near, options.cameras)
     reference = render_views(original, cameras, device, allow_empty=True)
     add("target_render", t)
     if any(view.visible == 0 for view in reference):
         return None
 
     def evaluate(rung: int) -> target.Probe:
-        checkpoint()
-        progress("target", rung / len(target.LADDER))
-        rung_settings = target.rung_settings(settings, target.LADDER[rung], explicit)
+        run.checkpoint()
+        run.progress("target", rung / len(target.LADDER))
+        rung_settings = target.rung_settings(scene.settings, target.LADDER[rung], scene.explicit)
         t = time.perf_counter()
-        packed = encode_and_pack(ordered, rung_settings, options, effort, device, no_progress, checkpoint)
+        packed = encode_and_pack(ordered, rung_settings, options, scene.effort, device, no_progress, run.checkpoint)
         add("target_encode", t)
         t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="sogs-target-") as probe_dir:
@@ -291,14 +374,14 @@ def search_target(
             decoded = read_sog(bundle.path).splats
         add("target_decode", t)
         t = time.perf_counter()
-        quality = quality_check(original, decoded, options.quality_check, device, cameras, reference=reference)
+        measured = quality_check(original, decoded, options.quality_check, device, cameras, reference=reference)
         add("target_render", t)
-        psnr = quality_score(quality)
+        psnr = quality_score(measured)
         return target.Probe(rung, rung_settings, bundle.bytes, float("-inf") if psnr is None else float(psnr),
                             payload=packed)
 
     chosen, probes = target.search(options.target_psnr, len(target.LADDER), evaluate)
-    progress("target", 1.0)
+    run.progress("target", 1.0)
     return chosen.payload, target.summary(options.target_psnr, chosen, probes), (cameras, source, reference)
 
 
@@ -318,26 +401,17 @@ def compress_file(
     ``placement``: where the bundle and the folder layout go instead (``compress_splats``).
     """
     options = (options or CompressOptions()).validate()
-    progress = progress or no_progress
     started = time.perf_counter()
     prepare_device(options.device, input_path, options)
 
-    progress("read", 0.0)
-    t = time.perf_counter()
-    if prefetched is not None:
-        scene, read_seconds, background = prefetched.result()
-    else:
-        scene = read_one_level(input_path)
-        read_seconds = background = time.perf_counter() - t
-    progress("read", 1.0)
-
-    t = time.perf_counter()
-    splats, report = sanitize(scene.splats, options.invalid)
-    result = CompressionResult(input_path=str(input_path), input_format=scene.format, input_bytes=scene.bytes)
-    result.timings["read"] = read_seconds
-    if prefetched is not None:
-        result.timings["read_background"] = background
-    result.timings["sanitize"] = time.perf_counter() - t
+    timings: dict[str, float] = {}
+    run = StageRunner(timings, progress, should_stop)
+    scene, read_background = run(read, input_path, prefetched)
+    if read_background is not None:
+        timings["read_background"] = read_background
+    splats, report = run(sanitize, scene.splats, options.invalid)
+    result = CompressionResult(input_path=str(input_path), input_format=scene.format, input_bytes=scene.bytes,
+                               timings=timings)
     result.sh_degree_in = scene.splats.sh_degree
     result.counts = {
         "input": scene.splats.count,
@@ -351,9 +425,24 @@ def compress_file(
 
         compress_streamed(splats, output_dir, name, options, progress, should_stop, result,
                           cameras_near=Path(input_path), folder=placement.folder if placement else None)
-        result.timings["total"] = time.perf_counter() - started
-        return result
-    compress_splats(splats, output_dir, name, options, progress, should_stop, result, cameras_near=Path(input_path),
-                    consume_input=True, placement=placement)
+    else:
+        compress_splats(splats, output_dir, name, options, progress, should_stop, result,
+                        cameras_near=Path(input_path), consume_input=True, placement=placement)
     result.timings["total"] = time.perf_counter() - started
     return result
+
+
+@stage(checkpoint=False)
+def read(input_path: str | Path, prefetched: ScenePrefetch | None) -> tuple[Scene, float | None]:
+    """The scene file, read here or waited for from its read in the background; then also the seconds that whole
+    read took (None when read here: the stage's own time is the whole read)."""
+    if prefetched is None:
+        return read_one_level(input_path), None
+    scene, _waited, background = prefetched.result()
+    return scene, background
+
+
+@stage(progress=False, checkpoint=False)
+def sanitize(splats: SplatSet, policy: str) -> tuple[SplatSet, SanitizeReport]:
+    """Drop (or refuse: ``--invalid error``) the splats holding invalid values (``read/sanitize.py``)."""
+    return invalid_values.sanitize(splats, policy)

@@ -1,5 +1,6 @@
 """The steps every output layout shares (one SOG: ``pipeline``; a Streamed SOG: ``lod/streamed.py``): the GPU's
-warm-up, encoding and packing a set of splats, the quality check, the viewer page and the finished result."""
+warm-up, encoding and packing a set of splats, the quality check, the viewer page (a stage: ``stages.py``) and the
+finished result."""
 
 from __future__ import annotations
 
@@ -23,19 +24,17 @@ from sogs_compressor.sog.encode import EncodedSog, encode_sog
 from sogs_compressor.sog.webp import Effort, WebpEncoder
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.stages import stage
 
 
-def write_viewer_page(result: CompressionResult, output_dir: Path, name: str, positions: np.ndarray,
-                      options: CompressOptions, outputs: inflight.SceneOutputs) -> None:
-    """The viewer page NAME.html beside the output (``--viewer on``), listed in ``result`` and timed."""
-    if options.viewer != "on":
-        return
+@stage(progress=False, checkpoint=False)
+def viewer(result: CompressionResult, output_dir: Path, name: str, positions: np.ndarray, options: CompressOptions,
+           outputs: inflight.SceneOutputs) -> None:
+    """The viewer page NAME.html beside the output (``--viewer on``), listed in ``result``."""
     from sogs_compressor.write.viewer import viewer_path, write_viewer
 
-    t = time.perf_counter()
     outputs.track(viewer_path(output_dir, name))
     result.output_files.append(write_viewer(output_dir, name, result, positions, options.viewer_engine))
-    result.timings["viewer"] = time.perf_counter() - t
 
 
 def finish_result(result: CompressionResult, options: CompressOptions, device: torch.device) -> CompressionResult:

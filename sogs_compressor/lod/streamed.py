@@ -8,6 +8,7 @@ read back and compared with what was encoded, the written lod-meta.json is read 
 chunks, level 0 is decoded chunk by chunk from the textures (``lod.written``) and measured against the input
 (attribute errors; the quality check renders it as for a single SOG), every level is rendered against the input
 from the distance at which the engine shows it (``lod.quality``), and the page beside it loads the lod-meta.json.
+Each stage but the chunks' loop is a named stage (``stages.py``), as for a single SOG.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import torch
 from sogs_compressor import inflight, presets
 from sogs_compressor.device import device_name, out_of_memory_as, resolve_device
 from sogs_compressor.errors import Interrupted, SogsError, UsageError
-from sogs_compressor.lod.chunks import partition
+from sogs_compressor.lod.chunks import Partition
+from sogs_compressor.lod.chunks import partition as partition_levels
 from sogs_compressor.lod.pyramid import (
     build_pyramid,
     check_given_levels,
@@ -37,6 +39,7 @@ from sogs_compressor.progress import ProgressCallback, no_progress
 from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
+from sogs_compressor.stages import StageRunner, stage
 from sogs_compressor.write.lod import (
     LOD_META_NAME,
     lod_meta,
@@ -128,7 +131,7 @@ def compress_streamed(
     (``folder`` defaults to ``output_dir``); the preview and the page go to ``output_dir/name.*``.
 
     ``levels``: the pyramid as given (level 0 first, ``splats`` itself), written without decimation."""
-    from sogs_compressor.steps import finish_result, start_encode, write_viewer_page
+    from sogs_compressor.steps import finish_result, start_encode, viewer
     from sogs_compressor.verify.decode import confirm_written
 
     effort = presets.webp_effort(options.validate())
@@ -139,11 +142,8 @@ def compress_streamed(
     output_dir = Path(output_dir)
     folder = Path(folder) if folder is not None else output_dir
 
-    def checkpoint() -> None:
-        if should_stop is not None and should_stop():
-            raise Interrupted("stopped by a signal before the scene was complete; nothing was written for it")
-
     device = resolve_device(options.device)
+    run = StageRunner(timings, progress, should_stop, device)
     result.device, result.device_name = str(device), device_name(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -156,25 +156,14 @@ def compress_streamed(
             levels = [splats, *(level.with_sh_degree(options.sh_bands) for level in levels[1:])]
     result.sh_degree_out, result.model = splats.sh_degree, splats.model
 
-    checkpoint()
     if levels is None:
         try:
             counts = level_counts(splats.count, options.lod_levels, options.lod_min_splats)
         except ValueError as error:
             raise UsageError(f"--lod-levels {options.lod_levels}: {error}") from None
-        t = time.perf_counter()
-        progress("decimate", 0.0)
-        with out_of_memory_as(device, "decimation"):
-            levels = build_pyramid(splats, counts, device=device, seed=options.seed,
-                                   on_level=lambda level, _n: progress("decimate", level / max(1, len(counts) - 1)))
-        timings["decimate"] = time.perf_counter() - t
-        progress("decimate", 1.0)
+        levels = run(decimate, splats, counts, device, options.seed, run.progress)
     counts = [level.count for level in levels]
-
-    checkpoint()
-    t = time.perf_counter()
-    parts = partition(levels, options.lod_chunk_count, options.lod_chunk_extent, options.lod_chunk_min)
-    timings["partition"] = time.perf_counter() - t
+    parts = run(partition, levels, options)
     chunking = {"count": options.lod_chunk_count, "extent": options.lod_chunk_extent, "min": options.lod_chunk_min}
     meta = lod_meta(parts, chunking)
 
@@ -208,7 +197,7 @@ def compress_streamed(
         started, write_s, pending = time.perf_counter(), 0.0, None
         try:
             for done, chunk in enumerate(parts.files):
-                checkpoint()
+                run.checkpoint()
                 progress("chunks", done / len(parts.files))
                 rows = levels[chunk.level].take(chunk.rows)
                 settings = presets.encoder_settings(options, rows.count)
@@ -224,7 +213,7 @@ def compress_streamed(
                 if pending is not None:
                     write_s += finish(*pending)
                 pending = (chunk, encoded, encoder)
-                checkpoint()
+                run.checkpoint()
             if pending is not None:
                 write_s += finish(*pending)
                 pending = None
@@ -245,13 +234,13 @@ def compress_streamed(
                       "chunking": chunking, "palette": options.lod_palette}
 
         if written is not None:
-            checkpoint()
-            level0 = _verify_level0(result, levels[0], parts, written, folder, original, options, device,
-                                    output_dir, name, cameras_near, outputs, progress)
+            level0 = run(verify, result, levels[0], parts, written, folder, device)
             if options.quality_check != "off":
-                checkpoint()
-                _measure_levels(result, original, level0, written, len(levels), options, device, progress)
-        write_viewer_page(result, output_dir, name, splats.positions, options, outputs)
+                run(quality, result, original, level0, options, device, output_dir, name, cameras_near, outputs,
+                    run.progress)
+                run(level_quality, result, original, level0, written, len(levels), options, device, run.progress)
+        if options.viewer == "on":
+            run(viewer, result, output_dir, name, splats.positions, options, outputs)
     return finish_result(result, options, device)
 
 
@@ -272,43 +261,53 @@ def level_palette(level: SplatSet, options: CompressOptions, device: torch.devic
     return result.centroids, result.labels
 
 
-def _verify_level0(result: CompressionResult, level0: SplatSet, parts, written: WrittenLevels, folder: Path,
-                   original: SplatSet, options: CompressOptions, device: torch.device, output_dir: Path, name: str,
-                   cameras_near: Path | None, outputs: inflight.SceneOutputs,
-                   progress: ProgressCallback) -> SplatSet | SplatTensors:
-    """Check the written lod-meta.json against the chunks, decode level 0 as a reader would (``lod.written``),
-    measure its attribute errors against the input in the same order and, unless the quality check is off,
-    render it against the original; returns the decoded level 0 (on the device where the verifier runs there)."""
-    from sogs_compressor.steps import measure_quality
+@stage(out_of_memory="decimation")
+def decimate(splats: SplatSet, counts: Sequence[int], device: torch.device, seed: int,
+             progress: ProgressCallback) -> list[SplatSet]:
+    """The coarser levels, each by decimation of the one before (``lod.pyramid``); level 0 is ``splats``."""
+    return build_pyramid(splats, counts, device=device, seed=seed,
+                         on_level=lambda level, _n: progress("decimate", level / max(1, len(counts) - 1)))
+
+
+@stage(progress=False)
+def partition(levels: Sequence[SplatSet], options: CompressOptions) -> Partition:
+    """The levels' chunks and the tree that names them (``lod.chunks``: splat-transform's partition)."""
+    return partition_levels(levels, options.lod_chunk_count, options.lod_chunk_extent, options.lod_chunk_min)
+
+
+@stage(out_of_memory="verification")
+def verify(result: CompressionResult, level0: SplatSet, parts: Partition, written: WrittenLevels, folder: Path,
+           device: torch.device) -> SplatSet | SplatTensors:
+    """Check the written lod-meta.json against the chunks, decode level 0 as a reader would (``lod.written``) and
+    measure its attribute errors against the input in the same order; returns the decoded level 0 (on the device
+    where the verifier runs there)."""
     from sogs_compressor.verify.metrics import attribute_errors
     from sogs_compressor.verify.metrics_torch import attribute_errors_torch
 
-    t = time.perf_counter()
-    progress("verify", 0.0)
     written.check_manifest(folder / LOD_META_NAME)
     order = np.concatenate([f.rows for f in parts.level_files(0)])
-    with out_of_memory_as(device, "verification"):
-        decoded = _decoded_level(written, 0, device)
-        measure = attribute_errors_torch if isinstance(decoded, SplatTensors) else attribute_errors
-        result.errors = measure(level0.take(order), decoded)
-    result.timings["verify"] = time.perf_counter() - t
-    progress("verify", 1.0)
-    if options.quality_check == "off":
-        return decoded
-    t = time.perf_counter()
-    progress("quality", 0.0)
+    decoded = _decoded_level(written, 0, device)
+    measure = attribute_errors_torch if isinstance(decoded, SplatTensors) else attribute_errors
+    result.errors = measure(level0.take(order), decoded)
+    return decoded
+
+
+@stage(out_of_memory="the quality check")
+def quality(result: CompressionResult, original: SplatSet, level0: SplatSet | SplatTensors, options: CompressOptions,
+            device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
+            outputs: inflight.SceneOutputs, progress: ProgressCallback) -> None:
+    """Render the decoded level 0 against the original, as for a single SOG (``steps.measure_quality``); the
+    preview image it writes beside the outputs is one of the scene's files."""
+    from sogs_compressor.steps import measure_quality
+
     outputs.track(output_dir / f"{name}.preview.png")
-    with out_of_memory_as(device, "the quality check"):
-        result.quality = measure_quality(original, decoded, options.quality_check, device, output_dir, name,
-                                         cameras_near, progress=lambda fraction: progress("quality", fraction),
-                                         cameras_file=options.cameras)
+    result.quality = measure_quality(original, level0, options.quality_check, device, output_dir, name,
+                                     cameras_near, progress=lambda fraction: progress("quality", fraction),
+                                     cameras_file=options.cameras)
     preview = result.quality.get("preview")
     if preview:
         path = output_dir / preview
         result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
-    result.timings["quality"] = time.perf_counter() - t
-    progress("quality", 1.0)
-    return decoded
 
 
 def _decoded_level(written: WrittenLevels, level: int, device: torch.device) -> SplatSet | SplatTensors:
@@ -321,9 +320,10 @@ def _decoded_level(written: WrittenLevels, level: int, device: torch.device) -> 
     return written.decode(level, torch.device("cpu")).to_splats()
 
 
-def _measure_levels(result: CompressionResult, original: SplatSet, level0: SplatSet | SplatTensors,
-                    written: WrittenLevels, levels: int, options: CompressOptions, device: torch.device,
-                    progress: ProgressCallback) -> None:
+@stage(out_of_memory="the quality check per level")
+def level_quality(result: CompressionResult, original: SplatSet, level0: SplatSet | SplatTensors,
+                  written: WrittenLevels, levels: int, options: CompressOptions, device: torch.device,
+                  progress: ProgressCallback) -> None:
     """The quality check per level (``lod.quality``): every level, decoded as a reader would (``lod.written``),
     rendered against the original from the distance at which the engine shows it; into ``result.lod``."""
     from sogs_compressor.lod.quality import measure_levels
@@ -331,13 +331,8 @@ def _measure_levels(result: CompressionResult, original: SplatSet, level0: Splat
     def decode(level: int) -> SplatSet | SplatTensors:
         return level0 if level == 0 else _decoded_level(written, level, device)
 
-    t = time.perf_counter()
-    progress("level_quality", 0.0)
-    with out_of_memory_as(device, "the quality check per level"):
-        entries, method = measure_levels(original, decode, levels, options.quality_check, device,
-                                         progress=lambda fraction: progress("level_quality", fraction))
+    entries, method = measure_levels(original, decode, levels, options.quality_check, device,
+                                     progress=lambda fraction: progress("level_quality", fraction))
     for entry, measured in zip(result.lod["levels"], entries, strict=True):
         entry.update(measured)
     result.lod["quality"] = method
-    result.timings["level_quality"] = time.perf_counter() - t
-    progress("level_quality", 1.0)
