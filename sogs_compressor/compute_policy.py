@@ -59,8 +59,9 @@ DISTANCE_BLOCK_BYTES = {"cpu": 8 * 2**20, "cuda": 256 * 2**20}
 """Bytes of one (rows x centroids) float32 distance block of the k-means assignment (``quantize/assign.py``) and
 of the probed search, by device type. On the CPU a block that stays in cache is written and scanned for its
 minimum about twice as fast (1M x 256 centroids x 24 on 2 cores: 0.92 s with 256 MiB blocks, 0.48 s with 8 MiB,
-bench/RESULTS.md); a GPU wants large blocks. The labels and distances are the same bits for any block size (the
-GEMM sums each row over D alike; tests/test_kmeans.py checks it)."""
+bench/RESULTS.md); a GPU wants large blocks. The labels and distances keep their bits whatever the block size,
+as long as no block is a few rows short (``assign.row_blocks`` joins a short last block to the one before;
+tests/test_kmeans.py checks it)."""
 MIN_DISTANCE_BLOCK_ROWS = 256
 """Fewest rows per distance block, whatever the centroid count (a GEMM of a few rows runs at a fraction of its speed)."""
 
