@@ -285,18 +285,12 @@ def quality(scene: SceneInFlight) -> None:
     """Render the reference and the decoded scene and compare them (PSNR/SSIM, ``steps.measure_quality``); the
     preview image it writes beside the outputs is one of the scene's files."""
     options, result = scene.options, scene.result
-    scene.outputs.track(scene.output_dir / f"{scene.name}.preview.png")
-    result.quality = measure_quality(*scene.measured, options.quality_check, scene.device, scene.output_dir,
-                                     scene.name, scene.cameras_near, scene.reference_views,
-                                     progress=lambda fraction: scene.run.progress("quality", fraction),
-                                     cameras_file=options.cameras)
+    measure_quality(result, scene.outputs, *scene.measured, options.quality_check, scene.device, scene.output_dir,
+                    scene.name, scene.cameras_near, scene.reference_views,
+                    progress=lambda fraction: scene.run.progress("quality", fraction), cameras_file=options.cameras)
     scene.measured = None
     if scene.target_report is not None:
         result.quality["target"] = scene.target_report
-    preview = result.quality.get("preview")
-    if preview:
-        path = scene.output_dir / preview
-        result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
 
 
 @stage(progress="webp")

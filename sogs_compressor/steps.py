@@ -19,7 +19,7 @@ from sogs_compressor.host_memory import peak_rss_bytes
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback
 from sogs_compressor.read.ply import sh_rest_count_hint
-from sogs_compressor.result import CompressionResult
+from sogs_compressor.result import CompressionResult, OutputFile
 from sogs_compressor.sog.encode import EncodedSog, encode_sog
 from sogs_compressor.sog.webp import Effort, WebpEncoder
 from sogs_compressor.splats import COEFFS_PER_DEGREE, SplatSet, sh_degree_for_rest_count
@@ -100,11 +100,14 @@ def quality_cameras(original: SplatSet | SplatTensors, mode: str, cameras_near: 
     return cameras, describe_source(cameras, cameras_file)
 
 
-def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | SplatTensors, mode: str,
-                    device: torch.device, output_dir: Path, name: str, cameras_near: Path | None,
-                    views: tuple | Callable[[], tuple] | None = None, progress: Callable[[float], None] | None = None, *,
-                    cameras_file: str | Path | None = None) -> dict:
-    """Rendered PSNR/SSIM of the decoded output against the original, plus a preview image beside the SOG.
+def measure_quality(result: CompressionResult, outputs: inflight.SceneOutputs, original: SplatSet | SplatTensors,
+                    decoded: SplatSet | SplatTensors, mode: str, device: torch.device, output_dir: Path, name: str,
+                    cameras_near: Path | None, views: tuple | Callable[[], tuple] | None = None,
+                    progress: Callable[[float], None] | None = None, *,
+                    cameras_file: str | Path | None = None) -> None:
+    """Rendered PSNR/SSIM of the decoded output against the original into ``result.quality``, plus a preview
+    image beside the SOG: one of the scene's files (tracked in ``outputs`` before it exists, listed in
+    ``result.output_files`` once written).
 
     Orbit and interior views, and the training cameras when a 3DGS ``cameras.json`` sits next to the input;
     ``views`` = (cameras, source, the original's renders) made earlier (the target search) are reused; a callable
@@ -114,15 +117,21 @@ def measure_quality(original: SplatSet | SplatTensors, decoded: SplatSet | Splat
     from sogs_compressor.render.errors import RenderError
     from sogs_compressor.render.quality import quality_check
 
+    preview_path = output_dir / f"{name}.preview.png"
+    outputs.track(preview_path)
     try:
         if callable(views):  # renders of the original made in the background (``reference_in_background``)
             views = views()
         cameras, source, reference = views or (*quality_cameras(original, mode, cameras_near, cameras_file), None)
-        return quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
-                             preview_path=output_dir / f"{name}.preview.png", camera_source=source,
-                             progress=progress)
+        result.quality = quality_check(original, decoded, mode, device=device, cameras=cameras, reference=reference,
+                                       preview_path=preview_path, camera_source=source, progress=progress)
     except RenderError as error:  # the SOG itself is fine; say why there are no numbers
-        return {"mode": mode, "error": str(error)}
+        result.quality = {"mode": mode, "error": str(error)}
+        return
+    preview = result.quality.get("preview")
+    if preview:
+        path = output_dir / preview
+        result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
 
 
 def prepare_device(requested: str | None, input_path: str | Path | None = None,

@@ -36,7 +36,7 @@ from sogs_compressor.lod.pyramid import (
 from sogs_compressor.lod.written import WrittenLevels
 from sogs_compressor.options import CompressOptions
 from sogs_compressor.progress import ProgressCallback, no_progress
-from sogs_compressor.result import CompressionResult, OutputFile
+from sogs_compressor.result import CompressionResult
 from sogs_compressor.splats import SplatSet
 from sogs_compressor.splats_torch import SplatTensors
 from sogs_compressor.stages import StageRunner, stage
@@ -300,14 +300,8 @@ def quality(result: CompressionResult, original: SplatSet, level0: SplatSet | Sp
     preview image it writes beside the outputs is one of the scene's files."""
     from sogs_compressor.steps import measure_quality
 
-    outputs.track(output_dir / f"{name}.preview.png")
-    result.quality = measure_quality(original, level0, options.quality_check, device, output_dir, name,
-                                     cameras_near, progress=lambda fraction: progress("quality", fraction),
-                                     cameras_file=options.cameras)
-    preview = result.quality.get("preview")
-    if preview:
-        path = output_dir / preview
-        result.output_files.append(OutputFile(path=str(path), bytes=path.stat().st_size, role="preview"))
+    measure_quality(result, outputs, original, level0, options.quality_check, device, output_dir, name, cameras_near,
+                    progress=lambda fraction: progress("quality", fraction), cameras_file=options.cameras)
 
 
 def _decoded_level(written: WrittenLevels, level: int, device: torch.device) -> SplatSet | SplatTensors:
