@@ -14,7 +14,7 @@ from concurrent import futures
 from pathlib import Path
 
 from sogs_compressor.errors import SogsError
-from sogs_compressor.read import Scene, check_input, one_level, read_scene
+from sogs_compressor.read import Scene, check_input, read_one_level
 
 EARLY_FAILURE_WAIT_S = 0.05
 """How long ``early_failure`` waits for a read to fail: a missing file or a bad header fails within
@@ -33,8 +33,7 @@ class ScenePrefetch:
 
     def _read(self) -> None:
         try:
-            level = one_level(self.path)  # a Streamed SOG: its level 0 (read.read_one_level)
-            self._future.set_result(read_scene(self.path) if level is None else read_scene(self.path, level))
+            self._future.set_result(read_one_level(self.path))  # a Streamed SOG: its level 0
         except BaseException as error:  # handed to whoever asks for the scene
             self._future.set_exception(error)
         finally:

@@ -105,7 +105,7 @@ def test_bad_input_is_found_before_torch_loads_however_slow_the_read(tmp_path, m
         time.sleep(0.5)
         raise AssertionError("the background read is not what should report this")
 
-    monkeypatch.setattr(prefetch, "read_scene", slow_read)
+    monkeypatch.setattr(prefetch, "read_one_level", slow_read)
     assert isinstance(prefetch.ScenePrefetch(tmp_path / "missing.ply").early_failure(wait_s=0), InputNotFoundError)
     assert isinstance(prefetch.ScenePrefetch(truncated).early_failure(wait_s=0), SizeMismatchError)
     assert prefetch.ScenePrefetch(good).early_failure(wait_s=0) is None

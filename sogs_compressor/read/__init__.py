@@ -75,15 +75,11 @@ def read_scene(path: str | os.PathLike, lod: int | None = None) -> Scene:
     return input_format.read(path, lod)
 
 
-def one_level(path: str | os.PathLike) -> int | None:
-    """The level to read when a scene is worked on as one set of splats: 0 for a Streamed SOG (its coarser levels
-    only repeat level 0's detail), None (the whole file) for any other format."""
-    return 0 if sniff_format(input_path(path)).levels else None
-
-
 def read_one_level(path: str | os.PathLike) -> Scene:
-    """A scene to work on as one set of splats (compress, decimate, render): ``one_level``'s level."""
-    return read_scene(path, one_level(path))
+    """A scene to work on as one set of splats (compress, decimate, render): level 0 of a Streamed SOG (its coarser
+    levels only repeat level 0's detail), the whole file of any other format. The format is sniffed once."""
+    input_format = sniff_format(input_path(path))
+    return input_format.read(path, 0 if input_format.levels else None)
 
 
 def _finite_bbox(positions: np.ndarray) -> tuple[list[float] | None, list[float] | None]:
