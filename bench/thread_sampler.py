@@ -81,3 +81,68 @@ class ThreadSampler:
                 lines.append(f"  {n * tick:8.3f} s incl  {own.get(key, 0) * tick:8.3f} s own"
                              f"  {key}")
         return "\n".join(lines)
+
+
+class Timeline:
+    """What each thread was doing over time, for a cold start: every few milliseconds, per thread, a label (the
+    innermost frame of our package with its line, and the module being imported below it, if any); consecutive
+    equal labels become one segment.
+
+        with Timeline() as timeline:
+            import_and_run()
+        for thread, start, end, label in timeline.segments(min_s=0.02): ...
+    """
+
+    def __init__(self, interval_s: float = 0.002, package: str = "sogs_compressor") -> None:
+        self.interval_s = interval_s
+        self.package = f"/{package}/"
+        self.ticks: list[tuple[float, str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+
+    def __enter__(self) -> Timeline:
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def label(self, frame) -> str:
+        ours, imported, innermost = None, None, None
+        while frame is not None:
+            code = frame.f_code
+            if innermost is None:
+                innermost = f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"
+            if ours is None and self.package in code.co_filename:
+                ours = f"{code.co_filename.split(self.package, 1)[1]}:{code.co_name}:{frame.f_lineno}"
+            if ours is None and code.co_name == "_find_and_load":
+                imported = frame.f_locals.get("name", imported)  # the outermost import below our frame wins
+            frame = frame.f_back
+        base = ours or innermost or "?"
+        return f"{base} > import {imported}" if imported else base
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.wait(self.interval_s):
+            now = time.perf_counter() - self.t0
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident != me:
+                    self.ticks.append((now, _group(names.get(ident, str(ident))), self.label(frame)))
+
+    def segments(self, min_s: float = 0.02) -> list[tuple[str, float, float, str]]:
+        """(thread, start s, end s, label) of every run of one label lasting at least ``min_s``, by start."""
+        open_runs: dict[str, list] = {}
+        done: list[tuple[str, float, float, str]] = []
+        for now, group, label in self.ticks:
+            run = open_runs.get(group)
+            if run is not None and run[2] == label:
+                run[1] = now
+                continue
+            if run is not None:
+                done.append((group, run[0], run[1], run[2]))
+            open_runs[group] = [now, now, label]
+        done.extend((group, run[0], run[1], run[2]) for group, run in open_runs.items())
+        return sorted((s for s in done if s[2] - s[1] >= min_s), key=lambda s: s[1])

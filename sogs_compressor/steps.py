@@ -4,6 +4,7 @@ finished result."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -135,33 +136,47 @@ def measure_quality(result: CompressionResult, outputs: inflight.SceneOutputs, o
 
 
 def prepare_device(requested: str | None, input_path: str | Path | None = None,
-                   options: CompressOptions | None = None) -> None:
-    """Start the GPU's one-time work (CUDA start-up, kernel compiles) in the background, to overlap reading.
+                   options: CompressOptions | None = None) -> threading.Thread | None:
+    """Start the GPU's one-time work (Triton's import, CUDA start-up, kernel compiles) in the background, to
+    overlap reading; the thread that does it, or None.
 
     With a standard PLY as ``input_path`` only the k-means kernel for its SH dimension is compiled (its header
     says which); otherwise every SH dimension. Silent when the device is not a usable GPU: compress_splats reports
-    device problems where they matter.
+    device problems where they matter. Importing Triton takes a fifth of a second, which the caller would
+    otherwise wait for before its first stage.
     """
     try:
         device = resolve_device(requested)
     except DeviceError:
-        return
+        return None
     if not warm_up_device(device):
-        return
-    from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only for a GPU
-
-    dims = SH_DIMS
+        return None
+    degree = None
     rest = sh_rest_count_hint(input_path) if input_path is not None else None
     if rest is not None:
         degree = sh_degree_for_rest_count(rest)
         if options is not None and options.sh_bands is not None:
             degree = min(degree, options.sh_bands)
-        dims = (3 * COEFFS_PER_DEGREE[degree],) if degree > 0 else ()
-    from sogs_compressor.quantize.dp_triton import warm_up as warm_up_codebook_dp
+    renders = options is None or (options.verify and options.quality_check != "off")
+    thread = threading.Thread(target=_warm_up_kernels, args=(device, degree, renders), name="triton-import",
+                              daemon=True)
+    thread.start()
+    return thread
 
-    then: tuple = (warm_up_codebook_dp,)  # the rate-aware codebooks' dynamic programme (every preset's default)
-    if options is None or (options.verify and options.quality_check != "off"):
-        from sogs_compressor.render.composite_triton import warm_up as warm_up_compositor
 
-        then += (warm_up_compositor,)
-    warm_up(device, dims, then)
+def _warm_up_kernels(device: torch.device, degree: int | None, renders: bool) -> None:
+    """``prepare_device``'s thread: import Triton and the kernels, then compile them (``assign_triton.warm_up``);
+    a failure here changes nothing (the first real call compiles, or reports)."""
+    try:
+        from sogs_compressor.quantize.assign_triton import SH_DIMS, warm_up  # imports Triton: only for a GPU
+        from sogs_compressor.quantize.dp_triton import warm_up as warm_up_codebook_dp
+
+        dims = SH_DIMS if degree is None else (3 * COEFFS_PER_DEGREE[degree],) if degree > 0 else ()
+        then: tuple = (warm_up_codebook_dp,)  # the rate-aware codebooks' dynamic programme (every preset's default)
+        if renders:
+            from sogs_compressor.render.composite_triton import warm_up as warm_up_compositor
+
+            then += (warm_up_compositor,)
+        warm_up(device, dims, then)
+    except Exception:  # noqa: BLE001, S110 - see the docstring
+        pass

@@ -129,7 +129,9 @@ def padded_dim(d: int) -> int:
 
 if triton is not None:
 
-    @triton.jit
+    # n_points varies with the scene: specialized on it (divisible by 16 or not), the warm-up's compile would not
+    # serve a scene of another kind, which would then compile again inside its k-means.
+    @triton.jit(do_not_specialize=["n_points"])
     def _nearest_centroid_kernel(
         x_ptr,
         ct_ptr,

@@ -35,7 +35,7 @@ MAX_BOUNDS = 4096
 
 if triton is not None:
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["bins", "stride"])  # one compile for every bin count (see assign_triton)
     def _group_counts_kernel(costs_t_ptr, penalties_ptr, best_ptr, groups_ptr, bins, stride,
                              BLOCK: tl.constexpr):
         """For penalty p: best[j] = min_i<j (best[i] + cost[i, j]) + p, groups[j] = groups[argmin] + 1.

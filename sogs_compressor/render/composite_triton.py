@@ -66,7 +66,7 @@ if triton is not None:
         py = (pixel // TILE_PX).to(tl.float32) + 0.5 + ((tile // grid_x) * TILE_PX).to(tl.float32)
         return pixel, px, py
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["grid_x"])  # one compile for every picture width (see assign_triton)
     def _transmittance_kernel(
         table_ptr, splat_ptr, segments_ptr, tiles_ptr, starts_ptr, counts_ptr, out_ptr, grid_x, alpha_cap,
         alpha_min, t_min, TILE_PX: tl.constexpr, WIDTH: tl.constexpr, STEP: tl.constexpr,
@@ -90,7 +90,7 @@ if triton is not None:
             going = (i < count) & (tl.max(t_run, axis=0) >= t_min)
         tl.store(out_ptr + segment * (TILE_PX * TILE_PX) + pixel, t_run)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["grid_x"])
     def _composite_kernel(
         table_ptr, splat_ptr, tiles_ptr, starts_ptr, counts_ptr, front_ptr, fronts_ptr, transmit_ptr, out_ptr,
         grid_x, alpha_cap, alpha_min, t_min,
