@@ -120,17 +120,19 @@ def kmeans(
     data = np.ascontiguousarray(data, dtype=np.float32)
     if data.ndim != 2:
         raise ValueError(f"data must be (N, D), not {data.shape}")
-    bad = count_non_finite(data)
-    if bad:
-        raise InvalidValuesError(f"k-means input holds {bad} non-finite values; drop those splats first")
     device = torch.device(device)
     w = _checked_weights(weights, data.shape[0])
 
+    # Non-finite rows are refused: on a GPU counted there, after the upload the clustering needs anyway (a host
+    # pass over every value sat on the critical path); exact_palette's hashes take NaN rows as any others.
     exact = exact_palette(data, k)
+    x = torch.from_numpy(data).to(device)  # no copy on the CPU
+    bad = count_non_finite(data) if x.device.type == "cpu" else int(torch.count_nonzero(~torch.isfinite(x)))
+    if bad:
+        raise InvalidValuesError(f"k-means input holds {bad} non-finite values; drop those splats first")
     if exact is not None:
         return exact
 
-    x = torch.from_numpy(data).to(device)
     w = None if w is None else torch.from_numpy(w).to(device)
     generator = torch.Generator().manual_seed(seed)
     n = data.shape[0]
@@ -188,15 +190,19 @@ def exact_palette(data: np.ndarray, k: int) -> KMeansResult | None:
     """The palette of distinct rows when there are at most ``k`` of them, else None.
 
     Re-encoding an already palettized scene (a decoded SOG) lands here and keeps it lossless. A row hash is
-    checked first (on a prefix of 4k rows, then on all), so typical data pays one cheap pass.
+    checked first (on prefixes of k + 1 and 4k rows, then on all), so typical data pays one cheap pass.
     """
     n, dim = data.shape
     if n == 0:
         return KMeansResult(np.zeros((0, dim), np.float32), np.zeros(0, np.int32), 0.0, 0, "exact")
     if n > k:
-        prefix = min(n, 4 * k)
-        if np.unique(_row_hash(data[:prefix])).size > k or np.unique(_row_hash(data)).size > k:
-            return None
+        # Any prefix with more than k distinct rows settles it: the first k + 1 rows do for typical data, a longer
+        # prefix for data with repeats, all rows otherwise.
+        for rows in (data[:k + 1], data[:4 * k], data):
+            if np.unique(_row_hash(rows)).size > k:
+                return None
+            if rows.shape[0] == n:
+                break
     data = data + np.float32(0.0)  # -0.0 -> +0.0, so equal rows are one palette entry (only a small set gets here)
     rows, inverse = np.unique(data, axis=0, return_inverse=True)
     if rows.shape[0] > k:
