@@ -199,5 +199,9 @@ def plan_devices(requested_workers: int | None, device_type: str, device_index: 
 
 
 def worker_threads(workers: int) -> int:
-    """torch threads of each CPU worker: the host's CPUs shared out, so that workers do not oversubscribe them."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    """torch threads of each CPU worker: the CPUs this process may use (affinity mask, cgroup quota) shared out, so
+    that workers do not oversubscribe them; ``$OMP_NUM_THREADS``, when set, is each worker's own count."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, usable_cpus() // max(1, workers))

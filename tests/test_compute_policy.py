@@ -58,11 +58,17 @@ def test_the_original_renders_beside_the_encoder_on_enough_cpus_unless_forced(mo
     assert policy.reference_renders_overlap_encoder(GPU) is False  # a GPU's check works on device tensors
 
 
-def test_workers_share_out_the_cpus(monkeypatch):
-    monkeypatch.setattr(policy.os, "cpu_count", lambda: 16)
+def test_workers_share_out_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(policy, "usable_cpus", lambda: 16)
     assert [policy.worker_threads(n) for n in (1, 3, 16, 32)] == [16, 5, 1, 1]
-    monkeypatch.setattr(policy.os, "cpu_count", lambda: None)
+    monkeypatch.setattr(policy, "usable_cpus", lambda: 1)
     assert policy.worker_threads(2) == 1
+    monkeypatch.setattr(policy.os, "cpu_count", lambda: 64)  # a 64-core host, a container limited to 4 CPUs
+    monkeypatch.setattr(policy, "usable_cpus", lambda: 4)
+    assert policy.worker_threads(2) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own count per process
+    assert policy.worker_threads(2) == 3
 
 
 def test_the_codebook_programme_runs_in_the_kernel_only_where_kernels_run_and_it_fits(monkeypatch):

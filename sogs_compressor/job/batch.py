@@ -192,7 +192,7 @@ def _role_by_name(rel: str) -> str:
     return "bundle" if rel.endswith(BUNDLE_SUFFIX) else "meta" if rel.endswith(".json") else "texture"
 
 
-def _takes_prefetched(compress: Callable) -> bool:
+def takes_prefetched(compress: Callable) -> bool:
     """Whether the compress function takes a scene read ahead (``pipeline.compress_file``'s ``prefetched``)."""
     try:
         return "prefetched" in inspect.signature(compress).parameters
@@ -208,7 +208,8 @@ class SceneRunner:
     """Compress one scene at a time with a given compress function (the codec's ``compress_file``)."""
 
     def __init__(self, ctx: SceneContext, compress: Callable, should_stop: Callable[[], bool],
-                 s3_factory: Callable | None = None) -> None:
+                 s3_factory: Callable | None = None, read_ahead: ReadAhead | None = None) -> None:
+        """``read_ahead``: one already reading the first scene (``JobRun._read_first_scene``)."""
         self.ctx = ctx
         self.compress = compress
         self.should_stop = should_stop
@@ -218,7 +219,8 @@ class SceneRunner:
         self.current: Scene | None = None  # the scene being run (the watchdog reports it as interrupted)
         self.log = get_logger()
         self.upcoming: Scene | None = None  # the scene after this one, read ahead while this one compresses
-        self.read_ahead = ReadAhead(log=self.log) if read_ahead_enabled() and _takes_prefetched(compress) else None
+        self.read_ahead = read_ahead or (
+            ReadAhead(log=self.log) if read_ahead_enabled() and takes_prefetched(compress) else None)
         self._prefetched = None
 
     @property

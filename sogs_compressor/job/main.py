@@ -35,12 +35,15 @@ from sogs_compressor.job.batch import (
     chunk_folder_clashes,
     duplicates,
     outcome,
+    takes_prefetched,
 )
 from sogs_compressor.job.cache import cache_key
 from sogs_compressor.job.config import JobConfig, early_paths, load_config
 from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_code, write_message
 from sogs_compressor.job.inputs import GatheredInputs, gather
 from sogs_compressor.job.log import bind_job, configure_logging, get_logger
+from sogs_compressor.job.read_ahead import ReadAhead
+from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.signals import StopFlag
 from sogs_compressor.layouts import layout_named
 from sogs_compressor.read.registry import suffix_list
@@ -172,10 +175,10 @@ class JobRun:
         self.log.info("job_config", tool_version=__version__, **config.public())
 
         quick_gpu_check(config.options.device)
-        from sogs_compressor.device import device_name, resolve_device
-
-        device = resolve_device(config.options.device)  # a missing GPU fails here, before any download
-        self.log.info("device", device=str(device), name=device_name(device))
+        # With S3 inputs a missing GPU fails before any download; with local inputs (SageMaker's File mode) the
+        # scenes are listed first, so that the first one is read while torch loads (``_read_first_scene``).
+        local_inputs = not any(is_s3_uri(i) for i in config.inputs)
+        device = None if local_inputs else self._resolve_device()
 
         s3_output = parse_s3_uri(config.output).as_prefix() if is_s3_uri(config.output) else None
         needs_work = s3_output is not None or any(is_s3_uri(i) for i in config.inputs)
@@ -193,6 +196,9 @@ class JobRun:
         self.pre_failures = self.gathered.failed
         self.scenes = self.gathered.scenes
         self.log.info("scenes_found", count=len(self.scenes), failed=len(self.pre_failures))
+        first_read = self._read_first_scene() if local_inputs else None
+        if device is None:
+            device = self._resolve_device()
         self._check_nothing_to_do()
 
         options = config.options
@@ -209,7 +215,8 @@ class JobRun:
             from sogs_compressor.job.batch import run_in_process
 
             ctx.options.device = str(device)
-            self.runner = SceneRunner(ctx, compress, self.stop, (lambda: self.s3) if s3_output else None)
+            self.runner = SceneRunner(ctx, compress, self.stop, (lambda: self.s3) if s3_output else None,
+                                      read_ahead=first_read)
             run_in_process(self.scenes, self.runner, clashes, config.fail_fast, self.results)
         else:
             from sogs_compressor.job.workers import ParallelRun
@@ -217,6 +224,27 @@ class JobRun:
             self.log.info("workers", devices=devices)
             self.parallel = ParallelRun(devices, ctx, compress, self.log_settings)
             self.parallel.run(self.scenes, clashes, config.fail_fast, self.stop, self.results)
+
+    def _resolve_device(self):
+        from sogs_compressor.device import device_name, resolve_device  # imports torch
+
+        device = resolve_device(self.config.options.device)
+        self.log.info("device", device=str(device), name=device_name(device))
+        return device
+
+    def _read_first_scene(self) -> ReadAhead | None:
+        """Start reading the first scene in the background, before torch loads (seconds, beside a read of up to
+        seconds), when it will be compressed in this process by the codec: one scene, or one worker; the runner
+        takes the read (``job.read_ahead``). None otherwise."""
+        config = self.config
+        one_process = len(self.scenes) == 1 or config.workers == 1 or (
+            config.workers is None and (config.options.device or "").strip().lower().startswith(("cpu", "cuda:")))
+        if not self.scenes or not one_process or not read_ahead_enabled(self.env):
+            return None
+        if self.compress is not None and not takes_prefetched(self.compress):
+            return None
+        read_ahead = ReadAhead(log=self.log)
+        return read_ahead if read_ahead.start(self.scenes[0].path, 0) else None
 
     def _plan_devices(self, device) -> list[str]:
         from sogs_compressor.compute_policy import plan_devices
