@@ -22,7 +22,7 @@ BUILT_IN_COMMANDS = ("compress", "decompress", "info")
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from sogs_compressor.output_target import plan_outputs
-    from sogs_compressor.prefetch import ScenePrefetch
+    from sogs_compressor.prefetch import ScenePrefetch, morton_wanted
 
     as_levels = args.lod_input == "levels"  # the inputs are one scene's levels: one output
     plans, layout = plan_outputs(args.output, args.inputs[:1] if as_levels else args.inputs, args.layout)
@@ -39,7 +39,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         options.cameras = args.cameras
     # The first scene is read while torch loads; a single input that fails at once fails before torch loads. The
     # levels of one scene are all needed: all are read at once, and any that fails at once fails the run.
-    first = ScenePrefetch(args.inputs[0])
+    first = ScenePrefetch(args.inputs[0], morton=not as_levels and morton_wanted(options.order, options.layout))
     levels = [first, *map(ScenePrefetch, args.inputs[1:])] if as_levels else None
     for prefetch in levels or ([first] if len(args.inputs) == 1 else []):
         if (error := prefetch.early_failure()) is not None:

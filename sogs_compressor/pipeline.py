@@ -101,6 +101,7 @@ class SceneInFlight:
     splats: SplatSet
     original: SplatSet | None
     consume_input: bool
+    ready_order: Callable[[], tuple[np.ndarray, float] | None] | None = None
     ordered: SplatSet | None = None
     encoded: EncodedSog | None = None
     encoder: WebpEncoder | None = None
@@ -137,6 +138,7 @@ def compress_splats(
     cameras_near: Path | None = None,
     consume_input: bool = False,
     placement: SogPlacement | None = None,
+    ready_order: Callable[[], tuple[np.ndarray, float] | None] | None = None,
 ) -> CompressionResult:
     """Encode an in-memory (already sanitized) splat set and write it; fills and returns ``result``.
 
@@ -144,9 +146,12 @@ def compress_splats(
     ``consume_input``: the caller hands ``splats`` over; it is reordered in place instead of copied.
     ``placement``: where the bundle and the folder layout go (default ``output_dir/name.sog`` and
     ``output_dir``); the preview is ``output_dir/name.preview.png`` either way.
+    ``ready_order``: (these splats' Morton permutation, the seconds it took) if already computed elsewhere, else
+    None (``prefetch.ScenePrefetch.ready_order``); used with the Morton order only.
     """
     scene = start_scene(splats, Path(output_dir), name, options, progress, should_stop, result, cameras_near,
                         consume_input, placement)
+    scene.ready_order = ready_order
     run, options = scene.run, scene.options
     run(order, scene)
     if options.target_psnr is not None:
@@ -204,9 +209,14 @@ def start_scene(
 
 @stage(out_of_memory="encoding")
 def order(scene: SceneInFlight) -> None:
-    """Put the splats in texture order (``order_splats``): in place when the caller handed them over."""
+    """Put the splats in texture order (``order_splats``), or take the Morton permutation computed beside the
+    read when it is ready; in place when the caller handed them over."""
     splats, device = scene.splats, scene.device
-    permutation = order_splats(splats, scene.options.order, device, scene.options.seed, scene.run.progress)
+    ready = scene.ready_order() if scene.ready_order is not None and scene.options.order == "morton" else None
+    if ready is not None and ready[0].shape == (splats.count,):
+        permutation, scene.run.timings["order_background"] = ready
+    else:
+        permutation = order_splats(splats, scene.options.order, device, scene.options.seed, scene.run.progress)
     scene.ordered = reorder_in_place(splats, permutation, device) if scene.consume_input else splats.take(permutation)
 
 
@@ -420,8 +430,10 @@ def compress_file(
         compress_streamed(splats, output_dir, name, options, progress, should_stop, result,
                           cameras_near=Path(input_path), folder=placement.folder if placement else None)
     else:
+        untouched = report.total_dropped == 0  # the read's splats, so its Morton order is theirs
         compress_splats(splats, output_dir, name, options, progress, should_stop, result,
-                        cameras_near=Path(input_path), consume_input=True, placement=placement)
+                        cameras_near=Path(input_path), consume_input=True, placement=placement,
+                        ready_order=prefetched.ready_order if prefetched is not None and untouched else None)
     result.timings["total"] = time.perf_counter() - started
     return result
 

@@ -4,6 +4,11 @@ A fresh process spends seconds importing torch before it can do anything with a 
 needs none of it. The command line starts the read first (this module imports no torch) and hands the pending
 read to ``pipeline.compress_file``. A read that fails at once (no such file, a bad header, a truncated file)
 is reported before torch is imported at all, so bad input costs a fraction of a second and starts no GPU work.
+
+After the read, the same thread puts the splats in Morton order on the host (``order.morton.morton_order_host``,
+the same permutation as the device's): a fresh process is then usually still importing torch, and the job's
+read-ahead runs beside the scene before. The order stage takes it if it is ready (``ready_order``) and orders on
+the device otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import time
 from concurrent import futures
 from pathlib import Path
 
+import numpy as np
+
 from sogs_compressor.errors import SogsError
 from sogs_compressor.read import Scene, check_input, read_one_level
 
@@ -21,23 +28,63 @@ EARLY_FAILURE_WAIT_S = 0.05
 milliseconds; a good file is still being read after it."""
 
 
-class ScenePrefetch:
-    """One scene being read by a background thread from the moment this is made."""
+HOST_ORDER_MAX_SPLATS = 1 << 22
+"""Largest scene put in Morton order on the host after its read: its float64 temporaries hold ~80 bytes per splat
+(a few hundred MB at this size); larger scenes are ordered on the device only."""
 
-    def __init__(self, path: str | Path) -> None:
+
+def morton_wanted(order: str | None, layout: str | None) -> bool:
+    """Whether a scene compressed with these options is put in Morton order by the single-file pipeline (the
+    presets' order; a Streamed SOG orders its chunks itself)."""
+    from sogs_compressor.layouts import DEFAULT_LAYOUT, layout_named
+
+    try:
+        streamed = layout_named(layout or DEFAULT_LAYOUT).streamed
+    except KeyError:  # an unknown layout fails its own check later
+        return False
+    return order in (None, "morton") and not streamed
+
+
+class ScenePrefetch:
+    """One scene being read by a background thread from the moment this is made; ``morton``: then also put in
+    Morton order there (see the module docstring)."""
+
+    def __init__(self, path: str | Path, morton: bool = False) -> None:
         self.path = Path(path)
         self.started = time.perf_counter()
         self.finished: float | None = None
+        self.order_seconds: float | None = None
         self._future: futures.Future[Scene] = futures.Future()
-        threading.Thread(target=self._read, name="scene-read", daemon=True).start()
+        self._order: futures.Future[np.ndarray | None] = futures.Future()
+        threading.Thread(target=self._read, name="scene-read", args=(morton,), daemon=True).start()
 
-    def _read(self) -> None:
+    def _read(self, morton: bool) -> None:
         try:
-            self._future.set_result(read_one_level(self.path))  # a Streamed SOG: its level 0
+            scene = read_one_level(self.path)  # a Streamed SOG: its level 0
         except BaseException as error:  # handed to whoever asks for the scene
-            self._future.set_exception(error)
-        finally:
             self.finished = time.perf_counter()
+            self._future.set_exception(error)
+            self._order.set_result(None)
+            return
+        self.finished = time.perf_counter()
+        self._future.set_result(scene)
+        positions = scene.splats.positions
+        del scene  # the order holds no reference to the scene: the pipeline may consume it meanwhile
+        permutation = None
+        if morton and positions.shape[0] <= HOST_ORDER_MAX_SPLATS:
+            from sogs_compressor.order.morton import morton_order_host
+
+            try:
+                permutation = morton_order_host(positions)
+            except Exception:  # noqa: BLE001 - e.g. memory: the order stage orders on the device instead
+                permutation = None
+            self.order_seconds = time.perf_counter() - self.finished
+        self._order.set_result(permutation)
+
+    def ready_order(self) -> tuple[np.ndarray, float] | None:
+        """(the scene's Morton permutation, the seconds it took) if computed already (never waits), else None."""
+        permutation = self._order.result() if self._order.done() else None
+        return None if permutation is None else (permutation, self.order_seconds or 0.0)
 
     def early_failure(self, wait_s: float = EARLY_FAILURE_WAIT_S) -> BaseException | None:
         """The input's error if the header check (``read.check_input``, in this thread: no race with a loaded

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_compressor.order.morton import morton_order
+from sogs_compressor.order.morton import morton_order, morton_order_host
 
 
 def _part(v: int) -> int:
@@ -63,7 +63,12 @@ def _clustered(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.concatenate([clumps, background]).astype(np.float32)
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["host", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+"""``host``: ``morton_order_host`` (numpy, no torch); the others ``morton_order`` on that torch device."""
+
+
+def ordered(positions: np.ndarray, device: str = "cpu") -> np.ndarray:
+    return morton_order_host(positions) if device == "host" else morton_order(positions, device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -71,7 +76,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_matches_reference_on_clustered_points(seed: int, device: str) -> None:
     positions = _clustered(np.random.default_rng(seed), 6000)
     expected = reference_morton(positions)
-    got = morton_order(positions, device)
+    got = ordered(positions, device)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, expected)
 
@@ -90,37 +95,52 @@ def _codes(positions: np.ndarray) -> np.ndarray:
     return (PART[q[:, 2]] << 2) | (PART[q[:, 1]] << 1) | PART[q[:, 0]]
 
 
-def test_duplicates_and_flat_axis() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_duplicates_and_flat_axis(device: str) -> None:
     rng = np.random.default_rng(3)
     positions = rng.uniform(0, 1, size=(3000, 3)).astype(np.float32)
     positions[:, 1] = 0.5  # one axis with zero extent
     positions[1000:1600] = positions[1000]  # 600 identical points: a run that cannot be split
-    np.testing.assert_array_equal(morton_order(positions), reference_morton(positions))
+    np.testing.assert_array_equal(ordered(positions, device), reference_morton(positions))
 
 
-def test_nan_is_ignored_in_bbox_and_coded_zero() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_is_ignored_in_bbox_and_coded_zero(device: str) -> None:
     rng = np.random.default_rng(4)
     positions = rng.normal(size=(2000, 3)).astype(np.float32)
     positions[rng.integers(0, 2000, 50), rng.integers(0, 3, 50)] = np.nan
-    np.testing.assert_array_equal(morton_order(positions), reference_morton(positions))
+    np.testing.assert_array_equal(ordered(positions, device), reference_morton(positions))
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf])
-def test_infinite_extent_keeps_input_order(bad: float) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_infinite_extent_keeps_input_order(bad: float, device: str) -> None:
     positions = np.random.default_rng(5).normal(size=(500, 3)).astype(np.float32)
     positions[7, 2] = bad
-    np.testing.assert_array_equal(morton_order(positions), np.arange(500))
+    np.testing.assert_array_equal(ordered(positions, device), np.arange(500))
 
 
-def test_degenerate_sizes() -> None:
-    assert morton_order(np.zeros((0, 3), np.float32)).shape == (0,)
-    np.testing.assert_array_equal(morton_order(np.zeros((1, 3), np.float32)), [0])
-    np.testing.assert_array_equal(morton_order(np.ones((300, 3), np.float32)), np.arange(300))
+@pytest.mark.parametrize("device", DEVICES)
+def test_degenerate_sizes(device: str) -> None:
+    assert ordered(np.zeros((0, 3), np.float32), device).shape == (0,)
+    np.testing.assert_array_equal(ordered(np.zeros((1, 3), np.float32), device), [0])
+    np.testing.assert_array_equal(ordered(np.ones((300, 3), np.float32), device), np.arange(300))
     with pytest.raises(ValueError):
-        morton_order(np.zeros((4, 2), np.float32))
+        ordered(np.zeros((4, 2), np.float32), device)
 
 
-def test_is_a_permutation_on_many_points() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_is_a_permutation_on_many_points(device: str) -> None:
     positions = _clustered(np.random.default_rng(6), 200_000)
-    order = morton_order(positions)
+    order = ordered(positions, device)
     assert np.array_equal(np.sort(order), np.arange(positions.shape[0]))
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_host_and_torch_orders_agree_on_a_real_scene_shape(seed: int) -> None:
+    """Many points, wide and clustered, with duplicates, NaN and zero-extent runs: one permutation from both."""
+    rng = np.random.default_rng(seed)
+    positions = _clustered(rng, 120_000)
+    positions[5000:5400] = positions[5000]
+    positions[rng.integers(0, positions.shape[0], 30), rng.integers(0, 3, 30)] = np.nan
+    np.testing.assert_array_equal(morton_order_host(positions), morton_order(positions, "cpu"))

@@ -29,6 +29,7 @@ from sogs_compressor.job.read_ahead import ReadAhead
 from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.scene_progress import ThrottledProgress
 from sogs_compressor.options import CompressOptions
+from sogs_compressor.prefetch import morton_wanted
 from sogs_compressor.progress import interval_from_env
 from sogs_compressor.read.registry import scene_stem
 from sogs_compressor.report.hashing import sha256_file, sha256_text
@@ -220,7 +221,8 @@ class SceneRunner:
         self.log = get_logger()
         self.upcoming: Scene | None = None  # the scene after this one, read ahead while this one compresses
         self.read_ahead = read_ahead or (
-            ReadAhead(log=self.log) if read_ahead_enabled() and takes_prefetched(compress) else None)
+            ReadAhead(log=self.log, morton=morton_wanted(ctx.options.order, ctx.options.layout))
+            if read_ahead_enabled() and takes_prefetched(compress) else None)
         self._prefetched = None
 
     @property

@@ -46,6 +46,7 @@ from sogs_compressor.job.read_ahead import ReadAhead
 from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.signals import StopFlag
 from sogs_compressor.layouts import layout_named
+from sogs_compressor.prefetch import morton_wanted
 from sogs_compressor.read.registry import suffix_list
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
@@ -243,7 +244,7 @@ class JobRun:
             return None
         if self.compress is not None and not takes_prefetched(self.compress):
             return None
-        read_ahead = ReadAhead(log=self.log)
+        read_ahead = ReadAhead(log=self.log, morton=morton_wanted(config.options.order, config.options.layout))
         return read_ahead if read_ahead.start(self.scenes[0].path, 0) else None
 
     def _plan_devices(self, device) -> list[str]:

@@ -42,9 +42,12 @@ def fits(current_bytes: int, next_bytes: int, available: int | None) -> bool:
 class ReadAhead:
     """At most one scene read in the background, handed to the compress of that scene if its file is unchanged."""
 
-    def __init__(self, memory: Callable[[], int | None] = available_memory_bytes, log=None) -> None:
+    def __init__(self, memory: Callable[[], int | None] = available_memory_bytes, log=None,
+                 morton: bool = False) -> None:
+        """``morton``: each scene is also put in Morton order after its read (``prefetch.ScenePrefetch``)."""
         self.memory = memory
         self.log = log
+        self.morton = morton
         self._pending: tuple[Path, tuple[int, int], ScenePrefetch] | None = None
 
     def start(self, path: Path, current_bytes: int) -> bool:
@@ -59,7 +62,7 @@ class ReadAhead:
             if self.log is not None:
                 self.log.info("read_ahead_skipped", scene_path=str(path), reason="memory")
             return False
-        self._pending = (path, (stat.st_size, stat.st_mtime_ns), ScenePrefetch(path))
+        self._pending = (path, (stat.st_size, stat.st_mtime_ns), ScenePrefetch(path, self.morton))
         if self.log is not None:
             self.log.debug("read_ahead", scene_path=str(path), bytes=stat.st_size)
         return True
