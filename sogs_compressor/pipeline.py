@@ -147,7 +147,7 @@ def compress_splats(
     ``placement``: where the bundle and the folder layout go (default ``output_dir/name.sog`` and
     ``output_dir``); the preview is ``output_dir/name.preview.png`` either way.
     ``ready_order``: (these splats' Morton permutation, the seconds it took) if already computed elsewhere, else
-    None (``prefetch.ScenePrefetch.ready_order``); used with the Morton order only.
+    None (``prefetch.ScenePrefetch.take_order``); used with the Morton order only.
     """
     scene = start_scene(splats, Path(output_dir), name, options, progress, should_stop, result, cameras_near,
                         consume_input, placement)
@@ -433,7 +433,7 @@ def compress_file(
         untouched = report.total_dropped == 0  # the read's splats, so its Morton order is theirs
         compress_splats(splats, output_dir, name, options, progress, should_stop, result,
                         cameras_near=Path(input_path), consume_input=True, placement=placement,
-                        ready_order=prefetched.ready_order if prefetched is not None and untouched else None)
+                        ready_order=prefetched.take_order if prefetched is not None and untouched else None)
     result.timings["total"] = time.perf_counter() - started
     return result
 

@@ -7,8 +7,8 @@ is reported before torch is imported at all, so bad input costs a fraction of a 
 
 After the read, the same thread puts the splats in Morton order on the host (``order.morton.morton_order_host``,
 the same permutation as the device's): a fresh process is then usually still importing torch, and the job's
-read-ahead runs beside the scene before. The order stage takes it if it is ready (``ready_order``) and orders on
-the device otherwise.
+read-ahead runs beside the scene before. The order stage takes it if it is ready (``take_order``); otherwise it
+orders on the device and the host's work stops at its next pass.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class ScenePrefetch:
         self.order_seconds: float | None = None
         self._future: futures.Future[Scene] = futures.Future()
         self._order: futures.Future[np.ndarray | None] = futures.Future()
+        self._order_unwanted = threading.Event()
         threading.Thread(target=self._read, name="scene-read", args=(morton,), daemon=True).start()
 
     def _read(self, morton: bool) -> None:
@@ -75,15 +76,19 @@ class ScenePrefetch:
             from sogs_compressor.order.morton import morton_order_host
 
             try:
-                permutation = morton_order_host(positions)
+                permutation = morton_order_host(positions, self._order_unwanted.is_set)
             except Exception:  # noqa: BLE001 - e.g. memory: the order stage orders on the device instead
                 permutation = None
             self.order_seconds = time.perf_counter() - self.finished
         self._order.set_result(permutation)
 
-    def ready_order(self) -> tuple[np.ndarray, float] | None:
-        """(the scene's Morton permutation, the seconds it took) if computed already (never waits), else None."""
-        permutation = self._order.result() if self._order.done() else None
+    def take_order(self) -> tuple[np.ndarray, float] | None:
+        """(the scene's Morton permutation, the seconds it took) if computed already, else None, and then it is not
+        wanted any more (its computation stops); never waits."""
+        if not self._order.done():
+            self._order_unwanted.set()
+            return None
+        permutation = self._order.result()
         return None if permutation is None else (permutation, self.order_seconds or 0.0)
 
     def early_failure(self, wait_s: float = EARLY_FAILURE_WAIT_S) -> BaseException | None:

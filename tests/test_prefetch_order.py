@@ -15,10 +15,13 @@ from sogs_compressor.prefetch import ScenePrefetch, morton_wanted
 
 
 def _ready(prefetch: ScenePrefetch, timeout_s: float = 60.0) -> tuple[np.ndarray, float]:
+    """Wait for the background order without taking it (``take_order`` gives up on an order not yet done)."""
     deadline = time.monotonic() + timeout_s
-    while (ready := prefetch.ready_order()) is None:
+    while not prefetch._order.done():
         assert time.monotonic() < deadline, "the background order never finished"
         time.sleep(0.01)
+    ready = prefetch.take_order()
+    assert ready is not None
     return ready
 
 
@@ -57,7 +60,25 @@ def test_no_background_order_unless_asked(tmp_path: Path) -> None:
     prefetch = ScenePrefetch(path)
     prefetch.result()
     time.sleep(0.05)
-    assert prefetch.ready_order() is None
+    assert prefetch.take_order() is None
+
+
+def test_an_order_taken_before_it_is_done_stops(tmp_path: Path) -> None:
+    """The order stage that finds no order ready orders on the device: the host's work stops at its next pass."""
+    from sogs_compressor.order.morton import morton_order_host
+
+    rng = np.random.default_rng(14)
+    positions = np.concatenate([rng.normal(scale=1e-6, size=(2500, 3)), 1 + rng.normal(scale=1e-6, size=(2500, 3)),
+                                [[100.0, 100.0, 100.0]]]).astype(np.float32)  # two clumps: a second pass is needed
+    asked = []
+
+    def stop_after_the_first_pass() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    assert morton_order_host(positions, stop_after_the_first_pass) is None
+    assert len(asked) == 2
+    assert morton_order_host(positions, lambda: False) is not None
 
 
 def test_morton_is_wanted_for_the_single_file_layouts_with_the_morton_order() -> None:

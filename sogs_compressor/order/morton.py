@@ -16,6 +16,7 @@ division, truncation, comparisons) or a stable sort, so the two agree bit for bi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -117,8 +118,11 @@ def _part1by2(v: torch.Tensor) -> torch.Tensor:
 
 # --- the same order in numpy (no torch) ------------------------------------------------------------------------
 
-def morton_order_host(positions: np.ndarray) -> np.ndarray:
-    """``morton_order`` in numpy: the same permutation (int64, shape (N,)), without importing torch."""
+def morton_order_host(positions: np.ndarray, should_stop: Callable[[], bool] | None = None) -> np.ndarray | None:
+    """``morton_order`` in numpy: the same permutation (int64, shape (N,)), without importing torch.
+
+    ``should_stop``: asked between passes; None is returned once it says True (the order is not wanted any more).
+    """
     positions = np.asarray(positions)
     if positions.ndim != 2 or positions.shape[1] != 3:
         raise ValueError(f"positions must be (N, 3), not {positions.shape}")
@@ -128,6 +132,8 @@ def morton_order_host(positions: np.ndarray) -> np.ndarray:
     starts = np.zeros(1 if n > 0 else 0, dtype=np.int64)
     lengths = np.full_like(starts, n)
     while starts.size > 0:
+        if should_stop is not None and should_stop():
+            return None
         starts, lengths = _refine_runs_host(pos, order, starts, lengths)
     return order
 
