@@ -131,10 +131,11 @@ def morton_order_host(positions: np.ndarray, should_stop: Callable[[], bool] | N
     order = np.arange(n, dtype=np.int64)
     starts = np.zeros(1 if n > 0 else 0, dtype=np.int64)
     lengths = np.full_like(starts, n)
-    while starts.size > 0:
-        if should_stop is not None and should_stop():
-            return None
-        starts, lengths = _refine_runs_host(pos, order, starts, lengths)
+    with np.errstate(all="ignore"):  # inf - inf and the like, as on the device: no warning on stderr
+        while starts.size > 0:
+            if should_stop is not None and should_stop():
+                return None
+            starts, lengths = _refine_runs_host(pos, order, starts, lengths)
     return order
 
 
@@ -154,9 +155,8 @@ def _refine_runs_host(pos: np.ndarray, order: np.ndarray, starts: np.ndarray,
     del nan
     extent = hi - lo
     sortable = np.isfinite(extent).all(axis=1) & (extent != 0).any(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(extent == 0, 0.0, CELLS / extent)
-        q = (p - lo[run_id]) * scale[run_id]
+    scale = np.where(extent == 0, 0.0, CELLS / extent)
+    q = (p - lo[run_id]) * scale[run_id]
     del p
     q = np.nan_to_num(np.minimum(q, CELLS - 1), nan=0.0).astype(np.int64)  # NaN -> 0, like `>>> 0`
     code = _part1by2_host(q[:, 0]) | (_part1by2_host(q[:, 1]) << 1) | (_part1by2_host(q[:, 2]) << 2)
