@@ -121,13 +121,13 @@ def kmeans_measured(method: str, record: dict) -> Iterator[None]:
         encode.kmeans = original
 
 
-def compress_once(ply: Path, out: Path, method: str) -> dict:
-    """One in-process ``compress --device cpu`` with default settings and the k-means ``method``."""
+def compress_once(ply: Path, out: Path, method: str, seed: int = 0) -> dict:
+    """One in-process ``compress --device cpu`` with default settings (but ``seed``) and the k-means ``method``."""
     shutil.rmtree(out, ignore_errors=True)
-    record: dict = {"method": method}
+    record: dict = {"method": method, "seed": seed}
     with kmeans_measured(method, record):
         started = time.perf_counter()
-        result = compress_file(ply, out, CompressOptions(device="cpu"))
+        result = compress_file(ply, out, CompressOptions(device="cpu", seed=seed))
         record["compress_s"] = time.perf_counter() - started
     record.update(splats=result.counts.get("output"), sh=result.sh_degree_out, bytes=result.output_bytes,
                   kmeans_s=result.timings.get("kmeans"), total_s=result.timings.get("total"))
@@ -142,11 +142,22 @@ def psnr_change(auto: dict, hierarchical: dict, kind: str) -> str:
     return "-" if x is None or y is None else f"{x:.2f} -> {y:.2f} ({y - x:+.2f})"
 
 
+def seed_spread(row: dict) -> str:
+    """How far ``auto`` itself moves with another seed (``--noise-seed``): bytes and content PSNR per kind."""
+    a, other = row["auto"], row.get("auto_other_seed")
+    if other is None:
+        return "-"
+    kinds = [f"{other[f'psnr_content_{kind}'] - a[f'psnr_content_{kind}']:+.2f}" for kind in ("orbit", "interior")
+             if a.get(f"psnr_content_{kind}") is not None]
+    return f"{(other['bytes'] / a['bytes'] - 1) * 100:+.2f}%, {' / '.join(kinds)} dB"
+
+
 def render_table(rows: list[dict]) -> str:
     """A Markdown table, one line per scene: auto's and hierarchical's figures side by side."""
     lines = ["| scene | splats | SH | n*k*dim | auto ran | k-means auto / hier | compress auto / hier | bytes "
-             "auto -> hier | weighted error hier / auto | content PSNR orbit auto -> hier | interior auto -> hier |",
-             "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|"]
+             "auto -> hier | weighted error hier / auto | content PSNR orbit auto -> hier | interior auto -> hier | "
+             "auto at another seed: bytes, orbit / interior PSNR |",
+             "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
     for row in rows:
         a, h = row["auto"], row["hierarchical"]
         bytes_change = (h["bytes"] - a["bytes"]) / a["bytes"] * 100
@@ -156,7 +167,39 @@ def render_table(rows: list[dict]) -> str:
             f"| {row['scene']} | {a['splats']:,} | {a['sh']} | {row['flat_work']:.2g} | {a['method_used']} | "
             f"{a['kmeans_s']:.2f} / {h['kmeans_s']:.2f} s | {a['compress_s']:.1f} / {h['compress_s']:.1f} s | "
             f"{a['bytes']:,} -> {h['bytes']:,} ({bytes_change:+.2f}%) | {error_ratio:.3f} | {psnr_change(a, h, 'orbit')} | "
-            f"{psnr_change(a, h, 'interior')} |")
+            f"{psnr_change(a, h, 'interior')} | {seed_spread(row)} |")
+    return "\n".join(lines)
+
+
+def scene_group(row: dict) -> str:
+    """``flowers SH 2``, ``guitar SH 3``..., or the scene's own name for the generated ones."""
+    name = row["scene"]
+    if name.startswith("tile-"):
+        return f"{name.split('-')[1]} SH {row['auto']['sh']}"
+    return name
+
+
+def render_summary(rows: list[dict]) -> str:
+    """Per group of scenes where ``auto`` ran flat: hierarchical's k-means speed-up, bytes change, weighted error
+    ratio and content PSNR change per view kind (mean and worst)."""
+    lines = ["| scenes | sizes | k-means speed-up (min-max) | bytes hier vs auto | weighted error hier / auto | "
+             "orbit PSNR change mean (worst) | interior PSNR change mean (worst) |", "|---|---|--:|--:|--:|--:|--:|"]
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["auto"]["method_used"] == "flat":
+            groups.setdefault(scene_group(row), []).append(row)
+    for group, members in groups.items():
+        speed = [r["auto"]["kmeans_s"] / r["hierarchical"]["kmeans_s"] for r in members]
+        size = [(r["hierarchical"]["bytes"] / r["auto"]["bytes"] - 1) * 100 for r in members]
+        error = [r["hierarchical"]["weighted_sse"] / r["auto"]["weighted_sse"] for r in members]
+        cells = []
+        for kind in ("orbit", "interior"):
+            change = [r["hierarchical"][f"psnr_content_{kind}"] - r["auto"][f"psnr_content_{kind}"] for r in members
+                      if r["auto"].get(f"psnr_content_{kind}") is not None]
+            cells.append(f"{np.mean(change):+.2f} ({min(change):+.2f}) dB" if change else "-")
+        counts = ", ".join(f"{r['auto']['splats'] / 1000:g}K" for r in members)
+        lines.append(f"| {group} | {counts} | {min(speed):.1f}-{max(speed):.1f}x | {min(size):+.2f} to "
+                     f"{max(size):+.2f}% | {min(error):.2f}-{max(error):.2f} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -165,7 +208,14 @@ def main() -> int:
     parser.add_argument("--scenes", nargs="+", default=DEFAULT_SCENES)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sogs-bench")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
+    parser.add_argument("--noise-seed", type=int, metavar="N",
+                        help="also run auto with seed N: how far the figures move between two equally good runs")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="only print the tables of a saved --json")
     args = parser.parse_args()
+    if args.table:
+        saved = json.loads(args.table.read_text())
+        print(f"{saved['machine']}\n\n{render_table(saved['rows'])}\n\n{render_summary(saved['rows'])}")
+        return 0
     if any(n not in GENERATED for n in args.scenes) and not REAL.is_dir():
         print(f"the tiled scenes need the shared real scenes at {REAL} (SOGS_REAL_DATA)", file=sys.stderr)
         return 2
@@ -177,13 +227,15 @@ def main() -> int:
     for i, (name, ply) in enumerate(scenes.items()):
         order = METHODS if i % 2 == 0 else METHODS[::-1]  # alternated, so that a load change hits both alike
         runs = {method: compress_once(ply, out / f"{name}-{method}", method) for method in order}
+        if args.noise_seed is not None:
+            runs["auto_other_seed"] = compress_once(ply, out / f"{name}-seed", "auto", args.noise_seed)
         row = {"scene": name, "order": list(order), "load": os.getloadavg()[0],
                "flat_work": flat_work(runs["auto"]["splats"], runs["auto"]["sh"]), **runs}
         rows.append(row)
         print(render_table([row]).splitlines()[-1], flush=True)
     machine = (f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                f"CPU flat limit {FLAT_KMEANS_WORK_LIMIT['cpu']:.3g}")
-    print(f"\n{machine}\n\n{render_table(rows)}")
+    print(f"\n{machine}\n\n{render_table(rows)}\n\n{render_summary(rows)}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     return 0
