@@ -28,9 +28,10 @@ EARLY_FAILURE_WAIT_S = 0.05
 milliseconds; a good file is still being read after it."""
 
 
-HOST_ORDER_MAX_SPLATS = 1 << 22
-"""Largest scene put in Morton order on the host after its read: its float64 temporaries hold ~80 bytes per splat
-(a few hundred MB at this size); larger scenes are ordered on the device only."""
+HOST_ORDER_MAX_SPLATS = 1 << 20
+"""Largest scene put in Morton order on the host after its read (larger ones are ordered in the pipeline). At 4M
+splats the host's order (2.2-2.4 s on an H200's host) ran beside a fresh process's ``import torch`` and made it
+0.4-0.9 s longer; at 1M (0.7 s) the import was not slowed (bench/RESULTS.md, session 17)."""
 
 
 def morton_wanted(order: str | None, layout: str | None) -> bool:
