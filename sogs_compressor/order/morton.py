@@ -106,8 +106,8 @@ def _run_reduce(values: torch.Tensor, run_id: torch.Tensor, runs: int, reduce: s
     return out.scatter_reduce_(0, index, values, reduce=reduce, include_self=False)
 
 
-def _part1by2(v: torch.Tensor) -> torch.Tensor:
-    """Spread the low 10 bits of ``v`` so that bit i lands on bit 3i."""
+def _part1by2(v: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Spread the low 10 bits of ``v`` so that bit i lands on bit 3i (int64 tensors and arrays alike)."""
     v = v & 0x3FF
     v = (v | (v << 16)) & 0xFF0000FF
     v = (v | (v << 8)) & 0x0300F00F
@@ -159,7 +159,7 @@ def _refine_runs_host(pos: np.ndarray, order: np.ndarray, starts: np.ndarray,
     q = (p - lo[run_id]) * scale[run_id]
     del p
     q = np.nan_to_num(np.minimum(q, CELLS - 1), nan=0.0).astype(np.int64)  # NaN -> 0, like `>>> 0`
-    code = _part1by2_host(q[:, 0]) | (_part1by2_host(q[:, 1]) << 1) | (_part1by2_host(q[:, 2]) << 2)
+    code = _part1by2(q[:, 0]) | (_part1by2(q[:, 1]) << 1) | (_part1by2(q[:, 2]) << 2)
     del q
     code = np.where(sortable[run_id], code, 0)  # unsortable runs keep their order
 
@@ -175,12 +175,3 @@ def _refine_runs_host(pos: np.ndarray, order: np.ndarray, starts: np.ndarray,
     again = (size > REFINE_RUN) & sortable[run_id[perm[first]]]
     return slots[first[again]], size[again]
 
-
-def _part1by2_host(v: np.ndarray) -> np.ndarray:
-    """``_part1by2`` in numpy."""
-    v = v & 0x3FF
-    v = (v | (v << 16)) & 0xFF0000FF
-    v = (v | (v << 8)) & 0x0300F00F
-    v = (v | (v << 4)) & 0x030C30C3
-    v = (v | (v << 2)) & 0x09249249
-    return v
