@@ -49,8 +49,12 @@ FINE_TILE_GPU = 8
 """The same on a GPU without the Triton kernel (4 was as fast, with twice the pairs to sort and hold)."""
 MAX_LAYERS = 64
 """Depth layers of a tile the PyTorch compositor blends per step (at most)."""
-FINE_MARGIN_PX = 1.0
-"""Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``)."""
+_BELOW_ALPHA_MIN = float(np.nextafter(np.float32(ALPHA_MIN), np.float32(0.0)))
+"""The float32 just below ALPHA_MIN: ``threshold`` keeps values above its threshold, the rule keeps >= ALPHA_MIN."""
+FINE_MARGIN_PX = 0.05
+FINE_SLACK = 0.01
+"""Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``): 1 % of
+it plus ``FINE_MARGIN_PX`` pixels (rounding grows with the splat's size and elongation)."""
 
 RENDERER_SETTINGS = {
     "renderer": "sogs-compressor reference rasterizer (3DGS image formation, PyTorch)",
@@ -231,26 +235,29 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
 
 def fine_box(box: torch.Tensor, u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
              opacity: torch.Tensor, tile: int, grid_x: int, grid_y: int) -> torch.Tensor:
-    """The 16-pixel tile ``box`` in tiles of ``tile`` pixels, cut to where the splat's alpha can reach 1/255.
+    """The 16-pixel tile ``box`` in tiles of ``tile`` pixels, cut to the tiles holding a pixel centre where the
+    splat's alpha can reach 1/255.
 
     A splat adds to a pixel of a tile its box touches only where opacity x exp(-d'Cd/2) >= 1/255, the ellipse
     d'Cd <= 2 ln(255 opacity), whose bounding box has half-sides sqrt(k a) and sqrt(k c) (``a``, ``c`` the 2D
     covariance's diagonal). Finer tiles inside the 16-pixel box but outside that ellipse hold only pixels the
     splat adds nothing to, so dropping them keeps the picture of 16-pixel tiles while a sub-pixel splat costs
-    its few fine tiles instead of 256 pixels (``bench/RESULTS.md``, "CPU renders").
+    its few fine tiles instead of 256 pixels (``bench/RESULTS.md``, "CPU renders"). The fine tiles are those of
+    the first and last pixel centres (at +0.5) inside the half-sides, widened by ``FINE_SLACK`` against float
+    rounding (a whole pixel of slack made a third more pairs: bench/RESULTS.md, "Session 17").
     """
     if TILE % tile:
         raise ValueError(f"tile {tile} must divide {TILE}")
     k = 2.0 * torch.log((opacity * 255.0).clamp_min(1.0))
-    half_x = torch.sqrt(k * a) + FINE_MARGIN_PX
-    half_y = torch.sqrt(k * c) + FINE_MARGIN_PX
+    half_x = torch.sqrt(k * a) * (1.0 + FINE_SLACK) + FINE_MARGIN_PX
+    half_y = torch.sqrt(k * c) * (1.0 + FINE_SLACK) + FINE_MARGIN_PX
     per = TILE // tile
     fine = torch.stack(
         [
-            torch.maximum(torch.floor((u - 0.5 - half_x) / tile).clamp(0, grid_x), box[:, 0] * per),
-            torch.maximum(torch.floor((v - 0.5 - half_y) / tile).clamp(0, grid_y), box[:, 1] * per),
-            torch.minimum(torch.floor((u - 0.5 + half_x) / tile + 1).clamp(0, grid_x), box[:, 2] * per),
-            torch.minimum(torch.floor((v - 0.5 + half_y) / tile + 1).clamp(0, grid_y), box[:, 3] * per),
+            torch.maximum(torch.floor(torch.ceil(u - 0.5 - half_x) / tile).clamp(0, grid_x), box[:, 0] * per),
+            torch.maximum(torch.floor(torch.ceil(v - 0.5 - half_y) / tile).clamp(0, grid_y), box[:, 1] * per),
+            torch.minimum(torch.floor(torch.floor(u - 0.5 + half_x) / tile + 1).clamp(0, grid_x), box[:, 2] * per),
+            torch.minimum(torch.floor(torch.floor(v - 0.5 + half_y) / tile + 1).clamp(0, grid_y), box[:, 3] * per),
         ],
         dim=-1,
     )
@@ -307,7 +314,7 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Alpha (T, L, P) of layers ``s`` (T, L splat rows) over ``tile``-pixel tiles at pixel ``origin`` (T, 2), and
     the rows."""
-    rows = table[s]  # (T, L, 9)
+    rows = table.index_select(0, s.reshape(-1)).reshape(*s.shape, table.shape[1])  # (T, L, 9); faster than table[s]
     local = torch.arange(tile, device=s.device, dtype=torch.float32) + 0.5
     dx = local + (origin[:, 0:1, None] - rows[..., 0:1])  # (T, L, tile): pixel columns
     dy = local + (origin[:, 1:2, None] - rows[..., 1:2])  # pixel rows
@@ -318,7 +325,8 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
         px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
     ).flatten(-2)  # (T, L, P) with P = y * tile + x
     alpha = power.exp_().clamp_max_(ALPHA_CAP)
-    return torch.where(alpha >= ALPHA_MIN, alpha, 0.0), rows
+    # alpha >= ALPHA_MIN kept, the rest (NaN too) 0: one pass instead of a comparison and a where
+    return torch.nn.functional.threshold_(alpha, _BELOW_ALPHA_MIN, 0.0), rows
 
 
 def _blend_layers(
@@ -332,50 +340,76 @@ def _blend_layers(
     after = torch.cumprod(1.0 - alpha, dim=1).mul_(t_run.unsqueeze(1))  # T after each layer
     if not weights:
         return None, after[:, -1]
-    before = torch.cat([t_run.unsqueeze(1), after[:, :-1]], dim=1)
-    weight = alpha.mul_(before)
+    weight = alpha  # alpha x the transmittance before each layer, in place
+    weight[:, 0].mul_(t_run)
+    weight[:, 1:].mul_(after[:, :-1])
     if bool((after[:, -1] < T_MIN).any()):  # a pixel stops here: nothing from its stopping splat on
-        weight = torch.where(after >= T_MIN, weight, 0.0)
+        weight.masked_fill_(after < T_MIN, 0.0)
     rgb1 = torch.cat([rows[..., 6:9], torch.ones_like(rows[..., :1])], dim=-1)  # (T, L, 4)
     return torch.einsum("tlp,tlc->tpc", weight, rgb1), after[:, -1]
 
 
-def _composite_tiles(
+def _composite_units(
     table: torch.Tensor,
     tiles: torch.Tensor,
     starts: torch.Tensor,
     counts: torch.Tensor,
     splat_of_pair: torch.Tensor,
     grid_x: int,
-    max_layers: int,
+    max_elements: int,
     t_start: torch.Tensor | None = None,
     weights: bool = True,
     tile: int = TILE,
 ) -> torch.Tensor:
-    """Front-to-back blend of a chunk of runs of tiles' splats, from transmittance ``t_start`` (T, P; default 1),
-    P = ``tile``^2: (T, P, 4) = colour without background, total weight; without ``weights`` the final
-    transmittance (T, P)."""
+    """Front-to-back blend of runs of tiles' splats (unit i: pairs ``starts[i] ..`` of tile ``tiles[i]``), from
+    transmittance ``t_start`` (U, P; default 1), P = ``tile``^2: (U, P, 4) = colour without background, total
+    weight; without ``weights`` the final transmittance (U, P).
+
+    Units wait in a queue, longest first, and each step blends the next ``MAX_LAYERS`` layers of as many units as
+    ``max_elements`` (tile pixel x layer values) allows; a unit that ends, or whose pixels have all stopped, leaves
+    and the queue refills the step. So steps stay full until the queue is empty (blending fixed groups of units
+    until each group's longest ended left most steps nearly empty: bench/RESULTS.md, "Session 17"). Every unit is
+    blended in blocks of ``MAX_LAYERS`` layers from its start whatever the company, so the arithmetic is that of
+    a unit blended alone (layers past a unit's end point at the padding splat and blend nothing).
+    """
     device = tiles.device
+    pixels = tile * tile
     origin = torch.stack([tiles % grid_x, tiles // grid_x], dim=1).to(torch.float32) * tile
-    acc = torch.zeros(tiles.shape[0], tile * tile, 4, device=device)
+    acc = torch.zeros(tiles.shape[0], pixels, 4, device=device) if weights else None
     # the running transmittance includes the stopping splat
-    t_run = torch.ones(tiles.shape[0], tile * tile, device=device) if t_start is None else t_start.clone()
-    pad = table.shape[0] - 1
-    active = torch.nonzero((counts > 0) & (t_run >= T_MIN).any(dim=1)).reshape(-1)
-    layer0 = 0
-    while active.numel():
-        layers = torch.arange(layer0, layer0 + max_layers, device=device)
-        start, count = starts[active], counts[active]
-        pair = start.unsqueeze(1) + layers
-        s = torch.where(layers < count.unsqueeze(1), splat_of_pair[pair.clamp_max(splat_of_pair.shape[0] - 1)], pad)
+    t_run = torch.ones(tiles.shape[0], pixels, device=device) if t_start is None else t_start.clone()
+    queue = torch.nonzero((counts > 0) & (t_run >= T_MIN).any(dim=1)).reshape(-1)
+    queue = queue[torch.sort(counts[queue], descending=True, stable=True).indices]
+    queue_counts = counts[queue].tolist()
+    queued = 0  # units of the queue taken so far
+    active = queue[:0]
+    done = torch.zeros(0, dtype=torch.int64, device=device)  # layers blended, per active unit
+    pad, last_pair = table.shape[0] - 1, splat_of_pair.shape[0] - 1
+    longest = 0  # layers left to the active unit with most left
+    while True:
+        if queued < len(queue_counts):
+            layers = min(MAX_LAYERS, max(longest, queue_counts[queued]))
+            take = max(1, max_elements // (layers * pixels)) - active.shape[0]
+            if take > 0:
+                active = torch.cat([active, queue[queued:queued + take]])
+                done = torch.cat([done, torch.zeros(min(take, len(queue_counts) - queued), dtype=torch.int64,
+                                                    device=device)])
+                queued += take
+        if active.numel() == 0:
+            break
+        left = counts[active] - done
+        layers = min(MAX_LAYERS, int(left.max()))
+        block = torch.arange(layers, device=device)
+        pair = (starts[active] + done).unsqueeze(1) + block
+        s = torch.where(block < left.unsqueeze(1), splat_of_pair[pair.clamp_max(last_pair)], pad)
         added, t_new = _blend_layers(table, s, origin[active], t_run[active], weights, tile)
         if weights:
             acc[active] += added
         t_run[active] = t_new
-        layer0 += max_layers
-        # keep the tiles with layers left and a pixel still seeing through
-        alive = (count > layer0) & (t_new >= T_MIN).any(dim=1)
-        active = active[alive]
+        # keep the units with layers left and a pixel still seeing through
+        alive = (left > layers) & (t_new >= T_MIN).any(dim=1)
+        active, done = active[alive], done[alive] + layers
+        longest = int(left[alive].max()) - layers if active.numel() else 0
     return acc if weights else t_run
 
 
@@ -383,37 +417,18 @@ def _composite_torch(
     table: torch.Tensor, busy: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor,
     splat_of_pair: torch.Tensor, grid_x: int, max_elements: int, tile: int = TILE,
 ) -> torch.Tensor:
-    """(T, tile^2, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), the segments of similar
-    length blended a chunk at a time, at most ``max_elements`` tile-pixel x layer values per step."""
-    pixels = tile * tile
+    """(T, tile^2, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), each segment's starting
+    transmittance multiplied out from the segments in front of it, then every segment blended."""
     cut = cut_runs(busy, starts, counts, segment_length(busy.device))
-
-    def chunked(units: torch.Tensor, run) -> None:
-        """``run(chunk, layers)`` over ``units`` (segment ids), longest first, in chunks of similar length."""
-        units = units[torch.sort(cut.counts[units], descending=True, stable=True).indices]
-        unit_counts = cut.counts[units].tolist()
-        i = 0
-        while i < len(unit_counts):
-            layers = max(1, min(MAX_LAYERS, unit_counts[i]))
-            n_units = max(1, max_elements // (layers * pixels))
-            run(units[i:i + n_units], layers)
-            i += n_units
-
+    pixels = tile * tile
     transmit = torch.ones(cut.count, pixels, device=busy.device)
-
-    def transmittance(chunk: torch.Tensor, layers: int) -> None:
-        transmit[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk],
-                                           splat_of_pair, grid_x, layers, weights=False, tile=tile)
-
-    chunked(cut.followed, transmittance)
+    if cut.followed.numel():
+        followed = cut.followed
+        transmit[followed] = _composite_units(table, cut.tiles[followed], cut.starts[followed], cut.counts[followed],
+                                              splat_of_pair, grid_x, max_elements, weights=False, tile=tile)
     t_start = starting_transmittance(cut, transmit)
-    acc = torch.zeros(cut.count, pixels, 4, device=busy.device)
-
-    def blend(chunk: torch.Tensor, layers: int) -> None:
-        acc[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk], splat_of_pair,
-                                      grid_x, layers, t_start[chunk], tile=tile)
-
-    chunked(torch.arange(cut.count, device=busy.device), blend)
+    acc = _composite_units(table, cut.tiles, cut.starts, cut.counts, splat_of_pair, grid_x, max_elements, t_start,
+                           tile=tile)
     if cut.count == busy.shape[0]:
         return acc
     return torch.zeros(busy.shape[0], pixels, 4, device=busy.device).index_add_(0, cut.owner, acc)
