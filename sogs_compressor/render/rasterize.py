@@ -244,7 +244,7 @@ def fine_box(box: torch.Tensor, u: torch.Tensor, v: torch.Tensor, a: torch.Tenso
     splat adds nothing to, so dropping them keeps the picture of 16-pixel tiles while a sub-pixel splat costs
     its few fine tiles instead of 256 pixels (``bench/RESULTS.md``, "CPU renders"). The fine tiles are those of
     the first and last pixel centres (at +0.5) inside the half-sides, widened by ``FINE_SLACK`` against float
-    rounding (a whole pixel of slack made a third more pairs: bench/RESULTS.md, "Session 17").
+    rounding (a whole pixel of slack, before, gave twice the pairs: bench/RESULTS.md, "Session 17").
     """
     if TILE % tile:
         raise ValueError(f"tile {tile} must divide {TILE}")
@@ -325,7 +325,8 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
         px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
     ).flatten(-2)  # (T, L, P) with P = y * tile + x
     alpha = power.exp_().clamp_max_(ALPHA_CAP)
-    # alpha >= ALPHA_MIN kept, the rest (NaN too) 0: one pass instead of a comparison and a where
+    # alpha >= ALPHA_MIN kept, the rest 0, in one pass (a comparison and a where took two; both give 0 for a NaN but
+    # threshold keeps it, and there is none: the conic's eigenvalues are at most 1 / LOW_PASS, the offsets finite)
     return torch.nn.functional.threshold_(alpha, _BELOW_ALPHA_MIN, 0.0), rows
 
 
@@ -349,67 +350,42 @@ def _blend_layers(
     return torch.einsum("tlp,tlc->tpc", weight, rgb1), after[:, -1]
 
 
-def _composite_units(
+def _composite_tiles(
     table: torch.Tensor,
     tiles: torch.Tensor,
     starts: torch.Tensor,
     counts: torch.Tensor,
     splat_of_pair: torch.Tensor,
     grid_x: int,
-    max_elements: int,
+    max_layers: int,
     t_start: torch.Tensor | None = None,
     weights: bool = True,
     tile: int = TILE,
 ) -> torch.Tensor:
-    """Front-to-back blend of runs of tiles' splats (unit i: pairs ``starts[i] ..`` of tile ``tiles[i]``), from
-    transmittance ``t_start`` (U, P; default 1), P = ``tile``^2: (U, P, 4) = colour without background, total
-    weight; without ``weights`` the final transmittance (U, P).
-
-    Units wait in a queue, longest first, and each step blends the next ``MAX_LAYERS`` layers of as many units as
-    ``max_elements`` (tile pixel x layer values) allows; a unit that ends, or whose pixels have all stopped, leaves
-    and the queue refills the step. So steps stay full until the queue is empty (blending fixed groups of units
-    until each group's longest ended left most steps nearly empty: bench/RESULTS.md, "Session 17"). Every unit is
-    blended in blocks of ``MAX_LAYERS`` layers from its start whatever the company, so the arithmetic is that of
-    a unit blended alone (layers past a unit's end point at the padding splat and blend nothing).
-    """
+    """Front-to-back blend of a chunk of runs of tiles' splats, from transmittance ``t_start`` (T, P; default 1),
+    P = ``tile``^2: (T, P, 4) = colour without background, total weight; without ``weights`` the final
+    transmittance (T, P)."""
     device = tiles.device
-    pixels = tile * tile
     origin = torch.stack([tiles % grid_x, tiles // grid_x], dim=1).to(torch.float32) * tile
-    acc = torch.zeros(tiles.shape[0], pixels, 4, device=device) if weights else None
+    acc = torch.zeros(tiles.shape[0], tile * tile, 4, device=device)
     # the running transmittance includes the stopping splat
-    t_run = torch.ones(tiles.shape[0], pixels, device=device) if t_start is None else t_start.clone()
-    queue = torch.nonzero((counts > 0) & (t_run >= T_MIN).any(dim=1)).reshape(-1)
-    queue = queue[torch.sort(counts[queue], descending=True, stable=True).indices]
-    queue_counts = counts[queue].tolist()
-    queued = 0  # units of the queue taken so far
-    active = queue[:0]
-    done = torch.zeros(0, dtype=torch.int64, device=device)  # layers blended, per active unit
-    pad, last_pair = table.shape[0] - 1, splat_of_pair.shape[0] - 1
-    longest = 0  # layers left to the active unit with most left
-    while True:
-        if queued < len(queue_counts):
-            layers = min(MAX_LAYERS, max(longest, queue_counts[queued]))
-            take = max(1, max_elements // (layers * pixels)) - active.shape[0]
-            if take > 0:
-                active = torch.cat([active, queue[queued:queued + take]])
-                done = torch.cat([done, torch.zeros(min(take, len(queue_counts) - queued), dtype=torch.int64,
-                                                    device=device)])
-                queued += take
-        if active.numel() == 0:
-            break
-        left = counts[active] - done
-        layers = min(MAX_LAYERS, int(left.max()))
-        block = torch.arange(layers, device=device)
-        pair = (starts[active] + done).unsqueeze(1) + block
-        s = torch.where(block < left.unsqueeze(1), splat_of_pair[pair.clamp_max(last_pair)], pad)
+    t_run = torch.ones(tiles.shape[0], tile * tile, device=device) if t_start is None else t_start.clone()
+    pad = table.shape[0] - 1
+    active = torch.nonzero((counts > 0) & (t_run >= T_MIN).any(dim=1)).reshape(-1)
+    layer0 = 0
+    while active.numel():
+        layers = torch.arange(layer0, layer0 + max_layers, device=device)
+        start, count = starts[active], counts[active]
+        pair = start.unsqueeze(1) + layers
+        s = torch.where(layers < count.unsqueeze(1), splat_of_pair[pair.clamp_max(splat_of_pair.shape[0] - 1)], pad)
         added, t_new = _blend_layers(table, s, origin[active], t_run[active], weights, tile)
         if weights:
             acc[active] += added
         t_run[active] = t_new
-        # keep the units with layers left and a pixel still seeing through
-        alive = (left > layers) & (t_new >= T_MIN).any(dim=1)
-        active, done = active[alive], done[alive] + layers
-        longest = int(left[alive].max()) - layers if active.numel() else 0
+        layer0 += max_layers
+        # keep the tiles with layers left and a pixel still seeing through
+        alive = (count > layer0) & (t_new >= T_MIN).any(dim=1)
+        active = active[alive]
     return acc if weights else t_run
 
 
@@ -417,18 +393,37 @@ def _composite_torch(
     table: torch.Tensor, busy: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor,
     splat_of_pair: torch.Tensor, grid_x: int, max_elements: int, tile: int = TILE,
 ) -> torch.Tensor:
-    """(T, tile^2, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), each segment's starting
-    transmittance multiplied out from the segments in front of it, then every segment blended."""
-    cut = cut_runs(busy, starts, counts, segment_length(busy.device))
+    """(T, tile^2, 4) for the ``busy`` tiles: runs cut into segments (``segments.py``), the segments of similar
+    length blended a chunk at a time, at most ``max_elements`` tile-pixel x layer values per step."""
     pixels = tile * tile
+    cut = cut_runs(busy, starts, counts, segment_length(busy.device))
+
+    def chunked(units: torch.Tensor, run) -> None:
+        """``run(chunk, layers)`` over ``units`` (segment ids), longest first, in chunks of similar length."""
+        units = units[torch.sort(cut.counts[units], descending=True, stable=True).indices]
+        unit_counts = cut.counts[units].tolist()
+        i = 0
+        while i < len(unit_counts):
+            layers = max(1, min(MAX_LAYERS, unit_counts[i]))
+            n_units = max(1, max_elements // (layers * pixels))
+            run(units[i:i + n_units], layers)
+            i += n_units
+
     transmit = torch.ones(cut.count, pixels, device=busy.device)
-    if cut.followed.numel():
-        followed = cut.followed
-        transmit[followed] = _composite_units(table, cut.tiles[followed], cut.starts[followed], cut.counts[followed],
-                                              splat_of_pair, grid_x, max_elements, weights=False, tile=tile)
+
+    def transmittance(chunk: torch.Tensor, layers: int) -> None:
+        transmit[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk],
+                                           splat_of_pair, grid_x, layers, weights=False, tile=tile)
+
+    chunked(cut.followed, transmittance)
     t_start = starting_transmittance(cut, transmit)
-    acc = _composite_units(table, cut.tiles, cut.starts, cut.counts, splat_of_pair, grid_x, max_elements, t_start,
-                           tile=tile)
+    acc = torch.zeros(cut.count, pixels, 4, device=busy.device)
+
+    def blend(chunk: torch.Tensor, layers: int) -> None:
+        acc[chunk] = _composite_tiles(table, cut.tiles[chunk], cut.starts[chunk], cut.counts[chunk], splat_of_pair,
+                                      grid_x, layers, t_start[chunk], tile=tile)
+
+    chunked(torch.arange(cut.count, device=busy.device), blend)
     if cut.count == busy.shape[0]:
         return acc
     return torch.zeros(busy.shape[0], pixels, 4, device=busy.device).index_add_(0, cut.owner, acc)
