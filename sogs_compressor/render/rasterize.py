@@ -51,6 +51,8 @@ MAX_LAYERS = 64
 """Depth layers of a tile the PyTorch compositor blends per step (at most)."""
 _BELOW_ALPHA_MIN = float(np.nextafter(np.float32(ALPHA_MIN), np.float32(0.0)))
 """The float32 just below ALPHA_MIN: ``threshold`` keeps values above its threshold, the rule keeps >= ALPHA_MIN."""
+POWER_FLOOR = -30.0
+"""Lowest exponent the PyTorch compositor takes exp of: exp(-30) = 9e-14 is far below ALPHA_MIN."""
 FINE_MARGIN_PX = 0.05
 FINE_SLACK = 0.01
 """Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``): 1 % of
@@ -177,8 +179,8 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
     rot = torch.tensor(camera.rotation, dtype=torch.float32, device=device)
     trans = torch.tensor(camera.translation, dtype=torch.float32, device=device)
     p = g.means @ rot.T + trans
-    idx = torch.nonzero(p[:, 2] > NEAR_PLANE).squeeze(1)
-    p = p[idx]
+    idx = _chosen(p[:, 2] > NEAR_PLANE)
+    p = _rows(p, idx)
     x, y, z = p.unbind(-1)
     fx, fy, cx, cy, w, h = camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height
     lim_x_pos, lim_x_neg = (w - cx) / fx + 0.3 * w / (2 * fx), cx / fx + 0.3 * w / (2 * fx)
@@ -189,14 +191,14 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
     # splat: millions of 2x3 @ 3x3 @ 3x2 products as batched matrix products are far slower than these sums
     t0 = (fx / z)[:, None] * rot[0] + (-fx * tx / (z * z))[:, None] * rot[2]  # (M, 3): first row of T
     t1 = (fy / z)[:, None] * rot[1] + (-fy * ty / (z * z))[:, None] * rot[2]
-    sigma = g.cov3d[idx]
-    s_t0 = (sigma * t0[:, None, :]).sum(dim=-1)  # Sigma t0
-    a = (t0 * s_t0).sum(dim=-1) + LOW_PASS
-    b = (t1 * s_t0).sum(dim=-1)
-    c = (t1 * (sigma * t1[:, None, :]).sum(dim=-1)).sum(dim=-1) + LOW_PASS
+    sigma = _rows(g.cov3d, idx)
+    s_t0 = _dot3(sigma, t0.unsqueeze(1))  # Sigma t0
+    a = _dot3(t0, s_t0) + LOW_PASS
+    b = _dot3(t1, s_t0)
+    c = _dot3(t1, _dot3(sigma, t1.unsqueeze(1))) + LOW_PASS
     del sigma, s_t0
     det = a * c - b * b
-    opacity = g.opacity[idx]
+    opacity = _rows(g.opacity, idx)
     if g.antialiased:  # Mip-Splatting: keep the splat's energy when the low-pass widens it
         det_raw = (a - LOW_PASS) * (c - LOW_PASS) - b * b
         opacity = opacity * torch.sqrt((det_raw / det).clamp_min(0.0))
@@ -217,20 +219,38 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
     ).to(torch.int64)
     ok = (det > 0) & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1]) & (opacity >= ALPHA_MIN)
     ok &= torch.isfinite(u) & torch.isfinite(v) & torch.isfinite(det)
-    sel = torch.nonzero(ok).squeeze(1)
-    idx, det, a, b, c, box = idx[sel], det[sel], a[sel], b[sel], c[sel], box[sel]
+    sel = _chosen(ok)
+    idx = sel if idx is None else _rows(idx, sel)
+    det, a, b, c, box, u, v, z, opacity = (_rows(t, sel) for t in (det, a, b, c, box, u, v, z, opacity))
     if tile != TILE:  # the same splats count as visible; some may touch no fine tile
-        box = fine_box(box, u[sel], v[sel], a, c, opacity[sel], tile, math.ceil(w / tile), math.ceil(h / tile))
+        box = fine_box(box, u, v, a, c, opacity, tile, math.ceil(w / tile), math.ceil(h / tile))
     centre = torch.tensor(camera.center, dtype=torch.float32, device=device)
-    directions = torch.nn.functional.normalize(g.means[idx] - centre, dim=-1)
+    directions = torch.nn.functional.normalize(_rows(g.means, idx) - centre, dim=-1)
     return _Projected(
-        mean2d=torch.stack([u[sel], v[sel]], dim=-1),
+        mean2d=torch.stack([u, v], dim=-1),
         conic=torch.stack([c / det, -b / det, a / det], dim=-1),
-        opacity=opacity[sel],
-        color=sh_to_color(g.f_dc[idx], g.f_rest[idx], directions),
-        depth=z[sel],
+        opacity=opacity,
+        color=sh_to_color(_rows(g.f_dc, idx), _rows(g.f_rest, idx), directions),
+        depth=z,
         box=box,
     )
+
+
+def _dot3(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(x * y).sum(dim=-1)`` over a last dimension of 3, as the sums ``x0 y0 + x1 y1 + x2 y2`` in that order
+    (the same float32 values as that reduction, which is several times slower over millions of rows of 3)."""
+    return x[..., 0] * y[..., 0] + x[..., 1] * y[..., 1] + x[..., 2] * y[..., 2]
+
+
+def _chosen(mask: torch.Tensor) -> torch.Tensor | None:
+    """The indices where ``mask`` holds, or None when it holds everywhere (an orbit view sees every splat: its
+    gathers would only copy)."""
+    return None if bool(mask.all()) else torch.nonzero(mask).squeeze(1)
+
+
+def _rows(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """``x[idx]``, or ``x`` itself for ``idx`` None (``_chosen``)."""
+    return x if idx is None else x[idx]
 
 
 def fine_box(box: torch.Tensor, u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
@@ -324,7 +344,10 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
     power = torch.addcmul(
         px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
     ).flatten(-2)  # (T, L, P) with P = y * tile + x
-    alpha = power.exp_().clamp_max_(ALPHA_CAP)
+    # most powers are far below ln(1/255); exp of them underflows to subnormals, 20x slower on an x86 core than
+    # exp of a normal result (bench/RESULTS.md, "Session 17"). Raised to POWER_FLOOR they still give alphas that
+    # the threshold below sets to 0, so the alphas are the same.
+    alpha = power.clamp_min_(POWER_FLOOR).exp_().clamp_max_(ALPHA_CAP)
     # alpha >= ALPHA_MIN kept, the rest 0, in one pass (a comparison and a where took two; both give 0 for a NaN but
     # threshold keeps it, and there is none: the conic's eigenvalues are at most 1 / LOW_PASS, the offsets finite)
     return torch.nn.functional.threshold_(alpha, _BELOW_ALPHA_MIN, 0.0), rows
