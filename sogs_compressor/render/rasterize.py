@@ -310,13 +310,19 @@ def _sorted_pairs(proj: _Projected, row0: int, row1: int, grid_x: int) -> tuple[
     nx = box[:, 2] - box[:, 0]
     counts = nx * (y1 - y0).clamp_min(0)
     splat = torch.repeat_interleave(torch.arange(counts.shape[0], device=box.device), counts)
-    first = torch.cumsum(counts, 0) - counts
-    offset = torch.arange(splat.shape[0], device=box.device) - first[splat]
-    tile = (y0[splat] + offset // nx[splat]) * grid_x + box[splat, 0] + offset % nx[splat]
+
+    def of_pair(per_splat: torch.Tensor) -> torch.Tensor:
+        """Each pair's splat's value (index_select: several times faster than indexing on a CPU)."""
+        return per_splat.index_select(0, splat)
+
+    offset = torch.arange(splat.shape[0], device=box.device) - of_pair(torch.cumsum(counts, 0) - counts)
+    width = of_pair(nx)
+    row = offset // width
+    tile = (of_pair(y0) + row) * grid_x + of_pair(box[:, 0]) + (offset - row * width)
     depth_bits = proj.depth.view(torch.int32).to(torch.int64)  # positive floats sort like their bits
-    key = (tile << 32) | depth_bits[splat]
+    key = (tile << 32) | of_pair(depth_bits)
     key, order = torch.sort(key, stable=True)
-    return key >> 32, splat[order]
+    return key >> 32, splat.index_select(0, order)
 
 
 def _splat_table(proj: _Projected) -> torch.Tensor:
