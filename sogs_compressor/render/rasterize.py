@@ -354,8 +354,8 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
     # exp of a normal result (bench/RESULTS.md, "Session 17"). Raised to POWER_FLOOR they still give alphas that
     # the threshold below sets to 0, so the alphas are the same.
     alpha = power.clamp_min_(POWER_FLOOR).exp_().clamp_max_(ALPHA_CAP)
-    # alpha >= ALPHA_MIN kept, the rest 0, in one pass (a comparison and a where took two; both give 0 for a NaN but
-    # threshold keeps it, and there is none: the conic's eigenvalues are at most 1 / LOW_PASS, the offsets finite)
+    # alpha >= ALPHA_MIN kept, the rest 0, in one pass instead of a comparison and a where. Those gave 0 for a NaN
+    # where threshold keeps it; there is none: the conic's eigenvalues are at most 1 / LOW_PASS, the offsets finite.
     return torch.nn.functional.threshold_(alpha, _BELOW_ALPHA_MIN, 0.0), rows
 
 
