@@ -333,6 +333,34 @@ def test_fine_tiles_give_the_picture_of_16_pixel_tiles(monkeypatch, tile: int) -
         assert float((coarse.alpha - fine.alpha).abs().max()) < 2e-6
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_projection_dot_products_give_the_values_of_the_reduction(device: str) -> None:
+    """``_dot3`` replaced ``(x * y).sum(dim=-1)`` in the projection on every device: the renders stay the same only
+    if it gives the very same float32 values there."""
+    from sogs_compressor.render.rasterize import _dot3
+
+    gen = torch.Generator().manual_seed(4)
+    sigma = (torch.randn(200_000, 3, 3, generator=gen) * torch.rand(200_000, 3, 3, generator=gen) * 50).to(device)
+    t = (torch.randn(200_000, 3, generator=gen) * 30).to(device)
+    s_t = _dot3(sigma, t.unsqueeze(1))
+    assert torch.equal(s_t, (sigma * t[:, None, :]).sum(dim=-1))
+    assert torch.equal(_dot3(t, s_t), (t * s_t).sum(dim=-1))
+
+
+def test_fine_box_of_a_pixel_sized_splat_is_the_one_tile_holding_its_visible_pixels() -> None:
+    """An opaque splat of the low-pass's size centred on pixel (5, 9) reaches 1/255 only at the pixel centres 1.8 px
+    around it, all in fine tile (1, 2); the box must not pay for slack beyond them (a whole pixel of it gave the
+    2 x 2 tiles around and doubled the pairs of a large scene)."""
+    from sogs_compressor.render.rasterize import LOW_PASS, fine_box
+
+    box16 = torch.tensor([[0, 0, 1, 1]])
+    centre = torch.tensor([5.5]), torch.tensor([9.5])
+    size = torch.tensor([LOW_PASS])
+    fine = fine_box(box16, *centre, size, size, torch.tensor([1.0]), 4, 4, 4)
+    assert fine.tolist() == [[1, 2, 2, 3]]
+
+
 def test_fine_box_stays_inside_the_16_pixel_box_and_covers_the_visible_ellipse() -> None:
     """A splat's fine tiles lie inside its 16-pixel tiles, and every pixel where its alpha reaches 1/255 (the
     slow per-pixel check) lies in one of them."""

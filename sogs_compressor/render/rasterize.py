@@ -49,8 +49,14 @@ FINE_TILE_GPU = 8
 """The same on a GPU without the Triton kernel (4 was as fast, with twice the pairs to sort and hold)."""
 MAX_LAYERS = 64
 """Depth layers of a tile the PyTorch compositor blends per step (at most)."""
-FINE_MARGIN_PX = 1.0
-"""Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``)."""
+_BELOW_ALPHA_MIN = float(np.nextafter(np.float32(ALPHA_MIN), np.float32(0.0)))
+"""The float32 just below ALPHA_MIN: ``threshold`` keeps values above its threshold, the rule keeps >= ALPHA_MIN."""
+POWER_FLOOR = -30.0
+"""Lowest exponent the PyTorch compositor takes exp of: exp(-30) = 9e-14 is far below ALPHA_MIN."""
+FINE_MARGIN_PX = 0.05
+FINE_SLACK = 0.01
+"""Slack added to the extent where a splat's alpha reaches 1/255, against float rounding (``fine_box``): 1 % of
+it plus ``FINE_MARGIN_PX`` pixels (rounding grows with the splat's size and elongation)."""
 
 RENDERER_SETTINGS = {
     "renderer": "sogs-compressor reference rasterizer (3DGS image formation, PyTorch)",
@@ -173,8 +179,8 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
     rot = torch.tensor(camera.rotation, dtype=torch.float32, device=device)
     trans = torch.tensor(camera.translation, dtype=torch.float32, device=device)
     p = g.means @ rot.T + trans
-    idx = torch.nonzero(p[:, 2] > NEAR_PLANE).squeeze(1)
-    p = p[idx]
+    idx = _chosen(p[:, 2] > NEAR_PLANE)
+    p = _rows(p, idx)
     x, y, z = p.unbind(-1)
     fx, fy, cx, cy, w, h = camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height
     lim_x_pos, lim_x_neg = (w - cx) / fx + 0.3 * w / (2 * fx), cx / fx + 0.3 * w / (2 * fx)
@@ -185,14 +191,14 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
     # splat: millions of 2x3 @ 3x3 @ 3x2 products as batched matrix products are far slower than these sums
     t0 = (fx / z)[:, None] * rot[0] + (-fx * tx / (z * z))[:, None] * rot[2]  # (M, 3): first row of T
     t1 = (fy / z)[:, None] * rot[1] + (-fy * ty / (z * z))[:, None] * rot[2]
-    sigma = g.cov3d[idx]
-    s_t0 = (sigma * t0[:, None, :]).sum(dim=-1)  # Sigma t0
-    a = (t0 * s_t0).sum(dim=-1) + LOW_PASS
-    b = (t1 * s_t0).sum(dim=-1)
-    c = (t1 * (sigma * t1[:, None, :]).sum(dim=-1)).sum(dim=-1) + LOW_PASS
+    sigma = _rows(g.cov3d, idx)
+    s_t0 = _dot3(sigma, t0.unsqueeze(1))  # Sigma t0
+    a = _dot3(t0, s_t0) + LOW_PASS
+    b = _dot3(t1, s_t0)
+    c = _dot3(t1, _dot3(sigma, t1.unsqueeze(1))) + LOW_PASS
     del sigma, s_t0
     det = a * c - b * b
-    opacity = g.opacity[idx]
+    opacity = _rows(g.opacity, idx)
     if g.antialiased:  # Mip-Splatting: keep the splat's energy when the low-pass widens it
         det_raw = (a - LOW_PASS) * (c - LOW_PASS) - b * b
         opacity = opacity * torch.sqrt((det_raw / det).clamp_min(0.0))
@@ -213,44 +219,65 @@ def project(g: GaussianTensors, camera: Camera, tile: int = TILE) -> _Projected:
     ).to(torch.int64)
     ok = (det > 0) & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1]) & (opacity >= ALPHA_MIN)
     ok &= torch.isfinite(u) & torch.isfinite(v) & torch.isfinite(det)
-    sel = torch.nonzero(ok).squeeze(1)
-    idx, det, a, b, c, box = idx[sel], det[sel], a[sel], b[sel], c[sel], box[sel]
+    sel = _chosen(ok)
+    idx = sel if idx is None else _rows(idx, sel)
+    det, a, b, c, box, u, v, z, opacity = (_rows(t, sel) for t in (det, a, b, c, box, u, v, z, opacity))
     if tile != TILE:  # the same splats count as visible; some may touch no fine tile
-        box = fine_box(box, u[sel], v[sel], a, c, opacity[sel], tile, math.ceil(w / tile), math.ceil(h / tile))
+        box = fine_box(box, u, v, a, c, opacity, tile, math.ceil(w / tile), math.ceil(h / tile))
     centre = torch.tensor(camera.center, dtype=torch.float32, device=device)
-    directions = torch.nn.functional.normalize(g.means[idx] - centre, dim=-1)
+    directions = torch.nn.functional.normalize(_rows(g.means, idx) - centre, dim=-1)
     return _Projected(
-        mean2d=torch.stack([u[sel], v[sel]], dim=-1),
+        mean2d=torch.stack([u, v], dim=-1),
         conic=torch.stack([c / det, -b / det, a / det], dim=-1),
-        opacity=opacity[sel],
-        color=sh_to_color(g.f_dc[idx], g.f_rest[idx], directions),
-        depth=z[sel],
+        opacity=opacity,
+        color=sh_to_color(_rows(g.f_dc, idx), _rows(g.f_rest, idx), directions),
+        depth=z,
         box=box,
     )
 
 
+def _dot3(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(x * y).sum(dim=-1)`` over a last dimension of 3, as the sums ``x0 y0 + x1 y1 + x2 y2`` in that order
+    (the same float32 values as that reduction, which is several times slower over millions of rows of 3)."""
+    return x[..., 0] * y[..., 0] + x[..., 1] * y[..., 1] + x[..., 2] * y[..., 2]
+
+
+def _chosen(mask: torch.Tensor) -> torch.Tensor | None:
+    """The indices where ``mask`` holds, or None when it holds everywhere (an orbit view sees every splat: its
+    gathers would only copy)."""
+    return None if bool(mask.all()) else torch.nonzero(mask).squeeze(1)
+
+
+def _rows(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """``x[idx]``, or ``x`` itself for ``idx`` None (``_chosen``)."""
+    return x if idx is None else x[idx]
+
+
 def fine_box(box: torch.Tensor, u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
              opacity: torch.Tensor, tile: int, grid_x: int, grid_y: int) -> torch.Tensor:
-    """The 16-pixel tile ``box`` in tiles of ``tile`` pixels, cut to where the splat's alpha can reach 1/255.
+    """The 16-pixel tile ``box`` in tiles of ``tile`` pixels, cut to the tiles holding a pixel centre where the
+    splat's alpha can reach 1/255.
 
     A splat adds to a pixel of a tile its box touches only where opacity x exp(-d'Cd/2) >= 1/255, the ellipse
     d'Cd <= 2 ln(255 opacity), whose bounding box has half-sides sqrt(k a) and sqrt(k c) (``a``, ``c`` the 2D
     covariance's diagonal). Finer tiles inside the 16-pixel box but outside that ellipse hold only pixels the
     splat adds nothing to, so dropping them keeps the picture of 16-pixel tiles while a sub-pixel splat costs
-    its few fine tiles instead of 256 pixels (``bench/RESULTS.md``, "CPU renders").
+    its few fine tiles instead of 256 pixels (``bench/RESULTS.md``, "CPU renders"). The fine tiles are those of
+    the first and last pixel centres (at +0.5) inside the half-sides, widened by ``FINE_SLACK`` against float
+    rounding (a whole pixel of slack, before, gave twice the pairs: bench/RESULTS.md, "Session 17").
     """
     if TILE % tile:
         raise ValueError(f"tile {tile} must divide {TILE}")
     k = 2.0 * torch.log((opacity * 255.0).clamp_min(1.0))
-    half_x = torch.sqrt(k * a) + FINE_MARGIN_PX
-    half_y = torch.sqrt(k * c) + FINE_MARGIN_PX
+    half_x = torch.sqrt(k * a) * (1.0 + FINE_SLACK) + FINE_MARGIN_PX
+    half_y = torch.sqrt(k * c) * (1.0 + FINE_SLACK) + FINE_MARGIN_PX
     per = TILE // tile
     fine = torch.stack(
         [
-            torch.maximum(torch.floor((u - 0.5 - half_x) / tile).clamp(0, grid_x), box[:, 0] * per),
-            torch.maximum(torch.floor((v - 0.5 - half_y) / tile).clamp(0, grid_y), box[:, 1] * per),
-            torch.minimum(torch.floor((u - 0.5 + half_x) / tile + 1).clamp(0, grid_x), box[:, 2] * per),
-            torch.minimum(torch.floor((v - 0.5 + half_y) / tile + 1).clamp(0, grid_y), box[:, 3] * per),
+            torch.maximum(torch.floor(torch.ceil(u - 0.5 - half_x) / tile).clamp(0, grid_x), box[:, 0] * per),
+            torch.maximum(torch.floor(torch.ceil(v - 0.5 - half_y) / tile).clamp(0, grid_y), box[:, 1] * per),
+            torch.minimum(torch.floor(torch.floor(u - 0.5 + half_x) / tile + 1).clamp(0, grid_x), box[:, 2] * per),
+            torch.minimum(torch.floor(torch.floor(v - 0.5 + half_y) / tile + 1).clamp(0, grid_y), box[:, 3] * per),
         ],
         dim=-1,
     )
@@ -283,13 +310,19 @@ def _sorted_pairs(proj: _Projected, row0: int, row1: int, grid_x: int) -> tuple[
     nx = box[:, 2] - box[:, 0]
     counts = nx * (y1 - y0).clamp_min(0)
     splat = torch.repeat_interleave(torch.arange(counts.shape[0], device=box.device), counts)
-    first = torch.cumsum(counts, 0) - counts
-    offset = torch.arange(splat.shape[0], device=box.device) - first[splat]
-    tile = (y0[splat] + offset // nx[splat]) * grid_x + box[splat, 0] + offset % nx[splat]
+
+    def of_pair(per_splat: torch.Tensor) -> torch.Tensor:
+        """Each pair's splat's value (index_select: several times faster than indexing on a CPU)."""
+        return per_splat.index_select(0, splat)
+
+    offset = torch.arange(splat.shape[0], device=box.device) - of_pair(torch.cumsum(counts, 0) - counts)
+    width = of_pair(nx)
+    row = offset // width
+    tile = (of_pair(y0) + row) * grid_x + of_pair(box[:, 0]) + (offset - row * width)
     depth_bits = proj.depth.view(torch.int32).to(torch.int64)  # positive floats sort like their bits
-    key = (tile << 32) | depth_bits[splat]
+    key = (tile << 32) | of_pair(depth_bits)
     key, order = torch.sort(key, stable=True)
-    return key >> 32, splat[order]
+    return key >> 32, splat.index_select(0, order)
 
 
 def _splat_table(proj: _Projected) -> torch.Tensor:
@@ -307,7 +340,7 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Alpha (T, L, P) of layers ``s`` (T, L splat rows) over ``tile``-pixel tiles at pixel ``origin`` (T, 2), and
     the rows."""
-    rows = table[s]  # (T, L, 9)
+    rows = table.index_select(0, s.reshape(-1)).reshape(*s.shape, table.shape[1])  # (T, L, 9); faster than table[s]
     local = torch.arange(tile, device=s.device, dtype=torch.float32) + 0.5
     dx = local + (origin[:, 0:1, None] - rows[..., 0:1])  # (T, L, tile): pixel columns
     dy = local + (origin[:, 1:2, None] - rows[..., 1:2])  # pixel rows
@@ -317,8 +350,13 @@ def _layer_alpha(table: torch.Tensor, s: torch.Tensor, origin: torch.Tensor, til
     power = torch.addcmul(
         px.unsqueeze(-2) + py.unsqueeze(-1), (rows[..., 3:4] * dy).unsqueeze(-1), dx.unsqueeze(-2), value=-1.0
     ).flatten(-2)  # (T, L, P) with P = y * tile + x
-    alpha = power.exp_().clamp_max_(ALPHA_CAP)
-    return torch.where(alpha >= ALPHA_MIN, alpha, 0.0), rows
+    # most powers are far below ln(1/255); exp of them underflows to subnormals, 20x slower on an x86 core than
+    # exp of a normal result (bench/RESULTS.md, "Session 17"). Raised to POWER_FLOOR they still give alphas that
+    # the threshold below sets to 0, so the alphas are the same.
+    alpha = power.clamp_min_(POWER_FLOOR).exp_().clamp_max_(ALPHA_CAP)
+    # alpha >= ALPHA_MIN kept, the rest 0, in one pass instead of a comparison and a where. Those gave 0 for a NaN
+    # where threshold keeps it; there is none: the conic's eigenvalues are at most 1 / LOW_PASS, the offsets finite.
+    return torch.nn.functional.threshold_(alpha, _BELOW_ALPHA_MIN, 0.0), rows
 
 
 def _blend_layers(
@@ -332,10 +370,11 @@ def _blend_layers(
     after = torch.cumprod(1.0 - alpha, dim=1).mul_(t_run.unsqueeze(1))  # T after each layer
     if not weights:
         return None, after[:, -1]
-    before = torch.cat([t_run.unsqueeze(1), after[:, :-1]], dim=1)
-    weight = alpha.mul_(before)
+    weight = alpha  # alpha x the transmittance before each layer, in place
+    weight[:, 0].mul_(t_run)
+    weight[:, 1:].mul_(after[:, :-1])
     if bool((after[:, -1] < T_MIN).any()):  # a pixel stops here: nothing from its stopping splat on
-        weight = torch.where(after >= T_MIN, weight, 0.0)
+        weight.masked_fill_(after < T_MIN, 0.0)
     rgb1 = torch.cat([rows[..., 6:9], torch.ones_like(rows[..., :1])], dim=-1)  # (T, L, 4)
     return torch.einsum("tlp,tlc->tpc", weight, rgb1), after[:, -1]
 
