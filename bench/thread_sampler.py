@@ -22,6 +22,14 @@ def _group(name: str) -> str:
     return re.sub(r"[_-]?\d+$", "", name) or name
 
 
+def _other_threads():
+    """(thread group, innermost frame) of every thread but the calling one, now."""
+    me = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return [(_group(names.get(ident, str(ident))), frame)
+            for ident, frame in sys._current_frames().items() if ident != me]
+
+
 class ThreadSampler:
     def __init__(self, interval_s: float = 0.002) -> None:
         self.interval_s = interval_s
@@ -44,14 +52,9 @@ class ThreadSampler:
         self.wall_s = time.perf_counter() - self._t0
 
     def _run(self) -> None:
-        me = threading.get_ident()
         while not self._stop.wait(self.interval_s):
             self.ticks += 1
-            names = {t.ident: t.name for t in threading.enumerate()}
-            for ident, frame in sys._current_frames().items():
-                if ident == me:
-                    continue
-                group = _group(names.get(ident, str(ident)))
+            for group, frame in _other_threads():
                 self.samples[group] += 1
                 inclusive = self.inclusive.setdefault(group, Counter())
                 seen = set()
@@ -124,13 +127,9 @@ class Timeline:
         return f"{base} > import {imported}" if imported else base
 
     def _run(self) -> None:
-        me = threading.get_ident()
         while not self._stop.wait(self.interval_s):
             now = time.perf_counter() - self.t0
-            names = {t.ident: t.name for t in threading.enumerate()}
-            for ident, frame in sys._current_frames().items():
-                if ident != me:
-                    self.ticks.append((now, _group(names.get(ident, str(ident))), self.label(frame)))
+            self.ticks.extend((now, group, self.label(frame)) for group, frame in _other_threads())
 
     def segments(self, min_s: float = 0.02) -> list[tuple[str, float, float, str]]:
         """(thread, start s, end s, label) of every run of one label lasting at least ``min_s``, by start."""

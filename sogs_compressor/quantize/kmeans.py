@@ -124,10 +124,12 @@ def kmeans(
     w = _checked_weights(weights, data.shape[0])
 
     # Non-finite rows are refused: on a GPU counted there, after the upload the clustering needs anyway (a host
-    # pass over every value sat on the critical path); exact_palette's hashes take NaN rows as any others.
+    # pass over every value sat on the critical path); exact_palette's hashes take NaN rows as any others, and a
+    # palette found exactly needs no upload.
     exact = exact_palette(data, k)
-    x = torch.from_numpy(data).to(device)  # no copy on the CPU
-    bad = count_non_finite(data) if x.device.type == "cpu" else int(torch.count_nonzero(~torch.isfinite(x)))
+    x = None if exact is not None else torch.from_numpy(data).to(device)  # no copy on the CPU
+    on_host = x is None or x.device.type == "cpu"
+    bad = count_non_finite(data) if on_host else int(torch.count_nonzero(~torch.isfinite(x)))
     if bad:
         raise InvalidValuesError(f"k-means input holds {bad} non-finite values; drop those splats first")
     if exact is not None:
