@@ -193,12 +193,21 @@ def _role_by_name(rel: str) -> str:
     return "bundle" if rel.endswith(BUNDLE_SUFFIX) else "meta" if rel.endswith(".json") else "texture"
 
 
-def takes_prefetched(compress: Callable) -> bool:
+def _takes_prefetched(compress: Callable) -> bool:
     """Whether the compress function takes a scene read ahead (``pipeline.compress_file``'s ``prefetched``)."""
     try:
         return "prefetched" in inspect.signature(compress).parameters
     except (TypeError, ValueError):
         return False
+
+
+def read_ahead_for(options: CompressOptions, compress: Callable | None, log=None,
+                   env: dict[str, str] | None = None) -> ReadAhead | None:
+    """The job's reader of scenes ahead of their turn, or None when ``$SOGS_READ_AHEAD`` turns it off or
+    ``compress`` takes no read scene (None: the codec's ``compress_file``, which does: it is not imported here)."""
+    if not read_ahead_enabled(env) or (compress is not None and not _takes_prefetched(compress)):
+        return None
+    return ReadAhead(log=log, morton=morton_wanted(options.order, options.layout))
 
 
 def _remove(path: Path) -> None:
@@ -220,9 +229,7 @@ class SceneRunner:
         self.current: Scene | None = None  # the scene being run (the watchdog reports it as interrupted)
         self.log = get_logger()
         self.upcoming: Scene | None = None  # the scene after this one, read ahead while this one compresses
-        self.read_ahead = read_ahead or (
-            ReadAhead(log=self.log, morton=morton_wanted(ctx.options.order, ctx.options.layout))
-            if read_ahead_enabled() and takes_prefetched(compress) else None)
+        self.read_ahead = read_ahead or read_ahead_for(ctx.options, compress, self.log)
         self._prefetched = None
 
     @property

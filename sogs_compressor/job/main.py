@@ -35,7 +35,7 @@ from sogs_compressor.job.batch import (
     chunk_folder_clashes,
     duplicates,
     outcome,
-    takes_prefetched,
+    read_ahead_for,
 )
 from sogs_compressor.job.cache import cache_key
 from sogs_compressor.job.config import JobConfig, early_paths, load_config
@@ -43,10 +43,8 @@ from sogs_compressor.job.failure import JOB_EXIT_RULE, error_record, job_exit_co
 from sogs_compressor.job.inputs import GatheredInputs, gather
 from sogs_compressor.job.log import bind_job, configure_logging, get_logger
 from sogs_compressor.job.read_ahead import ReadAhead
-from sogs_compressor.job.read_ahead import enabled as read_ahead_enabled
 from sogs_compressor.job.signals import StopFlag
 from sogs_compressor.layouts import layout_named
-from sogs_compressor.prefetch import morton_wanted
 from sogs_compressor.read.registry import suffix_list
 from sogs_compressor.report.job import build_job_report, report_stem, summarize, write_job_report
 from sogs_compressor.report.scene import utc_now
@@ -240,12 +238,10 @@ class JobRun:
         config = self.config
         one_process = len(self.scenes) == 1 or config.workers == 1 or (
             config.workers is None and (config.options.device or "").strip().lower().startswith(("cpu", "cuda:")))
-        if not self.scenes or not one_process or not read_ahead_enabled(self.env):
+        if not self.scenes or not one_process:
             return None
-        if self.compress is not None and not takes_prefetched(self.compress):
-            return None
-        read_ahead = ReadAhead(log=self.log, morton=morton_wanted(config.options.order, config.options.layout))
-        return read_ahead if read_ahead.start(self.scenes[0].path, 0) else None
+        read_ahead = read_ahead_for(config.options, self.compress, self.log, self.env)
+        return read_ahead if read_ahead is not None and read_ahead.start(self.scenes[0].path, 0) else None
 
     def _plan_devices(self, device) -> list[str]:
         from sogs_compressor.compute_policy import plan_devices
